@@ -1,0 +1,5 @@
+import sys
+
+from patronpay.cli import main
+
+sys.exit(main())
