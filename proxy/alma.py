@@ -1,0 +1,323 @@
+"""The Alma Users API client: the only module that speaks to Alma.
+
+Every answer is parsed with Decimal. Every failure becomes one of the exceptions below, chosen
+so the caller knows what to do: tell the patron, retry later, or (for a payment call whose
+outcome is unknown) read the fee before ever sending the payment again (specs/alma.md §8).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections import deque
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from proxy.money import format_amount
+
+log = logging.getLogger("patronpay.alma")
+
+USER_NOT_FOUND = {"401861", "401651", "401890"}
+CONFIG_CODES = {"UNAUTHORIZED", "60258"}
+GET_RETRIES_ON_THROTTLE = 4
+
+
+class AlmaError(Exception):
+    """Alma refused or failed a call. `code` is Alma's errorCode when it sent one."""
+
+    def __init__(self, message: str, code: str = "", tracking_id: str = "", status: int = 0):
+        super().__init__(message)
+        self.code = code
+        self.tracking_id = tracking_id
+        self.status = status
+
+
+class AlmaUserNotFound(AlmaError):
+    """No patron with that identifier."""
+
+
+class AlmaFeeNotFound(AlmaError):
+    """No such fee for that patron."""
+
+
+class AlmaInvalidRequest(AlmaError):
+    """Alma found a parameter invalid (for a payment: usually a stale amount)."""
+
+
+class AlmaNotPayable(AlmaError):
+    """The library has restricted this fee from API payment: pay at the desk."""
+
+
+class AlmaConfigError(AlmaError):
+    """The API key is unknown, read-only or lacks the Users area: staff must fix configuration."""
+
+
+class AlmaInvalidCredentials(AlmaError):
+    """Guest sign-in failed (wrong password, or no such internal account: never say which)."""
+
+
+class AlmaUnavailable(AlmaError):
+    """A transient failure: connection trouble, a timeout, a 5xx, throttling. Try again later.
+    For a payment call, raised only when the request certainly never reached Alma."""
+
+    def __init__(self, message: str, *, daily_limit: bool = False, **kwargs: Any):
+        super().__init__(message, **kwargs)
+        self.daily_limit = daily_limit
+
+
+class AlmaOutcomeUnknown(AlmaError):
+    """A payment call that may or may not have been applied. Read the fee before retrying.
+    `in_flight` means Alma may still be working on it (timeout, dropped connection): wait
+    a little longer than the read timeout before reading."""
+
+    def __init__(self, message: str, *, in_flight: bool, **kwargs: Any):
+        super().__init__(message, **kwargs)
+        self.in_flight = in_flight
+
+
+class RateLimiter:
+    """At most `per_second` calls in any one-second window, across all tasks of this process."""
+
+    def __init__(self, per_second: int) -> None:
+        self.per_second = per_second
+        self._starts: deque[float] = deque()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            now = time.monotonic()
+            while self._starts and now - self._starts[0] >= 1.0:
+                self._starts.popleft()
+            if len(self._starts) >= self.per_second:
+                await asyncio.sleep(1.0 - (now - self._starts[0]))
+                self._starts.popleft()
+            self._starts.append(time.monotonic())
+
+
+class AlmaClient:
+    """Async client for the Users calls patronpay makes. Share one per process."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 20.0,
+        requests_per_second: int = 20,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.calls = 0
+        self._limiter = RateLimiter(requests_per_second)
+        self._http = httpx.AsyncClient(
+            headers={"Authorization": f"apikey {api_key}", "Accept": "application/json"},
+            timeout=httpx.Timeout(connect=connect_timeout, read=read_timeout, write=10.0, pool=5.0),
+            limits=httpx.Limits(max_connections=10, max_keepalive_connections=10),
+            follow_redirects=False,
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # --- the calls ---
+
+    async def get_user(self, user_id: str, id_type: str = "all_unique") -> dict:
+        """USER: the patron record (brief view), by any unique identifier."""
+        params = {"user_id_type": id_type, "view": "brief"}
+        return await self._get(f"/users/{_segment(user_id)}", params)
+
+    async def authenticate(self, user_id: str, password: str) -> None:
+        """AUTH: check an internal (guest) account's password. The password goes in a header,
+        never in a URL or a log."""
+        path = f"/users/{_segment(user_id)}"
+        params = {"op": "auth", "user_id_type": "all_unique"}
+        try:
+            response = await self._send("POST", path, params, headers={"Exl-User-Pw": password})
+        except (httpx.TransportError, httpx.TimeoutException) as exc:
+            raise AlmaUnavailable(f"Alma could not be reached: {type(exc).__name__}") from None
+        if response.status_code == 204:
+            return
+        error = _error_from(response)
+        if isinstance(error, AlmaUserNotFound) or error.code == "401866":
+            raise AlmaInvalidCredentials("invalid credentials", code=error.code,
+                                         tracking_id=error.tracking_id, status=error.status)
+        raise error
+
+    async def list_fees(self, user_id: str, status: str = "ACTIVE") -> dict:
+        """LIST: the patron's fees in one status, as Alma sends them (amounts as Decimal)."""
+        return await self._get(f"/users/{_segment(user_id)}/fees", {"status": status})
+
+    async def get_fee(self, user_id: str, fee_id: str) -> dict:
+        """FEE: one fee in any status, with its transactions."""
+        return await self._get(f"/users/{_segment(user_id)}/fees/{_segment(fee_id)}", {})
+
+    async def pay_fee(
+        self,
+        user_id: str,
+        fee_id: str,
+        amount: Decimal,
+        *,
+        method: str,
+        external_transaction_id: str,
+        comment: str = "",
+    ) -> dict:
+        """PAY: apply `amount` to one fee. Never retried here: an unknown outcome surfaces as
+        AlmaOutcomeUnknown so the caller can look before paying again."""
+        params = {
+            "op": "pay",
+            "amount": format_amount(amount),
+            "method": method,
+            "external_transaction_id": external_transaction_id,
+        }
+        if comment:
+            params["comment"] = comment
+        path = f"/users/{_segment(user_id)}/fees/{_segment(fee_id)}"
+        try:
+            response = await self._send("POST", path, params)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise AlmaUnavailable(f"payment not sent: {type(exc).__name__}") from None
+        except (httpx.TransportError, httpx.TimeoutException) as exc:
+            raise AlmaOutcomeUnknown(
+                f"payment may have been applied: {type(exc).__name__}", in_flight=True) from None
+        if response.status_code >= 500 or response.status_code == 429:
+            raise AlmaOutcomeUnknown(
+                f"Alma answered {response.status_code}", in_flight=False,
+                status=response.status_code)
+        if response.status_code == 200:
+            body = _json_or_none(response)
+            if isinstance(body, dict) and not body.get("errorsExist") and "id" in body:
+                return body
+            raise AlmaOutcomeUnknown("unexpected answer to a payment", in_flight=False,
+                                     status=200)
+        error = _error_from(response)
+        if error.code == "402119" or isinstance(error, AlmaUnavailable):
+            raise AlmaOutcomeUnknown(str(error), in_flight=False, code=error.code,
+                                     tracking_id=error.tracking_id, status=error.status)
+        raise error
+
+    # --- plumbing ---
+
+    async def _get(self, path: str, params: dict[str, str]) -> dict:
+        """A read, retried with backoff while Alma throttles us and once on a general error."""
+        general_error_retried = False
+        for attempt in range(GET_RETRIES_ON_THROTTLE + 1):
+            try:
+                response = await self._send("GET", path, params)
+            except (httpx.TransportError, httpx.TimeoutException) as exc:
+                raise AlmaUnavailable(f"Alma could not be reached: {type(exc).__name__}") from None
+            if response.status_code == 200:
+                body = _json_or_none(response)
+                if isinstance(body, dict) and not body.get("errorsExist"):
+                    return body
+                raise AlmaUnavailable("Alma sent an unexpected answer", status=200)
+            error = _error_from(response)
+            retryable = isinstance(error, AlmaUnavailable) and not error.daily_limit
+            if response.status_code == 429 and retryable and attempt < GET_RETRIES_ON_THROTTLE:
+                await asyncio.sleep(_retry_after(response, attempt))
+                continue
+            if error.code == "402119" and not general_error_retried:
+                general_error_retried = True
+                continue
+            raise error
+        raise AlmaUnavailable("Alma kept throttling")  # pragma: no cover - loop always raises
+
+    async def _send(
+        self, method: str, path: str, params: dict[str, str], headers: dict | None = None
+    ) -> httpx.Response:
+        await self._limiter.acquire()
+        self.calls += 1
+        started = time.monotonic()
+        response = None
+        try:
+            response = await self._http.request(
+                method, self.base_url + path, params=params, headers=headers)
+            return response
+        finally:
+            log.info(
+                "alma call",
+                extra={
+                    "event": "alma_call",
+                    "method": method,
+                    "path": path,
+                    "op": params.get("op", ""),
+                    "status": response.status_code if response is not None else None,
+                    "ms": round((time.monotonic() - started) * 1000),
+                },
+            )
+
+
+def _segment(value: str) -> str:
+    """One path segment: primary ids may hold `@`, `.` and `/`."""
+    return quote(value, safe="")
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return json.loads(response.text, parse_float=Decimal)
+    except ValueError:
+        return None
+
+
+def _retry_after(response: httpx.Response, attempt: int) -> float:
+    header = response.headers.get("Retry-After", "")
+    if header.isdigit():
+        return min(float(header), 10.0)
+    return 0.5 * 2**attempt * random.uniform(0.8, 1.2)
+
+
+def _error_from(response: httpx.Response) -> AlmaError:
+    """Turn a non-success answer into the exception the caller can act on (specs/alma.md §3)."""
+    status = response.status_code
+    text = response.text
+    if "Invalid API Key" in text and "json" not in response.headers.get("content-type", ""):
+        return AlmaConfigError("Alma refused the API key", code="Invalid API Key", status=status)
+    code, message, tracking = _first_error(_json_or_none(response))
+    if tracking:
+        log.warning("alma error", extra={"event": "alma_error", "code": code,
+                                         "tracking_id": tracking, "status": status})
+    kwargs = {"code": code, "tracking_id": tracking, "status": status}
+    if status == 429 or code in ("PER_SECOND_THRESHOLD", "DAILY_THRESHOLD"):
+        return AlmaUnavailable(f"Alma is throttling requests ({code or status})",
+                               daily_limit=code == "DAILY_THRESHOLD", **kwargs)
+    if status >= 500:
+        return AlmaUnavailable(f"Alma answered {status}", **kwargs)
+    if code in USER_NOT_FOUND:
+        return AlmaUserNotFound(message or "user not found", **kwargs)
+    if code == "401665":
+        return AlmaFeeNotFound(message or "fee not found", **kwargs)
+    if code == "60340":
+        return AlmaNotPayable(message or "fee restricted from online payment", **kwargs)
+    if code in CONFIG_CODES:
+        return AlmaConfigError(message or "Alma refused the API key for this call", **kwargs)
+    if code == "401666":
+        return AlmaInvalidRequest(message or "parameter not valid", **kwargs)
+    if code == "402119":
+        return AlmaUnavailable(message or "Alma general error", **kwargs)
+    if code:
+        return AlmaError(message or f"Alma error {code}", **kwargs)
+    return AlmaUnavailable(f"unexpected answer from Alma ({status})", status=status)
+
+
+def _first_error(body: Any) -> tuple[str, str, str]:
+    """(code, message, trackingId) from any of Alma's error body shapes."""
+    if not isinstance(body, dict):
+        return "", "", ""
+    root = body.get("web_service_result", body)
+    if not isinstance(root, dict):
+        return "", "", ""
+    errors = (root.get("errorList") or {}).get("error") or []
+    if isinstance(errors, dict):
+        errors = [errors]
+    if not errors or not isinstance(errors[0], dict):
+        return "", "", ""
+    first = errors[0]
+    return (str(first.get("errorCode", "")), str(first.get("errorMessage", "")),
+            str(first.get("trackingId", "") or ""))

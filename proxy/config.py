@@ -1,0 +1,396 @@
+"""Settings for the proxy: environment variables `PATRONPAY_*`, an optional TOML file named by
+`PATRONPAY_CONFIG` (environment wins), and `PATRONPAY_<NAME>_FILE` to read a value from a file
+(as systemd credentials provide secrets).
+
+Every setting is one field of `Settings`; its metadata carries the parser, the help text and
+whether it is secret. A bad or missing setting stops start-up with one line naming it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from proxy.money import AmountError, parse_typed
+
+PREFIX = "PATRONPAY_"
+SITE_DIR = Path(__file__).resolve().parent.parent / "site"
+AUTH_METHOD_NAMES = ("sso", "cas", "primo", "alma")
+ALMA_METHODS = ("ONLINE", "CREDIT_CARD", "CASH")
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names it."""
+
+
+# Parsers take what the environment (a string) or TOML (a native value) supplies.
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        raise ValueError("expected text")
+    return str(value).strip()
+
+
+def _required_text(value: Any) -> str:
+    text = _text(value)
+    if not text:
+        raise ValueError("must not be empty")
+    return text
+
+
+def _list(value: Any) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else _text(value).split(",")
+    return tuple(_text(item) for item in items if _text(item))
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = _text(value).lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _positive_int(value: Any) -> int:
+    number = int(_text(value))
+    if number <= 0:
+        raise ValueError("must be a positive whole number")
+    return number
+
+
+def _positive_number(value: Any) -> Decimal:
+    number = Decimal(_text(value))
+    if not number.is_finite() or number <= 0:
+        raise ValueError("must be a positive number")
+    return number
+
+
+def _amount(value: Any) -> Decimal:
+    try:
+        return parse_typed(_text(value))
+    except AmountError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _url(value: Any) -> str:
+    text = _required_text(value).rstrip("/")
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http(s) URL")
+    if parts.scheme == "http" and not _is_loopback_host(parts.hostname):
+        raise ValueError("must use https (plain http is allowed only on a loopback host)")
+    return text
+
+
+def _is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _optional_url(value: Any) -> str:
+    return _url(value) if _text(value) else ""
+
+
+def _secret_keys(value: Any) -> tuple[str, ...]:
+    keys = _list(value)
+    if not keys:
+        raise ValueError("needs at least one key")
+    if any(len(key) < 32 for key in keys):
+        raise ValueError("each key needs at least 32 characters (try: openssl rand -hex 32)")
+    return keys
+
+
+def _token(value: Any) -> str:
+    text = _required_text(value)
+    if len(text) < 32 or not all(c.isalnum() or c in "-_" for c in text):
+        raise ValueError("needs at least 32 URL-safe characters (letters, digits, - and _)")
+    return text
+
+
+def _optional_token(value: Any) -> str:
+    return _token(value) if _text(value) else ""
+
+
+def _networks(value: Any) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(item, strict=False) for item in _list(value))
+
+
+def _mapping(value: Any) -> dict[str, str]:
+    if isinstance(value, dict):
+        pairs = [(str(k), _text(v)) for k, v in value.items()]
+    else:
+        pairs = []
+        for item in _list(value):
+            key, sep, code = item.partition("=")
+            if not sep or not key.strip() or not code.strip():
+                raise ValueError(f"expected KEY=VALUE pairs, got {item!r}")
+            pairs.append((key.strip(), code.strip()))
+    return {key.upper(): code for key, code in pairs}
+
+
+def _secret_mapping(value: Any) -> dict[str, str]:
+    mapping = {key.lower(): secret for key, secret in _mapping(value).items()}
+    if any(len(secret) < 32 for secret in mapping.values()):
+        raise ValueError("each kiosk secret needs at least 32 characters")
+    return mapping
+
+
+def _auth_methods(value: Any) -> tuple[str, ...]:
+    methods = tuple(item.lower() for item in _list(value))
+    unknown = [m for m in methods if m not in AUTH_METHOD_NAMES]
+    if unknown or not methods:
+        raise ValueError(f"choose from {', '.join(AUTH_METHOD_NAMES)}")
+    return methods
+
+
+def _alma_method(value: Any) -> str:
+    method = _text(value).upper()
+    if method not in ALMA_METHODS:
+        raise ValueError(f"choose from {', '.join(ALMA_METHODS)}")
+    return method
+
+
+def _currency(value: Any) -> str:
+    code = _text(value).upper()
+    if len(code) != 3 or not code.isalpha():
+        raise ValueError("must be an ISO 4217 code such as USD")
+    return code
+
+
+def _path(value: Any) -> Path:
+    return Path(_required_text(value)).expanduser()
+
+
+def setting(
+    parse: Callable[[Any], Any],
+    help: str,
+    default: Any = dataclasses.MISSING,
+    secret: bool = False,
+) -> Any:
+    """A settings field: its parser, its README help, and whether its value is secret."""
+    metadata = {"parse": parse, "help": help, "secret": secret}
+    if isinstance(default, list | dict | tuple):
+        return field(default_factory=lambda: default, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    # --- the service ---
+    public_url: str = setting(
+        _url, "The URL patrons and CashNet use, e.g. `https://pay.library.example.edu`.")
+    secret_keys: tuple[str, ...] = setting(
+        _secret_keys, "Comma-separated signing keys (32+ characters each); the first signs, "
+        "all verify.", secret=True)
+    database: Path = setting(_path, "Path of the SQLite ledger.", Path("patronpay.sqlite3"))
+    currency: str = setting(_currency, "ISO 4217 currency of every fee and payment.", "USD")
+    site_dir: Path = setting(_path, "Folder of the static site served at `/`.", SITE_DIR)
+    max_body_bytes: int = setting(_positive_int, "Largest request body accepted, in bytes.", 65536)
+    log_level: str = setting(_text, "Log level: DEBUG, INFO, WARNING or ERROR.", "INFO")
+
+    # --- Alma ---
+    alma_api_url: str = setting(
+        _url, "Alma API base, e.g. `https://api-na.hosted.exlibrisgroup.com/almaws/v1`.")
+    alma_api_key: str = setting(_required_text, "Alma API key with Users read/write.", secret=True)
+    alma_connect_timeout: Decimal = setting(
+        _positive_number, "Seconds to connect to Alma.", Decimal(5))
+    alma_read_timeout: Decimal = setting(
+        _positive_number, "Seconds to wait for an Alma answer.", Decimal(20))
+    alma_recheck_seconds: Decimal = setting(
+        _positive_number,
+        "After a payment call to Alma timed out, seconds to wait before reading the fee to see "
+        "whether it was applied (a little longer than the read timeout).", Decimal(25))
+    alma_requests_per_second: int = setting(
+        _positive_int, "Most Alma calls per second from this process (Alma allows 25 per "
+        "institution).", 20)
+    alma_payment_method: str = setting(
+        _alma_method, "`method` sent to Alma with each payment: ONLINE, CREDIT_CARD or CASH.",
+        "ONLINE")
+    alma_payment_comment: str = setting(
+        _text, "`comment` sent to Alma with each payment.", "CashNet payment")
+
+    # --- fees and payments ---
+    payable_fee_types: tuple[str, ...] = setting(
+        _list, "Alma fee types patrons may pay here (comma list); empty means every type.", ())
+    payable_libraries: tuple[str, ...] = setting(
+        _list, "Owning library codes whose fees may be paid here; empty means every library.", ())
+    min_payment: Decimal = setting(
+        _amount, "Smallest payment accepted (or the whole payable total when that is smaller).",
+        Decimal("1.00"))
+    reallocate_remainder: bool = setting(
+        _bool, "When money cannot be applied to the fee it was meant for (paid or waived "
+        "meanwhile), apply it to the patron's other payable fees instead of holding it for "
+        "staff.", False)
+    posting_give_up_hours: Decimal = setting(
+        _positive_number, "Hours to keep retrying Alma through an outage before a payment needs "
+        "staff attention.", Decimal(72))
+    posting_backoff_cap_seconds: Decimal = setting(
+        _positive_number, "Longest wait between two retries of an Alma posting.", Decimal(300))
+
+    # --- CashNet ---
+    cashnet_checkout_url: str = setting(
+        _url, "CashNet checkout entry, e.g. `https://commerce.cashnet.com/LIBFINES`.")
+    cashnet_item_code: str = setting(_required_text, "Default CashNet item code.")
+    cashnet_item_codes: dict[str, str] = setting(
+        _mapping, "`FEETYPE=CODE,...`: CashNet item codes per Alma fee type.", {})
+    cashnet_ref_type: str = setting(
+        _required_text, "CashNet reference type that carries our payment id.", "PAYMENT_ID")
+    cashnet_txn_ref_name: str = setting(
+        _text, "Optional transaction-level CashNet reference type that also carries it.", "")
+    cashnet_postback_token: str = setting(
+        _token, "The secret in the notification URL `/cashnet/postback/{token}` (32+ URL-safe "
+        "characters).", secret=True)
+    cashnet_postback_token_previous: str = setting(
+        _optional_token, "The previous token, still accepted while CashNet's store is updated.",
+        "", secret=True)
+    cashnet_allowed_ips: tuple[Network, ...] = setting(
+        _networks, "CIDR list of CashNet's notification senders; empty disables the check.", ())
+    cashnet_max_lines: int = setting(_positive_int, "Most lines in one CashNet checkout.", 9)
+    cashnet_expiry_hours: Decimal = setting(
+        _positive_number, "Hours after which a payment with no CashNet notification is "
+        "`expired`.", Decimal(24))
+
+    # --- sign-in and sessions ---
+    auth_methods: tuple[str, ...] = setting(
+        _auth_methods, "Sign-in methods offered: comma list of sso, cas, primo, alma.", ("sso",))
+    sso_header: str = setting(
+        _required_text, "Header carrying the signed-in user, set by the SSO web server.",
+        "X-Remote-User")
+    trusted_proxies: tuple[Network, ...] = setting(
+        _networks, "CIDRs of web servers allowed to set the SSO header and X-Forwarded-For.",
+        (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")))
+    session_idle_minutes: int = setting(
+        _positive_int, "Minutes without activity after which a session ends.", 15)
+    session_max_minutes: int = setting(
+        _positive_int, "Minutes after sign-in after which a session ends regardless.", 240)
+    guest_max_failures: int = setting(
+        _positive_int, "Failed guest sign-ins allowed per account and per address in the "
+        "lockout window.", 5)
+    guest_lockout_seconds: int = setting(
+        _positive_int, "Length of the guest sign-in lockout window, in seconds.", 900)
+
+    def public_origin(self) -> str:
+        parts = urlsplit(self.public_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    def is_https(self) -> bool:
+        return self.public_url.startswith("https://")
+
+    def item_code_for(self, fee_type: str) -> str:
+        return self.cashnet_item_codes.get(fee_type.upper(), self.cashnet_item_code)
+
+
+def env_name(field_name: str) -> str:
+    return PREFIX + field_name.upper()
+
+
+def setting_fields() -> list[dataclasses.Field]:
+    return list(dataclasses.fields(Settings))
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings; raise ConfigError naming the first bad or missing one."""
+    environ = os.environ if environ is None else environ
+    file_values = _read_toml(environ.get(PREFIX + "CONFIG", ""))
+    values: dict[str, Any] = {}
+    for f in setting_fields():
+        name = env_name(f.name)
+        raw = _raw_value(f.name, environ, file_values)
+        if raw is None:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{name} is required: {f.metadata['help']}")
+            continue
+        try:
+            values[f.name] = f.metadata["parse"](raw)
+        except (ValueError, ArithmeticError, TypeError) as exc:
+            shown = "" if f.metadata["secret"] else f" (got {raw!r})"
+            raise ConfigError(f"{name} is not valid: {exc}{shown}") from None
+    return Settings(**values)
+
+
+def _raw_value(field_name: str, environ: Mapping[str, str], file_values: dict) -> Any:
+    name = env_name(field_name)
+    if name in environ:
+        return environ[name]
+    if name + "_FILE" in environ:
+        return _read_secret_file(name, environ[name + "_FILE"])
+    if field_name in file_values:
+        return file_values[field_name]
+    if field_name + "_file" in file_values:
+        return _read_secret_file(name, str(file_values[field_name + "_file"]))
+    return None
+
+
+def _read_secret_file(name: str, path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{name}_FILE cannot be read: {exc.strerror} ({path})") from None
+
+
+def _read_toml(path: str) -> dict[str, Any]:
+    if not path:
+        return {}
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"{PREFIX}CONFIG cannot be read: {exc.strerror} ({path})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{PREFIX}CONFIG is not valid TOML: {exc} ({path})") from None
+    known = {f.name for f in setting_fields()} | {f.name + "_file" for f in setting_fields()}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{PREFIX}CONFIG has an unknown setting: {unknown[0]} ({path})")
+    return data
+
+
+def reference_table() -> str:
+    """The README's configuration reference, generated from the settings themselves."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for f in setting_fields():
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = None
+        rows.append(f"| `{env_name(f.name)}` | {_shown_default(f.name, default)} "
+                    f"| {f.metadata['help']} |")
+    return "\n".join(rows)
+
+
+def _shown_default(name: str, default: Any) -> str:
+    if default is None:
+        return "**required**"
+    if name == "site_dir":
+        return "the `site/` folder"
+    if isinstance(default, tuple):
+        default = ",".join(str(item) for item in default)
+    elif isinstance(default, dict):
+        default = ",".join(f"{k}={v}" for k, v in default.items())
+    elif isinstance(default, bool):
+        default = str(default).lower()
+    return f"`{default}`" if str(default) else "empty"
+
+
+if __name__ == "__main__":
+    print(reference_table())

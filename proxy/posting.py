@@ -1,0 +1,274 @@
+"""The posting worker: gets every paid payment into Alma, each allocation exactly once.
+
+Alma does not de-duplicate payments, so before any payment call the worker reads the fee and
+counts the PAYMENT transactions that carry the CashNet transaction number. If Alma already has
+the money (a crash or a lost answer after Alma applied it), the allocation is marked posted and
+nothing is sent. A lease taken in one `BEGIN IMMEDIATE` transaction keeps two workers (in one
+process or several) off the same payment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import secrets
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from proxy.alma import (
+    AlmaClient,
+    AlmaError,
+    AlmaFeeNotFound,
+    AlmaOutcomeUnknown,
+    AlmaUnavailable,
+)
+from proxy.fees import Fee, FeeList, FeeRules, normalise_fee, normalise_fees, oldest_first
+from proxy.ledger import AllocationRecord, Ledger, PaymentRecord
+from proxy.money import ZERO, format_amount
+
+log = logging.getLogger("patronpay.posting")
+
+BACKOFF_BASE_SECONDS = 1.0
+EXPIRY_SWEEP_SECONDS = 60.0
+
+
+class LeaseLost(Exception):
+    """Another worker took this payment over (our lease ran out): send nothing more."""
+
+
+@dataclass(frozen=True)
+class PostingPolicy:
+    method: str = "ONLINE"
+    comment: str = "CashNet payment"
+    currency: str = "USD"
+    rules: FeeRules = FeeRules()
+    reallocate_remainder: bool = False
+    give_up_seconds: float = 72 * 3600
+    backoff_cap_seconds: float = 300.0
+    recheck_seconds: float = 25.0
+    lease_seconds: float = 120.0
+    expiry_seconds: float = 24 * 3600
+
+
+class PostingWorker:
+    def __init__(
+        self,
+        ledger: Ledger,
+        alma: AlmaClient,
+        policy: PostingPolicy,
+        *,
+        concurrency: int = 4,
+        idle_poll_seconds: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.ledger = ledger
+        self.alma = alma
+        self.policy = policy
+        self.concurrency = concurrency
+        self.idle_poll_seconds = idle_poll_seconds
+        self.clock = clock
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._last_sweep = 0.0
+
+    def wake(self) -> None:
+        """A payment became due (a notification arrived): look now, not at the next poll."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Post until stopped; survives any error in one round and tries again."""
+        while not self._stopping:
+            try:
+                self._sweep_expired()
+                await self.drain()
+            except Exception:  # one bad round must not stop the money
+                log.exception("posting round failed", extra={"event": "posting_error"})
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._idle_wait())
+
+    async def drain(self) -> int:
+        """Process every payment due now; return how many rounds ran."""
+        results = await asyncio.gather(*(self._drain_one_lane() for _ in range(self.concurrency)))
+        return sum(results)
+
+    async def _drain_one_lane(self) -> int:
+        rounds = 0
+        while not self._stopping:
+            payment_id = self.ledger.claim_due_payment(self.owner, self.policy.lease_seconds)
+            if payment_id is None:
+                return rounds
+            rounds += 1
+            try:
+                await self.process(payment_id)
+            except LeaseLost:
+                log.warning("lease lost; another worker continues",
+                            extra={"event": "lease_lost", "payment_id": payment_id})
+            finally:
+                self.ledger.release(payment_id, self.owner)
+        return rounds
+
+    def _idle_wait(self) -> float:
+        due = self.ledger.next_due_at()
+        if due is None:
+            return self.idle_poll_seconds
+        return max(0.05, min(self.idle_poll_seconds, due - self.clock()))
+
+    def _sweep_expired(self) -> None:
+        now = self.clock()
+        if now - self._last_sweep >= EXPIRY_SWEEP_SECONDS:
+            self._last_sweep = now
+            for payment_id in self.ledger.expire_pending(self.policy.expiry_seconds):
+                log.info("payment expired", extra={"event": "expired", "payment_id": payment_id})
+
+    # --- one payment ---
+
+    async def process(self, payment_id: str) -> None:
+        payment = self.ledger.payment(payment_id)
+        if payment is None or payment.state != "paid":
+            return
+        now = self.clock()
+        due = [a for a in payment.allocations if a.state in ("queued", "sending")
+               and (a.next_attempt_at or 0) <= now]
+        if due and now - (payment.paid_at or now) > self.policy.give_up_seconds:
+            for allocation in due:
+                self.ledger.mark_failed(allocation.id, "gave up: Alma could not be reached "
+                                        f"({allocation.outcome or 'no answer'})")
+            due = []
+        if due:
+            await self._post(payment, due)
+        state = self.ledger.settle_if_done(payment.id)
+        if state != "paid":
+            log.info("payment settled", extra={"event": state, "payment_id": payment.id})
+
+    async def _post(self, payment: PaymentRecord, due: list[AllocationRecord]) -> None:
+        try:
+            fees = normalise_fees(await self.alma.list_fees(payment.patron_id),
+                                  self.policy.rules, self.policy.currency)
+        except AlmaUnavailable as exc:
+            for allocation in due:
+                self.ledger.mark_retry(allocation.id, self._backoff(allocation), str(exc))
+            return
+        except (AlmaError, ValueError) as exc:
+            for allocation in due:
+                self.ledger.mark_failed(allocation.id, f"cannot read the patron's fees: {exc}")
+            return
+        by_id = fees.by_id()
+        for allocation in due:
+            if self._stopping:
+                return
+            fee = by_id.get(allocation.fee_id) or await self._closed_fee(payment, allocation)
+            if fee is None:
+                continue
+            updated = await self._post_one(payment, allocation, fee, fees)
+            if updated is not None:
+                by_id[updated.id] = updated
+
+    async def _closed_fee(self, payment: PaymentRecord, allocation: AllocationRecord) -> Fee | None:
+        """A fee missing from the ACTIVE list: read it by id (it may be CLOSED, or gone)."""
+        try:
+            raw = await self.alma.get_fee(payment.patron_id, allocation.fee_id)
+        except AlmaFeeNotFound:
+            return Fee(allocation.fee_id, allocation.fee_type, "", "GONE", "", "", "", "",
+                       ZERO, ZERO, False)
+        except AlmaUnavailable as exc:
+            self.ledger.mark_retry(allocation.id, self._backoff(allocation), str(exc))
+            return None
+        except AlmaError as exc:
+            self.ledger.mark_failed(allocation.id, f"cannot read fee: {exc}")
+            return None
+        fee = normalise_fee(raw, self.policy.rules)
+        if fee is None:
+            self.ledger.mark_failed(allocation.id, "fee has amounts that are not exact cents")
+        return fee
+
+    async def _post_one(self, payment: PaymentRecord, allocation: AllocationRecord, fee: Fee,
+                        fees: FeeList) -> Fee | None:
+        tx = payment.cashnet_tx or ""
+        already = sum((a.amount for a in payment.allocations
+                       if a.fee_id == fee.id and a.state == "posted"), ZERO)
+        in_alma = fee.paid_with(tx)
+        if in_alma == already + allocation.amount:
+            self.ledger.mark_posted(allocation.id, "found in Alma")
+            return None
+        if in_alma != already:
+            self.ledger.mark_failed(
+                allocation.id, f"Alma shows {format_amount(in_alma)} from transaction {tx} on "
+                f"fee {fee.id}, the ledger expected {format_amount(already)}")
+            return None
+        amount = allocation.amount
+        if fee.status != "ACTIVE" or fee.balance < amount:
+            amount = self._shrink(payment, allocation, fee, fees)
+            if amount <= ZERO:
+                return None
+        if not self.ledger.mark_sending(allocation.id, self.owner, self.policy.lease_seconds,
+                                        self.policy.recheck_seconds):
+            raise LeaseLost(payment.id)
+        return await self._pay(payment, allocation, fee, amount)
+
+    async def _pay(self, payment: PaymentRecord, allocation: AllocationRecord, fee: Fee,
+                   amount: Decimal) -> Fee | None:
+        try:
+            raw = await self.alma.pay_fee(
+                payment.patron_id, fee.id, amount, method=self.policy.method,
+                external_transaction_id=payment.cashnet_tx or "", comment=self.policy.comment)
+        except AlmaOutcomeUnknown as exc:
+            wait = self.policy.recheck_seconds if exc.in_flight else None
+            self.ledger.mark_retry(allocation.id, self._backoff(allocation, wait), str(exc))
+            return None
+        except AlmaUnavailable as exc:
+            self.ledger.mark_not_sent(allocation.id, self._backoff(allocation), str(exc))
+            return None
+        except AlmaError as exc:
+            self.ledger.mark_failed(allocation.id, f"Alma refused the payment: {exc}")
+            return None
+        self.ledger.mark_posted(allocation.id, "applied")
+        log.info("allocation posted", extra={"event": "allocation_posted",
+                                             "payment_id": payment.id, "fee_id": fee.id})
+        return normalise_fee(raw, self.policy.rules)
+
+    def _shrink(self, payment: PaymentRecord, allocation: AllocationRecord, fee: Fee,
+                fees: FeeList) -> Decimal:
+        """The fee holds less than we meant to pay (paid, waived or gone meanwhile): apply what
+        fits, move the rest to other payable fees when configured, hold the rest for staff."""
+        applicable = min(fee.balance, allocation.amount) if fee.status == "ACTIVE" else ZERO
+        applicable = max(applicable, ZERO)
+        surplus = allocation.amount - applicable
+        reason = (f"fee {fee.id} is {fee.status.lower()}" if fee.status != "ACTIVE"
+                  else f"fee {fee.id} balance is only {format_amount(fee.balance)}")
+        moves = self._moves(payment, surplus, fees) if self.policy.reallocate_remainder else []
+        self.ledger.reduce_allocation(allocation.id, applicable, reason, moves)
+        return applicable
+
+    def _moves(self, payment: PaymentRecord, surplus: Decimal,
+               fees: FeeList) -> list[tuple[str, str, str, Decimal]]:
+        taken = {a.fee_id for a in payment.allocations}
+        moves = []
+        for fee in sorted(fees.payable, key=oldest_first):
+            if surplus <= ZERO:
+                break
+            if fee.id in taken:
+                continue
+            share = min(surplus, fee.balance)
+            moves.append((fee.id, fee.type_code, fee.type_label, share))
+            surplus -= share
+        return moves
+
+    def _backoff(self, allocation: AllocationRecord, at_least: float | None = None) -> float:
+        delay = min(self.policy.backoff_cap_seconds,
+                    BACKOFF_BASE_SECONDS * 2 ** min(allocation.attempts, 20))
+        delay *= random.uniform(0.8, 1.2)
+        if at_least is not None:
+            delay = max(delay, at_least)
+        return self.clock() + delay
