@@ -24,7 +24,7 @@ def test_one_line_per_item_code_carrying_the_sum_of_its_fees():
         Allocation("4", "OVERDUEFINE", Decimal("7.75")),
         Allocation("5", "CARDRENEWAL", Decimal("10.00")),
     ], code_for, LABELS, 9)
-    assert [(l.number, l.item_code, l.amount, l.description) for l in lines] == [
+    assert [(ln.number, ln.item_code, ln.amount, ln.description) for ln in lines] == [
         (1, "LIB-LOST", Decimal("1080.00"), "Lost item replacement fee"),
         (2, "LIB-OVERDUE", Decimal("12.50"), "Overdue fine"),
         (3, "LIB-FINE", Decimal("35.00"), "Locker key, Card renewal"),
