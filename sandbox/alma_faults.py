@@ -1,0 +1,185 @@
+"""Fault injection for the Alma emulator (spec §9.5): settings, throttling and rules.
+
+`FaultSettings.parse` validates what a test sends to `PUT /_emulator/faults` (an unknown knob is
+an error, so a typo cannot silently test nothing). `Gate` holds the moving parts: the sliding
+one-second window, the daily count, each rule's `next` countdown and the seeded RNGs.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sandbox.alma_json import NUMBER_STYLES
+from sandbox.alma_render import ERROR_STYLES
+
+MODES = ("http_5xx", "drop", "commit_then_500", "commit_then_drop", "alma_error")
+KNOBS = {
+    "seed", "latency_ms", "latency_jitter_ms", "per_second_limit", "daily_limit", "rules",
+    "error_style", "number_style", "zero_fee_currency",
+}
+DEFAULT_PER_SECOND_LIMIT = 25
+
+
+def _count(value: Any, name: str, *, allow_none: bool) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    return value
+
+
+@dataclass
+class Rule:
+    """One `rules[]` entry; `remaining` is the live `next` countdown (None = unlimited)."""
+
+    path: str
+    mode: str
+    method: str | None = None
+    status: int | None = None
+    code: str | None = None
+    remaining: int | None = None
+    probability: float | None = None
+
+    @classmethod
+    def parse(cls, data: Any) -> Rule:
+        if not isinstance(data, dict):
+            raise ValueError(f"a rule must be an object, got {data!r}")
+        unknown = set(data) - {"match", "mode", "status", "code", "next", "probability"}
+        if unknown:
+            raise ValueError(f"unknown rule fields: {sorted(unknown)}")
+        match = data.get("match") or {}
+        if not isinstance(match, dict) or not isinstance(match.get("path", "*"), str):
+            raise ValueError(f"rule match must be {{method?, path}}, got {match!r}")
+        mode = data.get("mode")
+        if mode not in MODES:
+            raise ValueError(f"rule mode must be one of {MODES}, got {mode!r}")
+        status = data.get("status")
+        if status is not None and (not isinstance(status, int) or not 100 <= status <= 599):
+            raise ValueError(f"rule status must be an HTTP status, got {status!r}")
+        probability = data.get("probability")
+        if probability is not None:
+            if isinstance(probability, bool) or not isinstance(probability, int | float | Decimal):
+                raise ValueError(f"probability must be a number, got {probability!r}")
+            probability = float(probability)  # a chance, not money
+            if not 0 <= probability <= 1:
+                raise ValueError(f"probability must be within 0..1, got {probability!r}")
+        method = match.get("method")
+        return cls(
+            path=match.get("path", "*"),
+            mode=mode,
+            method=method.upper() if isinstance(method, str) else None,
+            status=status,
+            code=str(data["code"]) if data.get("code") is not None else None,
+            remaining=_count(data.get("next"), "next", allow_none=True),
+            probability=probability,
+        )
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method is not None and self.method != method.upper():
+            return False
+        return fnmatch.fnmatchcase(path, self.path)
+
+    @property
+    def live(self) -> bool:
+        return self.remaining is None or self.remaining > 0
+
+
+@dataclass
+class FaultSettings:
+    seed: Any = None
+    latency_ms: int = 0
+    latency_jitter_ms: int = 0
+    per_second_limit: int | None = DEFAULT_PER_SECOND_LIMIT
+    daily_limit: int | None = None
+    rules: list[Rule] = field(default_factory=list)
+    error_style: str = "plain"
+    number_style: str = "mixed"
+    zero_fee_currency: str | None = None
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> FaultSettings:
+        if not isinstance(data, dict):
+            raise ValueError("faults must be a JSON object")
+        unknown = set(data) - KNOBS
+        if unknown:
+            raise ValueError(f"unknown fault knobs: {sorted(unknown)}")
+        seed = data.get("seed")
+        if seed is not None and not isinstance(seed, int | str):
+            seed = str(seed)  # random.Random takes int or str seeds only
+        settings = cls(
+            seed=seed,
+            latency_ms=_count(data.get("latency_ms", 0), "latency_ms", allow_none=False) or 0,
+            latency_jitter_ms=_count(
+                data.get("latency_jitter_ms", 0), "latency_jitter_ms", allow_none=False) or 0,
+            per_second_limit=_count(
+                data.get("per_second_limit", DEFAULT_PER_SECOND_LIMIT), "per_second_limit",
+                allow_none=True),
+            daily_limit=_count(data.get("daily_limit"), "daily_limit", allow_none=True),
+            rules=[Rule.parse(rule) for rule in data.get("rules") or []],
+            error_style=data.get("error_style", "plain"),
+            number_style=data.get("number_style", "mixed"),
+            zero_fee_currency=data.get("zero_fee_currency"),
+        )
+        if settings.error_style not in ERROR_STYLES:
+            raise ValueError(f"error_style must be one of {ERROR_STYLES}")
+        if settings.number_style not in NUMBER_STYLES:
+            raise ValueError(f"number_style must be one of {NUMBER_STYLES}")
+        return settings
+
+
+@dataclass
+class Verdict:
+    """What the gate decided for one request: `fault` is None when it goes through untouched."""
+
+    fault: str | None = None
+    rule: Rule | None = None
+
+
+class Gate:
+    """Throttling (checked first) and rules, in the order of spec §9.5."""
+
+    def __init__(
+        self, settings: FaultSettings | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.settings = settings or FaultSettings()
+        self._clock = clock  # seconds; the real monotonic clock except in unit tests
+        self._rng = random.Random(self.settings.seed)
+        self._latency_rng = random.Random(f"latency:{self.settings.seed}")
+        self._window: deque[float] = deque()
+        self._daily = 0
+
+    def latency_seconds(self) -> float:
+        jitter = self.settings.latency_jitter_ms
+        extra = self._latency_rng.uniform(0, jitter) if jitter else 0.0
+        return (self.settings.latency_ms + extra) / 1000
+
+    def admit(self, method: str, path: str, *, throttled: bool) -> Verdict:
+        """Decide one request. Only requests that get past the thresholds are counted."""
+        if throttled:
+            limit = self.settings.per_second_limit
+            now = self._clock()
+            while self._window and self._window[0] <= now - 1.0:
+                self._window.popleft()
+            if limit is not None and len(self._window) >= limit:
+                return Verdict("per_second_limit")
+            daily = self.settings.daily_limit
+            if daily is not None and self._daily >= daily:
+                return Verdict("daily_limit")
+            self._window.append(now)
+            self._daily += 1
+        for rule in self.settings.rules:
+            if not rule.live or not rule.matches(method, path):
+                continue
+            if rule.probability is not None and self._rng.random() >= rule.probability:
+                continue  # this rule did not fire this time; a later one still may
+            if rule.remaining is not None:
+                rule.remaining -= 1
+            return Verdict(rule.mode, rule)
+        return Verdict()
