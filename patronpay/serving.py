@@ -57,10 +57,10 @@ class ServerThread:
     ...     httpx.get(server.url + "/healthz")
     """
 
-    def __init__(self, app: Any, host: str = LOOPBACK, port: int = 0, **options: Any) -> None:
-        self._socket = bind(host, port)
-        self.host = host
-        self.port = self._socket.getsockname()[1]
+    def __init__(self, app: Any, host: str = LOOPBACK, port: int = 0,
+                 sock: socket.socket | None = None, **options: Any) -> None:
+        self._socket = sock or bind(host, port)
+        self.host, self.port = self._socket.getsockname()[:2]
         self._server = _QuietServer(_config(app, **options))
         self._thread = threading.Thread(target=self._run, name=f"uvicorn:{self.port}", daemon=True)
         self._error: BaseException | None = None

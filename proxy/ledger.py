@@ -244,7 +244,7 @@ class Ledger:
         previous = conn.execute("SELECT payment_id, fields FROM notifications "
                                 "WHERE dedupe_key = ?", (f"tx:{tx}",)).fetchone()
         if previous is not None:
-            differs = json.loads(previous["fields"]) != fields
+            differs = json.loads(previous["fields"]) != fields or bool(message.conflicts)
             if differs:
                 self._flag_review(conn, payment.id, f"CashNet sent transaction {tx} twice with "
                                   "different contents")

@@ -1,0 +1,98 @@
+"""The `patronpay` command: serve, demo, sandbox (and, as they land, kiosk and staff tools)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import sys
+from collections.abc import Sequence
+
+from proxy.config import ConfigError, load_settings
+
+
+def _loopback_only(host: str, allow_remote: bool) -> None:
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback and not allow_remote:
+        raise SystemExit(f"patronpay: refusing to serve the sandbox on {host}: it takes fake "
+                         "payments. Add --allow-remote for a campus staging server.")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from proxy.app import create_app
+    from proxy.logs import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    app = create_app(settings)
+    # Our own middleware reads X-Forwarded-For, and only from trusted proxies: uvicorn must
+    # not rewrite the peer address first.
+    uvicorn.run(app, host=args.host, port=args.port, proxy_headers=False, access_log=False,
+                log_config=None, server_header=False)
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from patronpay.serving import Listener, bind, serve_together
+    from sandbox.app import create_sandbox_app, urls
+
+    _loopback_only(args.host, args.allow_remote)
+    listener = Listener("sandbox", create_sandbox_app(), bind(args.host, args.port))
+    print(f"patronpay sandbox on {listener.url}/")
+    for name, url in urls(listener.url).items():
+        print(f"  {name:18} {url}")
+    print("Stop with Ctrl-C.", flush=True)
+    asyncio.run(serve_together([listener]))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from patronpay.demo import run_demo
+
+    return run_demo(args.host, args.port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="patronpay",
+        description="Pay Alma library fines through CashNet, on the web and at a kiosk.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the proxy, its site and its posting worker")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(handler=cmd_serve)
+
+    demo = commands.add_parser("demo", help="everything on this machine with sandbox services")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000,
+                      help="the payment site's port; the sandbox takes the next one")
+    demo.set_defaults(handler=cmd_demo)
+
+    sandbox = commands.add_parser("sandbox", help="the sandbox Alma and CashNet alone")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8765)
+    sandbox.add_argument("--allow-remote", action="store_true",
+                         help="allow a non-loopback address (campus staging)")
+    sandbox.set_defaults(handler=cmd_sandbox)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except ConfigError as exc:
+        print(f"patronpay: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

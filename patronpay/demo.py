@@ -1,0 +1,79 @@
+"""`patronpay demo`: the sandbox and the proxy in one process, wired together, on this machine.
+
+`sandbox_settings` is also how the tests and benchmarks point a proxy at a sandbox, so the demo
+a newcomer runs is the configuration the tests prove.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import tempfile
+from pathlib import Path
+
+from patronpay.serving import Listener, bind, serve_together
+from proxy.config import Settings, load_settings
+from sandbox.app import ALMA_API_KEY, CASHNET_STORE, create_sandbox_app, urls
+
+# The sandbox store's item codes for Alma fee types (its seed defines these codes).
+ITEM_CODES = ("OVERDUEFINE=LIB-OVERDUE,RECALLEDOVERDUEFINE=LIB-OVERDUE,"
+              "LOSTITEMREPLACEMENTFEE=LIB-LOST,LOSTITEMPROCESSFEE=LIB-LOST,"
+              "DAMAGEDITEMFINE=LIB-DAMAGE")
+
+DEMO_SIGN_INS = [
+    ("guest (Alma password)", "jsmith", "correct-horse-7"),
+]
+
+
+def sandbox_environment(public_url: str, sandbox_url: str, database: Path | str,
+                        postback_token: str, **overrides: str) -> dict[str, str]:
+    """The proxy's environment for a sandbox served at `sandbox_url`."""
+    where = urls(sandbox_url)
+    env = {
+        "PATRONPAY_PUBLIC_URL": public_url,
+        "PATRONPAY_SECRET_KEYS": secrets.token_hex(32),
+        "PATRONPAY_DATABASE": str(database),
+        "PATRONPAY_ALMA_API_URL": where["alma_api"],
+        "PATRONPAY_ALMA_API_KEY": ALMA_API_KEY,
+        "PATRONPAY_CASHNET_CHECKOUT_URL": where["cashnet_checkout"],
+        "PATRONPAY_CASHNET_ITEM_CODE": "LIB-FINE",
+        "PATRONPAY_CASHNET_ITEM_CODES": ITEM_CODES,
+        "PATRONPAY_CASHNET_POSTBACK_TOKEN": postback_token,
+        "PATRONPAY_AUTH_METHODS": "sso,alma",
+    }
+    env.update({f"PATRONPAY_{key.upper()}": value for key, value in overrides.items()})
+    return env
+
+
+def point_store_at(sandbox_app, settings: Settings) -> None:
+    """Enter the proxy's notification URL in the sandbox store, as campus staff would."""
+    postback = f"{settings.public_url}/cashnet/postback/{settings.cashnet_postback_token}"
+    sandbox_app.state.cashnet.configure_store(
+        CASHNET_STORE, notify_success_url=postback, notify_failure_url=postback)
+
+
+def run_demo(host: str, port: int) -> int:
+    from proxy.app import create_app
+    from proxy.logs import configure_logging
+
+    proxy_socket = bind(host, port)
+    sandbox_socket = bind(host, proxy_socket.getsockname()[1] + 1 if port else 0)
+    with tempfile.TemporaryDirectory(prefix="patronpay-demo-") as folder:
+        proxy_url = f"http://{host}:{proxy_socket.getsockname()[1]}"
+        sandbox_url = f"http://{host}:{sandbox_socket.getsockname()[1]}"
+        settings = load_settings(sandbox_environment(
+            proxy_url, sandbox_url, Path(folder) / "ledger.sqlite3", secrets.token_urlsafe(32),
+            log_level="WARNING"))
+        configure_logging(settings.log_level)
+        sandbox_app = create_sandbox_app()
+        point_store_at(sandbox_app, settings)
+        listeners = [Listener("proxy", create_app(settings), proxy_socket),
+                     Listener("sandbox", sandbox_app, sandbox_socket)]
+        print(f"patronpay demo: pay library fines at {proxy_url}/")
+        print(f"  sandbox Alma and CashNet at {sandbox_url}/ (no real money, no real cards)")
+        for label, user, password in DEMO_SIGN_INS:
+            print(f"  sign in as {label}: {user} / {password}")
+        print("  on CashNet's sandbox page any card number works; Pay, Decline or Cancel.")
+        print("Stop with Ctrl-C.", flush=True)
+        asyncio.run(serve_together(listeners))
+    return 0

@@ -1,0 +1,77 @@
+"""The proxy as a Starlette app: routes, guards, the static site, and the posting worker that
+runs beside it for the app's lifetime."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from proxy.config import Settings
+from proxy.services import Services, build_services
+from proxy.web import api, auth, cashnet
+from proxy.web.errors import EXCEPTION_HANDLERS
+from proxy.web.security import (
+    AccessLog,
+    BodyLimit,
+    OriginCheck,
+    SecurityHeaders,
+    content_security_policy,
+)
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    services: Services = request.app.state.services
+    if not services.db.writable():
+        return JSONResponse({"status": "unavailable", "ledger": "not writable"},
+                            status_code=503)
+    return JSONResponse({"status": "ready", "ledger": "writable"})
+
+
+def create_app(settings: Settings, services: Services | None = None,
+               run_worker: bool = True) -> Starlette:
+    """The proxy app. Pass `services` to share or inspect them (tests); `run_worker=False`
+    leaves posting to another process or to the test."""
+    services = services or build_services(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        task = asyncio.create_task(services.worker.run()) if run_worker else None
+        try:
+            yield
+        finally:
+            services.worker.stop()
+            if task is not None:
+                await task
+            await services.aclose()
+
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        *api.routes,
+        *auth.routes,
+        *cashnet.routes,
+        Mount("/", StaticFiles(directory=settings.site_dir, html=True), name="site"),
+    ]
+    middleware = [
+        Middleware(AccessLog),
+        Middleware(SecurityHeaders, csp=content_security_policy(settings.cashnet_checkout_url),
+                   hsts=settings.is_https()),
+        Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+        Middleware(OriginCheck, public_origin=settings.public_origin()),
+    ]
+    app = Starlette(routes=routes, middleware=middleware,
+                    exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+    app.state.services = services
+    return app

@@ -1,0 +1,83 @@
+"""Starting a payment: re-read the patron's fees from Alma (amounts from the browser are never
+trusted), check the choice, allocate, freeze the CashNet lines and write a pending payment."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from proxy.allocation import allocate, choose_amount, choose_fees
+from proxy.alma import AlmaClient
+from proxy.checkout import Checkout, Payer, ascii_text, build_checkout, build_lines
+from proxy.config import Settings
+from proxy.fees import FeeList, FeeRules, normalise_fees
+from proxy.ledger import Ledger, LineRecord, PaymentRecord
+from proxy.patrons import Patron
+
+
+def fee_rules(settings: Settings) -> FeeRules:
+    return FeeRules.from_lists(settings.payable_fee_types, settings.payable_libraries)
+
+
+async def read_fees(alma: AlmaClient, settings: Settings, patron_id: str) -> FeeList:
+    """The patron's ACTIVE fees, normalised; raises the Alma client's errors."""
+    return normalise_fees(await alma.list_fees(patron_id), fee_rules(settings),
+                          settings.currency)
+
+
+def new_payment_id() -> str:
+    """128 random bits as 32 hex characters: unguessable, ASCII, safe in any CashNet field."""
+    return secrets.token_hex(16)
+
+
+@dataclass(frozen=True)
+class StartedPayment:
+    payment: PaymentRecord
+    checkout: Checkout
+
+
+async def start_payment(
+    *,
+    alma: AlmaClient,
+    ledger: Ledger,
+    settings: Settings,
+    patron: Patron,
+    channel: str,
+    session_id: str,
+    fee_ids: object,
+    amount: object,
+) -> StartedPayment:
+    """Raises PaymentRequestError (the patron's choice), TooManyLines, or Alma errors."""
+    fees = await read_fees(alma, settings, patron.primary_id)
+    chosen = choose_fees(fees, fee_ids)
+    total = choose_amount(chosen, amount, settings.min_payment)
+    allocations = allocate(chosen, total)
+    labels = {fee.type_code: fee.type_label for fee in chosen}
+    lines = build_lines(allocations, settings.item_code_for, labels, settings.cashnet_max_lines)
+    payment_id = new_payment_id()
+    payer = Payer(patron.primary_id, patron.first_name, patron.last_name, patron.email)
+    checkout = build_checkout(
+        action=settings.cashnet_checkout_url,
+        payment_id=payment_id,
+        lines=lines,
+        payer=payer,
+        return_url=settings.public_url + "/cashnet/return",
+        ref_type=settings.cashnet_ref_type,
+        txn_ref_name=settings.cashnet_txn_ref_name,
+    )
+    payment = ledger.create_payment(
+        payment_id=payment_id,
+        patron_id=patron.primary_id,
+        patron_name=patron.name,
+        channel=channel,
+        session_id=session_id,
+        amount=total,
+        currency=settings.currency,
+        custcode=ascii_text(patron.primary_id),
+        lines=[LineRecord(line.number, line.item_code, line.amount, line.description)
+               for line in lines],
+        allocations=[(a.fee_id, a.fee_type, labels.get(a.fee_type, a.fee_type), a.amount)
+                     for a in allocations],
+        checkout=checkout.to_json(),
+    )
+    return StartedPayment(payment, checkout)

@@ -1,0 +1,86 @@
+"""Everything a running proxy holds, built once from the settings: the ledger, the sessions, the
+Alma client, the posting worker, the receipt tokens."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from proxy.alma import AlmaClient
+from proxy.config import Settings
+from proxy.db import Database
+from proxy.ledger import Ledger
+from proxy.payments import fee_rules
+from proxy.posting import PostingPolicy, PostingWorker
+from proxy.receipts import ReceiptTokens
+from proxy.sessions import SessionStore
+from proxy.throttle import FailureLimiter
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    ledger: Ledger
+    sessions: SessionStore
+    alma: AlmaClient
+    worker: PostingWorker
+    receipts: ReceiptTokens
+    guest_failures: FailureLimiter
+
+    async def aclose(self) -> None:
+        self.worker.stop()
+        await self.alma.aclose()
+        self.db.close()
+
+
+def posting_policy(settings: Settings) -> PostingPolicy:
+    read_timeout = float(settings.alma_read_timeout)
+    recheck = float(settings.alma_recheck_seconds)
+    return PostingPolicy(
+        method=settings.alma_payment_method,
+        comment=settings.alma_payment_comment,
+        currency=settings.currency,
+        rules=fee_rules(settings),
+        reallocate_remainder=settings.reallocate_remainder,
+        give_up_seconds=float(settings.posting_give_up_hours) * 3600,
+        backoff_cap_seconds=float(settings.posting_backoff_cap_seconds),
+        recheck_seconds=recheck,
+        # Long enough that a payment call in flight ends before another worker may take over.
+        lease_seconds=max(120.0, 3 * read_timeout + recheck),
+        expiry_seconds=float(settings.cashnet_expiry_hours) * 3600,
+    )
+
+
+def build_services(
+    settings: Settings,
+    *,
+    alma_transport: httpx.AsyncBaseTransport | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Services:
+    db = Database(settings.database)
+    ledger = Ledger(db, clock)
+    alma = AlmaClient(
+        settings.alma_api_url,
+        settings.alma_api_key,
+        connect_timeout=float(settings.alma_connect_timeout),
+        read_timeout=float(settings.alma_read_timeout),
+        requests_per_second=settings.alma_requests_per_second,
+        transport=alma_transport,
+    )
+    return Services(
+        settings=settings,
+        db=db,
+        ledger=ledger,
+        sessions=SessionStore(db, settings.secret_keys,
+                              idle_seconds=settings.session_idle_minutes * 60,
+                              max_seconds=settings.session_max_minutes * 60, clock=clock),
+        alma=alma,
+        worker=PostingWorker(ledger, alma, posting_policy(settings), clock=clock),
+        receipts=ReceiptTokens(settings.secret_keys),
+        guest_failures=FailureLimiter(db, settings.guest_max_failures,
+                                      settings.guest_lockout_seconds, clock),
+    )

@@ -1,0 +1,136 @@
+"""Patron sessions: a server-side record named by an itsdangerous-signed cookie.
+
+The record lives in the ledger database, so logout, idle expiry and a kiosk reset really end
+it, in every proxy process. Only a SHA-256 of the session id is stored: a copy of the database
+does not let anyone take a session over. Keys rotate: the first key signs, every key verifies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from proxy.db import Database
+from proxy.patrons import Patron
+
+COOKIE_NAME = "patronpay_session"
+TOUCH_EVERY_SECONDS = 30.0  # a write per request would cost an fsync each
+
+
+@dataclass(frozen=True)
+class Session:
+    id_hash: str
+    patron: Patron
+    method: str
+    channel: str
+    csrf_token: str
+    created_at: float
+    last_seen_at: float
+    expires_at: float
+
+    def to_json(self) -> dict:
+        return {
+            "patron": {"id": self.patron.primary_id, "name": self.patron.name,
+                       "first_name": self.patron.first_name,
+                       "account_type": self.patron.account_type},
+            "csrf_token": self.csrf_token,
+            "expires_at": iso_time(self.expires_at),
+            "method": self.method,
+        }
+
+
+def signer(secret_keys: Sequence[str], salt: str) -> URLSafeSerializer:
+    """itsdangerous signs with the last key of its list; ours signs with the first."""
+    return URLSafeSerializer(list(reversed(secret_keys)), salt=salt)
+
+
+class SessionStore:
+    def __init__(
+        self,
+        db: Database,
+        secret_keys: Sequence[str],
+        *,
+        idle_seconds: float,
+        max_seconds: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.db = db
+        self.idle_seconds = idle_seconds
+        self.max_seconds = max_seconds
+        self.clock = clock
+        self._signer = signer(secret_keys, "session")
+
+    def create(self, patron: Patron, method: str, channel: str = "web") -> tuple[Session, str]:
+        """Start a session; returns it and the cookie value that names it."""
+        session_id = secrets.token_urlsafe(32)
+        now = self.clock()
+        with self.db.write() as conn:
+            conn.execute(
+                "INSERT INTO sessions (id, patron_id, first_name, last_name, email, account_type,"
+                " method, channel, csrf_token, created_at, last_seen_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (_hash(session_id), patron.primary_id, patron.first_name, patron.last_name,
+                 patron.email, patron.account_type, method, channel, secrets.token_urlsafe(32),
+                 now, now))
+        session = self._load(_hash(session_id), touch=False)
+        assert session is not None
+        return session, self._signer.dumps(session_id)
+
+    def load(self, cookie_value: str | None) -> Session | None:
+        """The live session a cookie names, or None (bad signature, ended or expired)."""
+        if not cookie_value:
+            return None
+        try:
+            session_id = self._signer.loads(cookie_value)
+        except BadSignature:
+            return None
+        if not isinstance(session_id, str):
+            return None
+        return self._load(_hash(session_id), touch=True)
+
+    def end(self, session: Session) -> None:
+        with self.db.write() as conn:
+            conn.execute("UPDATE sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL",
+                         (self.clock(), session.id_hash))
+
+    def purge(self, older_than_seconds: float) -> int:
+        """Forget sessions that ended or expired long ago."""
+        cutoff = self.clock() - older_than_seconds
+        with self.db.write() as conn:
+            return conn.execute("DELETE FROM sessions WHERE last_seen_at < ?",
+                                (cutoff,)).rowcount
+
+    def _load(self, id_hash: str, touch: bool) -> Session | None:
+        row = self.db.read_one("SELECT * FROM sessions WHERE id = ? AND ended_at IS NULL",
+                               (id_hash,))
+        if row is None:
+            return None
+        now = self.clock()
+        expires_at = min(row["last_seen_at"] + self.idle_seconds,
+                         row["created_at"] + self.max_seconds)
+        if now >= expires_at:
+            return None
+        last_seen = row["last_seen_at"]
+        if touch and now - last_seen >= TOUCH_EVERY_SECONDS:
+            with self.db.write() as conn:
+                conn.execute("UPDATE sessions SET last_seen_at = ? WHERE id = ?", (now, id_hash))
+            last_seen = now
+            expires_at = min(now + self.idle_seconds, row["created_at"] + self.max_seconds)
+        patron = Patron(row["patron_id"], row["first_name"], row["last_name"], row["email"],
+                        row["account_type"])
+        return Session(id_hash, patron, row["method"], row["channel"], row["csrf_token"],
+                       row["created_at"], last_seen, expires_at)
+
+
+def _hash(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+def iso_time(epoch: float) -> str:
+    """UTC time as the JSON we send shows it: 2026-11-22T14:05:09Z."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))

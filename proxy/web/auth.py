@@ -1,0 +1,143 @@
+"""Sign-in and sign-out. Each method proves who the patron is, then `start_session` reads the
+patron from Alma once and starts the session."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from proxy.alma import AlmaError, AlmaInvalidCredentials
+from proxy.patrons import Patron, patron_from_alma
+from proxy.web.common import (
+    alma_failure,
+    clear_session_cookie,
+    current_session,
+    read_json_object,
+    require_session,
+    safe_next,
+    services,
+    set_session_cookie,
+)
+from proxy.web.errors import ApiError
+from proxy.web.security import client_address, peer_is_trusted
+
+log = logging.getLogger("patronpay.auth")
+
+MAX_ID_LENGTH = 255
+MAX_PASSWORD_LENGTH = 1024
+
+
+def require_method(request: Request, method: str) -> None:
+    if method not in services(request).settings.auth_methods:
+        raise ApiError(404, "method_disabled", "This sign-in method is not enabled here.")
+
+
+async def lookup_patron(request: Request, user_id: str, id_type: str = "all_unique") -> Patron:
+    try:
+        user = await services(request).alma.get_user(user_id, id_type)
+    except AlmaError as exc:
+        raise alma_failure(exc) from None
+    return patron_from_alma(user)
+
+
+def start_session(request: Request, patron: Patron, method: str,
+                  response: Response) -> Response:
+    """Start a session for `patron` and attach its cookie to `response`."""
+    old = current_session(request)
+    if old is not None:
+        services(request).sessions.end(old)
+    session, cookie = services(request).sessions.create(patron, method)
+    set_session_cookie(response, request, cookie)
+    log.info("signed in", extra={"event": "signed_in", "method": method,
+                                 "patron_id": patron.primary_id})
+    return response
+
+
+def redirect_with_error(code: str) -> RedirectResponse:
+    return RedirectResponse("/?" + urlencode({"error": code}), status_code=303)
+
+
+async def sso(request: Request) -> Response:
+    """The campus web server (Shibboleth, mod_auth_cas, ...) authenticated the patron and
+    passes the id in a header. Only our own trusted proxies may set it."""
+    require_method(request, "sso")
+    settings = services(request).settings
+    if not peer_is_trusted(request.scope, settings.trusted_proxies):
+        log.warning("sso header from untrusted peer", extra={
+            "event": "sso_untrusted", "peer": client_address(request.scope, ())})
+        raise ApiError(403, "untrusted_proxy", "Single sign-on must come through the campus "
+                       "web server.")
+    user_id = request.headers.get(settings.sso_header, "").strip()
+    if not user_id or len(user_id) > MAX_ID_LENGTH:
+        raise ApiError(401, "sso_missing_user", "Single sign-on did not say who you are.")
+    try:
+        patron = await lookup_patron(request, user_id)
+    except ApiError as exc:
+        if exc.code == "account_not_found":
+            return redirect_with_error("account_not_found")
+        raise
+    target = safe_next(request.query_params.get("next"))
+    return start_session(request, patron, "sso", RedirectResponse(target, status_code=303))
+
+
+async def alma_guest(request: Request) -> Response:
+    """Guests and community borrowers: their Alma (internal account) password."""
+    require_method(request, "alma")
+    body = await read_json_object(request)
+    user_id, password = body.get("user_id"), body.get("password")
+    if not isinstance(user_id, str) or not user_id.strip() or len(user_id) > MAX_ID_LENGTH:
+        raise ApiError(422, "invalid_user_id", "Enter your library user name or barcode.",
+                       "user_id")
+    if not isinstance(password, str) or not password or len(password) > MAX_PASSWORD_LENGTH:
+        raise ApiError(422, "invalid_password", "Enter your password.", "password")
+    user_id = user_id.strip()
+    svc = services(request)
+    keys = [f"account:{user_id.lower()}",
+            f"address:{client_address(request.scope, svc.settings.trusted_proxies)}"]
+    wait = svc.guest_failures.retry_after(keys)
+    if wait:
+        raise ApiError(429, "too_many_attempts",
+                       f"Too many failed sign-ins. Try again in {wait} seconds.",
+                       headers={"Retry-After": str(wait)})
+    try:
+        await svc.alma.authenticate(user_id, password)
+    except AlmaInvalidCredentials:
+        svc.guest_failures.record_failure(keys)
+        log.info("guest sign-in refused", extra={"event": "signin_refused", "method": "alma"})
+        raise ApiError(401, "invalid_credentials",
+                       "That user name and password do not match.") from None
+    except AlmaError as exc:
+        raise alma_failure(exc) from None
+    svc.guest_failures.clear(keys[0])
+    patron = await lookup_patron(request, user_id)
+    response = JSONResponse({"ok": True}, status_code=200)
+    start_session(request, patron, "alma", response)
+    return response
+
+
+async def logout(request: Request) -> Response:
+    session = require_session(request)
+    services(request).sessions.end(session)
+    response = JSONResponse({"ok": True})
+    clear_session_cookie(response, request)
+    return response
+
+
+def account_gone(request: Request) -> ApiError:
+    """The patron's Alma account disappeared mid-session: end the session, say so."""
+    session = current_session(request)
+    if session is not None:
+        services(request).sessions.end(session)
+    return ApiError(401, "account_gone", "Your library account could not be found any more, "
+                    "so you have been signed out. Please contact the library.")
+
+
+routes = [
+    Route("/auth/sso", sso, methods=["GET"]),
+    Route("/auth/alma", alma_guest, methods=["POST"]),
+    Route("/auth/logout", logout, methods=["POST"]),
+]

@@ -1,0 +1,100 @@
+"""The CashNet routes: the hand-off page, the store notification and the browser's return.
+
+Only the notification moves money state, and only after the URL token (and, when configured,
+the sender's address) checks out. The return is display only: it finds the payment and sends
+the browser to the receipt.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from pathlib import Path
+from urllib.parse import urlencode
+
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+from starlette.templating import Jinja2Templates
+
+from proxy.notification import parse_message, payment_ids
+from proxy.web.common import require_session, services
+from proxy.web.errors import ApiError
+from proxy.web.security import address_allowed, client_address
+
+log = logging.getLogger("patronpay.cashnet")
+templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
+
+
+async def pay_page(request: Request) -> Response:
+    """The hand-off form, rendered by the server, for browsers without JavaScript."""
+    session = require_session(request)
+    payment = services(request).ledger.payment(request.path_params["payment_id"])
+    if payment is None or payment.patron_id != session.patron.primary_id:
+        raise ApiError(404, "payment_not_found", "No such payment.")
+    if payment.state != "pending":
+        token = services(request).receipts.token(payment.id)
+        return RedirectResponse("/receipt.html?" + urlencode({"r": token}), status_code=303)
+    return templates.TemplateResponse(request, "pay.html", {
+        "payment": payment,
+        "action": payment.checkout["action"],
+        "fields": payment.checkout["fields"],
+    })
+
+
+def _token_ok(request: Request, token: str) -> bool:
+    settings = services(request).settings
+    candidates = [settings.cashnet_postback_token, settings.cashnet_postback_token_previous]
+    return any(c and hmac.compare_digest(token.encode(), c.encode()) for c in candidates)
+
+
+async def postback(request: Request) -> Response:
+    """CashNet's store notification: checks 1-8 of specs/cashnet.md §4, one transaction,
+    then 200 at once. Alma is posted afterwards by the worker."""
+    svc = services(request)
+    settings = svc.settings
+    peer = client_address(request.scope, settings.trusted_proxies)
+    if not _token_ok(request, request.path_params["token"]):
+        log.warning("notification with a wrong token", extra={"event": "postback_bad_token",
+                                                               "peer": peer})
+        raise ApiError(404, "not_found", "Not found.")
+    if settings.cashnet_allowed_ips and not address_allowed(peer, settings.cashnet_allowed_ips):
+        log.warning("notification from a disallowed address",
+                    extra={"event": "postback_bad_source", "peer": peer})
+        raise ApiError(403, "forbidden_source", "This address may not send notifications.")
+    message = parse_message(await request.body(), request.url.query)
+    outcome = svc.ledger.record_notification(
+        message, peer=peer, ref_type=settings.cashnet_ref_type,
+        txn_ref_name=settings.cashnet_txn_ref_name)
+    log.info("notification", extra={"event": "notification", "effect": outcome.effect,
+                                    "payment_id": outcome.payment_id, "peer": peer})
+    task = BackgroundTask(svc.worker.wake) if outcome.effect == "paid" else None
+    return PlainTextResponse("OK", background=task)
+
+
+async def browser_return(request: Request) -> Response:
+    """CashNet's sign-out: display only, never a state change (the fields are the browser's
+    word). Sends the browser to the receipt of the payment it names."""
+    svc = services(request)
+    body = await request.body() if request.method == "POST" else b""
+    message = parse_message(body, request.url.query)
+    ids = payment_ids(message, svc.settings.cashnet_ref_type, svc.settings.cashnet_txn_ref_name)
+    candidates = list(ids) + [request.query_params.get("p", "")]
+    payment = next((p for p in (svc.ledger.payment(i) for i in candidates if i) if p), None)
+    if payment is None:
+        return RedirectResponse("/receipt.html?" + urlencode({"error": "unknown_payment"}),
+                                status_code=303)
+    if payment.state == "pending" and message.succeeded:
+        # A hint for reconciliation, never a state change: the browser's word proves nothing.
+        svc.ledger.add_event(payment.id, "return_claims_success", "browser",
+                             {"result": message.result, "tx": message.tx})
+    token = svc.receipts.token(payment.id)
+    return RedirectResponse("/receipt.html?" + urlencode({"r": token}), status_code=303)
+
+
+routes = [
+    Route("/pay/{payment_id}", pay_page, methods=["GET"]),
+    Route("/cashnet/postback/{token}", postback, methods=["POST"]),
+    Route("/cashnet/return", browser_return, methods=["GET", "POST"]),
+]

@@ -1,0 +1,94 @@
+"""Small pieces every route module uses: the services, the session guard, JSON bodies, and
+turning Alma's failures into answers a patron can act on."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from decimal import Decimal
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from proxy.alma import (
+    AlmaConfigError,
+    AlmaError,
+    AlmaNotPayable,
+    AlmaUnavailable,
+    AlmaUserNotFound,
+)
+from proxy.fees import CurrencyMismatch
+from proxy.services import Services
+from proxy.sessions import COOKIE_NAME, Session
+from proxy.web.errors import ApiError
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def current_session(request: Request) -> Session | None:
+    return services(request).sessions.load(request.cookies.get(COOKIE_NAME))
+
+
+def require_session(request: Request) -> Session:
+    """The signed-in patron's session; unsafe methods also need its CSRF token."""
+    session = current_session(request)
+    if session is None:
+        raise ApiError(401, "not_signed_in", "Please sign in.")
+    if request.method not in ("GET", "HEAD"):
+        sent = request.headers.get("x-csrf-token", "")
+        if not hmac.compare_digest(sent.encode(), session.csrf_token.encode()):
+            raise ApiError(403, "bad_csrf_token",
+                           "This request is missing its security token. Reload the page.")
+    return session
+
+
+async def read_json_object(request: Request) -> dict:
+    body = await request.body()
+    try:
+        data = json.loads(body or b"{}", parse_float=Decimal)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_json", "The request body must be a JSON object.")
+    return data
+
+
+def set_session_cookie(response: Response, request: Request, value: str) -> None:
+    settings = services(request).settings
+    response.set_cookie(COOKIE_NAME, value, max_age=settings.session_max_minutes * 60,
+                        httponly=True, secure=settings.is_https(), samesite="lax", path="/")
+
+
+def clear_session_cookie(response: Response, request: Request) -> None:
+    response.delete_cookie(COOKIE_NAME, path="/", httponly=True,
+                           secure=services(request).settings.is_https(), samesite="lax")
+
+
+def safe_next(value: str | None) -> str:
+    """A redirect target that stays on this site: a path, never another origin."""
+    if not value or not value.startswith("/") or value.startswith(("//", "/\\")):
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or any(ord(c) < 32 for c in value) or "\\" in value:
+        return "/"
+    return value
+
+
+def alma_failure(exc: AlmaError | CurrencyMismatch) -> ApiError:
+    """An Alma failure as the answer the patron sees."""
+    if isinstance(exc, AlmaUnavailable):
+        return ApiError(503, "alma_unavailable", "The library system is not answering right "
+                        "now. Please try again in a few minutes.", headers={"Retry-After": "30"})
+    if isinstance(exc, AlmaUserNotFound):
+        return ApiError(404, "account_not_found", "We could not find your library account.")
+    if isinstance(exc, AlmaNotPayable):
+        return ApiError(409, "not_payable_online", "One of these fees can only be paid at the "
+                        "library desk.")
+    if isinstance(exc, AlmaConfigError | CurrencyMismatch):
+        return ApiError(502, "alma_configuration", "Online payment is not available because "
+                        "of a configuration problem. Library staff have been told.")
+    return ApiError(502, "alma_error", "The library system could not answer this request. "
+                    "Please try again later.")

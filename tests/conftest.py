@@ -1,0 +1,171 @@
+"""Shared fixtures: a whole deployment (sandbox Alma and CashNet, and a proxy configured
+against them) on real loopback servers, and a patron's browser-like HTTP client."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+import pytest
+
+from patronpay.demo import point_store_at, sandbox_environment
+from patronpay.serving import ServerThread, bind
+from proxy.app import create_app
+from proxy.config import Settings, load_settings
+from proxy.services import Services, build_services
+from sandbox.app import create_sandbox_app
+
+# Fast retries for tests; production defaults are minutes.
+FAST_POSTING = {
+    "posting_backoff_cap_seconds": "0.2",
+    "alma_recheck_seconds": "0.3",
+    "alma_read_timeout": "1",
+}
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    """Poll `predicate` until it returns something truthy, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+@dataclass
+class Deployment:
+    sandbox: ServerThread
+    proxy: ServerThread
+    settings: Settings
+    services: Services
+    sandbox_app: Any
+    clients: list[httpx.Client] = field(default_factory=list)
+
+    @property
+    def alma(self):
+        """The sandbox Alma's in-process accessor (state, request log, faults)."""
+        return self.sandbox_app.state.alma
+
+    @property
+    def cashnet(self):
+        return self.sandbox_app.state.cashnet
+
+    @property
+    def ledger(self):
+        return self.services.ledger
+
+    @property
+    def url(self) -> str:
+        return self.proxy.url
+
+    def browser(self) -> httpx.Client:
+        """A patron's browser: keeps cookies, sends our Origin like our pages do."""
+        client = httpx.Client(base_url=self.url, headers={"Origin": self.url}, timeout=15.0)
+        self.clients.append(client)
+        return client
+
+    def sign_in_sso(self, user_id: str) -> httpx.Client:
+        client = self.browser()
+        response = client.get("/auth/sso", headers={"X-Remote-User": user_id})
+        assert response.status_code == 303, response.text
+        return with_csrf(client)
+
+    def sign_in_guest(self, user_id: str, password: str) -> httpx.Client:
+        client = self.browser()
+        response = client.post("/auth/alma", json={"user_id": user_id, "password": password})
+        assert response.status_code == 200, response.text
+        return with_csrf(client)
+
+    def start_payment(self, client: httpx.Client, **body: Any) -> dict:
+        response = client.post("/api/payments", json=body)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def hand_off(self, checkout: dict) -> str:
+        """Post the checkout form to the sandbox CashNet as the browser would; the checkout id."""
+        response = httpx.post(checkout["action"], data=checkout["fields"], timeout=15.0)
+        assert response.status_code == 200, response.text
+        assert "X-Emulator-Error" not in response.headers, response.text
+        return response.headers["X-Emulator-Checkout"]
+
+    def pay(self, client: httpx.Client, outcome: str = "pay", code: int | None = None,
+            faults: dict | None = None, **body: Any) -> tuple[dict, dict]:
+        """Create a payment, hand it to CashNet, complete it there: (created, completion)."""
+        created = self.start_payment(client, **body)
+        cid = self.hand_off(created["checkout"])
+        completion = self.cashnet.complete(cid, outcome=outcome, code=code, faults=faults)
+        return created, completion
+
+    def follow_signout(self, completion: dict) -> httpx.Response:
+        """The patron clicks CashNet's "Sign out": the browser posts (or gets) the fields."""
+        signout = completion["signout"]
+        pairs = [tuple(pair) for pair in signout["fields"]]
+        if signout["method"].upper() == "GET":
+            return httpx.get(signout["url"], params=pairs, timeout=15.0)
+        return httpx.post(signout["url"], content=urlencode(pairs), timeout=15.0,
+                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+
+    def receipt(self, response: httpx.Response) -> dict:
+        """The receipt the return redirect points at."""
+        assert response.status_code == 303, response.text
+        location = response.headers["location"]
+        assert location.startswith("/receipt.html?r="), location
+        token = parse_qs(urlsplit(location).query)["r"][0]
+        return httpx.get(f"{self.url}/api/receipts/{token}").json()["payment"]
+
+    def wait_for_state(self, payment_id: str, state: str, timeout: float = 15.0):
+        return wait_for(lambda: (p := self.ledger.payment(payment_id)) and p.state == state and p,
+                        timeout, f"payment {payment_id} to be {state}")
+
+    def alma_calls(self, method: str | None = None, op: str | None = None) -> list[dict]:
+        calls = [r for r in self.alma.requests() if r["path"].startswith("/almaws/")]
+        if method:
+            calls = [r for r in calls if r["method"] == method]
+        if op:
+            calls = [r for r in calls if op in r["query"].get("op", [])]
+        return calls
+
+
+def with_csrf(client: httpx.Client) -> httpx.Client:
+    session = client.get("/api/session")
+    assert session.status_code == 200, session.text
+    client.headers["X-CSRF-Token"] = session.json()["csrf_token"]
+    return client
+
+
+@pytest.fixture
+def deploy(tmp_path: Path) -> Iterator[Callable[..., Deployment]]:
+    """Start a deployment; keyword arguments override proxy settings (lower-case names)."""
+    started: list[Deployment] = []
+
+    def start(run_worker: bool = True, **overrides: str) -> Deployment:
+        sandbox_app = create_sandbox_app()
+        sandbox = ServerThread(sandbox_app).start()
+        proxy_socket = bind("127.0.0.1", 0)
+        public_url = f"http://127.0.0.1:{proxy_socket.getsockname()[1]}"
+        env = sandbox_environment(public_url, sandbox.url, tmp_path / f"ledger{len(started)}.sqlite3",
+                                  secrets.token_urlsafe(32), **(FAST_POSTING | overrides))
+        settings = load_settings(env)
+        services = build_services(settings)
+        point_store_at(sandbox_app, settings)
+        proxy = ServerThread(create_app(settings, services, run_worker=run_worker),
+                             sock=proxy_socket).start()
+        deployment = Deployment(sandbox, proxy, settings, services, sandbox_app)
+        started.append(deployment)
+        return deployment
+
+    yield start
+    for deployment in started:
+        for client in deployment.clients:
+            client.close()
+        deployment.proxy.stop()
+        deployment.sandbox.stop()
