@@ -105,6 +105,13 @@ def _is_loopback_host(host: str) -> bool:
         return False
 
 
+def _loopback_url(value: Any) -> str:
+    text = _url(value)
+    if not _is_loopback_host(urlsplit(text).hostname or ""):
+        raise ValueError("must be a loopback URL such as http://127.0.0.1:8080/kiosk/return")
+    return text
+
+
 def _optional_url(value: Any) -> str:
     return _url(value) if _text(value) else ""
 
@@ -286,6 +293,34 @@ class Settings:
         "lockout window.", 5)
     guest_lockout_seconds: int = setting(
         _positive_int, "Length of the guest sign-in lockout window, in seconds.", 900)
+    cas_url: str = setting(
+        _optional_url, "CAS server base, e.g. `https://cas.example.edu/cas` (`/login` and "
+        "`/p3/serviceValidate` below it); required for the `cas` method.", "")
+    cas_user_attribute: str = setting(
+        _text, "CAS attribute holding the patron's Alma user id; empty uses the CAS user "
+        "name.", "")
+    primo_institution: str = setting(
+        _text, "Institution code a Primo token must carry, e.g. `01EXU_INST`; required for the "
+        "`primo` method.", "")
+    primo_jwks_url: str = setting(
+        _optional_url, "Primo/Alma key set; empty derives "
+        "`https://<Alma host>/auth/<institution>/jwks.json`.", "")
+    primo_issuer: str = setting(_required_text, "`iss` a Primo token must carry.", "Prima")
+    primo_sandbox: bool = setting(
+        _bool, "Use the key set of the institution's Alma sandbox (`?env=sandbox`).", False)
+
+    # --- kiosks ---
+    kiosk_keys: dict[str, str] = setting(
+        _secret_mapping, "`kioskid=secret,...`: the kiosks allowed to open sessions (secrets "
+        "32+ characters).", {}, secret=True)
+    kiosk_user_id_type: str = setting(
+        _required_text, "Alma `user_id_type` used to find a patron by a scanned card "
+        "(`all_unique`, `BARCODE`, `UNIV_ID`, ...).", "all_unique")
+    kiosk_return_url: str = setting(
+        _loopback_url, "Where CashNet's sign-out sends a kiosk payment: the kiosk agent's own "
+        "return page.", "http://127.0.0.1:8080/kiosk/return")
+    kiosk_max_skew_seconds: int = setting(
+        _positive_int, "How old (or how far in the future) a kiosk's signed request may be.", 60)
 
     def public_origin(self) -> str:
         parts = urlsplit(self.public_url)
@@ -296,6 +331,23 @@ class Settings:
 
     def item_code_for(self, fee_type: str) -> str:
         return self.cashnet_item_codes.get(fee_type.upper(), self.cashnet_item_code)
+
+    def primo_key_set_url(self) -> str:
+        if self.primo_jwks_url:
+            return self.primo_jwks_url
+        parts = urlsplit(self.alma_api_url)
+        url = f"{parts.scheme}://{parts.netloc}/auth/{self.primo_institution}/jwks.json"
+        return url + ("?env=sandbox" if self.primo_sandbox else "")
+
+
+def _check_together(settings: Settings) -> None:
+    """Settings that only make sense together."""
+    needs = {"cas": ("cas_url", settings.cas_url),
+             "primo": ("primo_institution", settings.primo_institution)}
+    for method, (name, value) in needs.items():
+        if method in settings.auth_methods and not value:
+            raise ConfigError(f"{env_name(name)} is required when {PREFIX}AUTH_METHODS "
+                              f"includes {method}")
 
 
 def env_name(field_name: str) -> str:
@@ -323,7 +375,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         except (ValueError, ArithmeticError, TypeError) as exc:
             shown = "" if f.metadata["secret"] else f" (got {raw!r})"
             raise ConfigError(f"{name} is not valid: {exc}{shown}") from None
-    return Settings(**values)
+    settings = Settings(**values)
+    _check_together(settings)
+    return settings
 
 
 def _raw_value(field_name: str, environ: Mapping[str, str], file_values: dict) -> Any:
