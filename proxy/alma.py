@@ -82,10 +82,16 @@ class AlmaOutcomeUnknown(AlmaError):
 
 
 class RateLimiter:
-    """At most `per_second` calls in any one-second window, across all tasks of this process."""
+    """At most `per_second` calls in any one-second window, across all tasks of this process,
+    and slower while Alma throttles us: every 429 doubles a minimum gap between calls (up to
+    `MAX_GAP`), every answer that is not a 429 shrinks it again. Alma's limit is per
+    institution, shared with other integrations, so our own figure alone is not enough."""
+
+    MAX_GAP = 5.0
 
     def __init__(self, per_second: int) -> None:
         self.per_second = per_second
+        self.gap = 0.0
         self._starts: deque[float] = deque()
         self._lock = asyncio.Lock()
 
@@ -94,10 +100,20 @@ class RateLimiter:
             now = time.monotonic()
             while self._starts and now - self._starts[0] >= 1.0:
                 self._starts.popleft()
+            wait = 0.0
             if len(self._starts) >= self.per_second:
-                await asyncio.sleep(1.0 - (now - self._starts[0]))
-                self._starts.popleft()
+                wait = 1.0 - (now - self._starts[0])
+            if self._starts and self.gap:
+                wait = max(wait, self._starts[-1] + self.gap - now)
+            if wait > 0:
+                await asyncio.sleep(wait)
             self._starts.append(time.monotonic())
+
+    def throttled(self) -> None:
+        self.gap = min(self.MAX_GAP, max(0.25, self.gap * 2))
+
+    def answered(self) -> None:
+        self.gap = self.gap * 0.75 if self.gap > 0.05 else 0.0
 
 
 class AlmaClient:
@@ -239,6 +255,10 @@ class AlmaClient:
         try:
             response = await self._http.request(
                 method, self.base_url + path, params=params, headers=headers)
+            if response.status_code == 429:
+                self._limiter.throttled()
+            else:
+                self._limiter.answered()
             return response
         finally:
             log.info(

@@ -19,7 +19,9 @@ from typing import Any
 from sandbox.alma_json import NUMBER_STYLES
 from sandbox.alma_render import ERROR_STYLES
 
-MODES = ("http_5xx", "drop", "commit_then_500", "commit_then_drop", "alma_error")
+# `slow` delays only the matching calls by the rule's `latency_ms`, then processes them (so a
+# client that gave up meanwhile still finds the call applied).
+MODES = ("http_5xx", "drop", "commit_then_500", "commit_then_drop", "alma_error", "slow")
 KNOBS = {
     "seed", "latency_ms", "latency_jitter_ms", "per_second_limit", "daily_limit", "rules",
     "error_style", "number_style", "zero_fee_currency",
@@ -46,12 +48,14 @@ class Rule:
     code: str | None = None
     remaining: int | None = None
     probability: float | None = None
+    latency_ms: int = 0
 
     @classmethod
     def parse(cls, data: Any) -> Rule:
         if not isinstance(data, dict):
             raise ValueError(f"a rule must be an object, got {data!r}")
-        unknown = set(data) - {"match", "mode", "status", "code", "next", "probability"}
+        unknown = set(data) - {"match", "mode", "status", "code", "next", "probability",
+                               "latency_ms"}
         if unknown:
             raise ValueError(f"unknown rule fields: {sorted(unknown)}")
         match = data.get("match") or {}
@@ -79,6 +83,7 @@ class Rule:
             code=str(data["code"]) if data.get("code") is not None else None,
             remaining=_count(data.get("next"), "next", allow_none=True),
             probability=probability,
+            latency_ms=_count(data.get("latency_ms", 0), "latency_ms", allow_none=False) or 0,
         )
 
     def matches(self, method: str, path: str) -> bool:

@@ -106,6 +106,10 @@ class AlmaGateway:
             self._record(context, None)
             await drop_connection(receive)
             return
+        elif fault == "slow" and rule is not None:
+            await asyncio.sleep(rule.latency_ms / 1000)
+            await self._run_route(None, scope, receive, send, context)
+            return
         else:
             await self._run_route(fault, scope, receive, send, context)
             return

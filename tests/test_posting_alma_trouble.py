@@ -1,0 +1,147 @@
+"""Alma misbehaving while we post a paid payment (DESIGN §5, specs/alma.md §8): retries,
+exactly once through applied-then-failed answers, throttling, and permanent refusals."""
+
+from decimal import Decimal
+
+D = Decimal
+PAY_PATH = "/almaws/v1/users/*/fees/*"
+LOST, OVERDUE, DAMAGED = "7730018830004146", "7730012450004146", "7730020010004146"
+
+
+def pay_rule(mode, **extra):
+    return {"match": {"method": "POST", "path": PAY_PATH}, "mode": mode, **extra}
+
+
+def paid_payment(d, **body):
+    patron = d.sign_in_sso("mkowalski")
+    created = d.start_payment(patron, **body)
+    cid = d.hand_off(created["checkout"])
+    return created["payment"]["id"], cid
+
+
+def transactions(d, tx):
+    """{fee id: [amounts of PAYMENT transactions carrying tx]} in the sandbox Alma."""
+    return {f["id"]: [t["amount"] for t in f.get("transactions", [])
+                      if t.get("external_transaction_id") == tx]
+            for f in d.alma.user_state("mkowalski")["fees"]}
+
+
+EXPECTED_62 = {LOST: [D("60.00")], OVERDUE: [D("2.00")], DAMAGED: []}
+
+
+def test_5xx_then_success(deploy):
+    d = deploy()
+    payment_id, cid = paid_payment(d, amount="62.00")
+    d.alma.set_faults({"rules": [pay_rule("http_5xx", status=503, next=2)]})
+    tx = d.cashnet.complete(cid)["tx"]
+    payment = d.wait_for_state(payment_id, "posted")
+    assert transactions(d, tx) == EXPECTED_62
+    assert [a.state for a in payment.allocations] == ["posted", "posted"]
+    # Two answers lost to 503: each retried only after reading Alma, never blindly.
+    assert len(d.alma_calls("POST", "pay")) == 4
+
+
+def test_applied_then_500_is_not_posted_twice(deploy):
+    d = deploy()
+    payment_id, cid = paid_payment(d, amount="62.00")
+    d.alma.set_faults({"rules": [pay_rule("commit_then_500", next=1)]})
+    tx = d.cashnet.complete(cid)["tx"]
+    payment = d.wait_for_state(payment_id, "posted")
+    assert transactions(d, tx) == EXPECTED_62
+    assert len(d.alma_calls("POST", "pay")) == 2
+    assert [a.outcome for a in payment.allocations] == ["found in Alma", "applied"]
+
+
+def test_applied_then_dropped_connection_is_not_posted_twice(deploy):
+    d = deploy()
+    payment_id, cid = paid_payment(d, amount="62.00")
+    d.alma.set_faults({"rules": [pay_rule("commit_then_drop", next=2)]})
+    tx = d.cashnet.complete(cid)["tx"]
+    d.wait_for_state(payment_id, "posted")
+    assert transactions(d, tx) == EXPECTED_62
+    assert len(d.alma_calls("POST", "pay")) == 2
+
+
+def test_dropped_before_applying_is_sent_again_once(deploy):
+    d = deploy()
+    payment_id, cid = paid_payment(d, amount="62.00")
+    d.alma.set_faults({"rules": [pay_rule("drop", next=1)]})
+    tx = d.cashnet.complete(cid)["tx"]
+    d.wait_for_state(payment_id, "posted")
+    assert transactions(d, tx) == EXPECTED_62
+    assert len(d.alma_calls("POST", "pay")) == 3
+
+
+def test_timeout_while_alma_applies_is_found_by_reading_back(deploy):
+    d = deploy(alma_read_timeout="0.5", alma_recheck_seconds="1.5")
+    payment_id, cid = paid_payment(d, amount="62.00")
+    d.alma.set_faults({"rules": [pay_rule("slow", latency_ms=1000, next=1)]})
+    tx = d.cashnet.complete(cid)["tx"]
+    d.wait_for_state(payment_id, "posted", timeout=30)
+    assert transactions(d, tx) == EXPECTED_62
+    assert len(d.alma_calls("POST", "pay")) == 2
+
+
+def test_throttled_by_alma_then_posted(deploy):
+    d = deploy()
+    payment_id, cid = paid_payment(d)
+    d.alma.set_faults({"per_second_limit": 1})
+    tx = d.cashnet.complete(cid)["tx"]
+    d.wait_for_state(payment_id, "posted", timeout=60)
+    assert transactions(d, tx) == {LOST: [D("60.00")], OVERDUE: [D("4.75")], DAMAGED: [D("12.50")]}
+    assert any(r["status"] == 429 for r in d.alma.requests())
+
+
+def test_read_only_key_goes_to_attention_with_the_unapplied_amount(deploy):
+    d = deploy(alma_api_key="sandbox-alma-readonly")
+    payment_id, cid = paid_payment(d, amount="62.00")
+    d.cashnet.complete(cid)
+    payment = d.wait_for_state(payment_id, "attention")
+    assert payment.unapplied == D("62.00")
+    assert payment.reason.startswith("62.00 not applied in Alma: Alma refused the payment")
+    assert [a.state for a in payment.allocations] == ["failed", "failed"]
+    assert len(d.alma_calls("POST", "pay")) == 2  # each refused once, never retried
+
+
+def test_fee_waived_meanwhile_holds_the_money_for_staff(deploy):
+    d = deploy()
+    payment_id, cid = paid_payment(d, amount="62.00")
+    d.alma.set_fee("mkowalski", OVERDUE, balance="0.00", status="CLOSED")
+    tx = d.cashnet.complete(cid)["tx"]
+    payment = d.wait_for_state(payment_id, "attention")
+    assert transactions(d, tx) == {LOST: [D("60.00")], OVERDUE: [], DAMAGED: []}
+    assert payment.unapplied == D("2.00")
+    assert payment.reason == f"2.00 not applied in Alma: fee {OVERDUE} is closed"
+
+
+def test_fee_partly_paid_meanwhile_applies_what_fits(deploy):
+    d = deploy()
+    payment_id, cid = paid_payment(d, amount="62.00")
+    d.alma.set_fee("mkowalski", LOST, balance="50.00")
+    tx = d.cashnet.complete(cid)["tx"]
+    payment = d.wait_for_state(payment_id, "attention")
+    assert transactions(d, tx) == {LOST: [D("50.00")], OVERDUE: [D("2.00")], DAMAGED: []}
+    assert payment.unapplied == D("10.00")
+
+
+def test_remainder_moves_to_other_fees_when_configured(deploy):
+    d = deploy(reallocate_remainder="true")
+    payment_id, cid = paid_payment(d, fee_ids=[LOST, OVERDUE], amount="62.00")
+    d.alma.set_fee("mkowalski", OVERDUE, balance="0.00", status="CLOSED")
+    tx = d.cashnet.complete(cid)["tx"]
+    payment = d.wait_for_state(payment_id, "posted")
+    assert transactions(d, tx) == {LOST: [D("60.00")], OVERDUE: [], DAMAGED: [D("2.00")]}
+    moved = [a for a in payment.allocations if a.origin.startswith("moved")]
+    assert [(a.fee_id, a.amount, a.state) for a in moved] == [(DAMAGED, D("2.00"), "posted")]
+    assert payment.applied == D("62.00") and payment.unapplied == D("0.00")
+
+
+def test_alma_call_budget_for_a_payment(deploy):
+    d = deploy()
+    payment_id, cid = paid_payment(d, amount="62.00")
+    d.alma.clear_requests()
+    d.cashnet.complete(cid)
+    d.wait_for_state(payment_id, "posted")
+    # One LIST to check balances and earlier postings, then one PAY per fee; no USER, no LIST after.
+    assert [(r["method"], r["path"].rsplit("/", 1)[-1]) for r in d.alma_calls()] == [
+        ("GET", "fees"), ("POST", LOST), ("POST", OVERDUE)]
