@@ -39,17 +39,24 @@ def sandbox_environment(public_url: str, sandbox_url: str, database: Path | str,
         "PATRONPAY_CASHNET_ITEM_CODE": "LIB-FINE",
         "PATRONPAY_CASHNET_ITEM_CODES": ITEM_CODES,
         "PATRONPAY_CASHNET_POSTBACK_TOKEN": postback_token,
-        "PATRONPAY_AUTH_METHODS": "sso,alma",
+        "PATRONPAY_AUTH_METHODS": "sso,alma,cas,primo",
+        "PATRONPAY_CAS_URL": where["cas_url"],
+        "PATRONPAY_CAS_USER_ATTRIBUTE": "almaId",
+        "PATRONPAY_PRIMO_INSTITUTION": "01PATRON_INST",
+        "PATRONPAY_PRIMO_JWKS_URL": where["primo_jwks"],
     }
     env.update({f"PATRONPAY_{key.upper()}": value for key, value in overrides.items()})
     return env
 
 
 def point_store_at(sandbox_app, settings: Settings) -> None:
-    """Enter the proxy's notification URL in the sandbox store, as campus staff would."""
+    """Enter the proxy's URLs in the sandbox services, as campus staff would: the CashNet
+    store's notification URL, Primo's "Pay fines" link, the campus sign-on's backend."""
     postback = f"{settings.public_url}/cashnet/postback/{settings.cashnet_postback_token}"
     sandbox_app.state.cashnet.configure_store(
         CASHNET_STORE, notify_success_url=postback, notify_failure_url=postback)
+    sandbox_app.state.primo.configure(settings.public_url + "/auth/primo")
+    sandbox_app.state.sso.configure(settings.public_url, settings.sso_header)
 
 
 def run_demo(host: str, port: int) -> int:
