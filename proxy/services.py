@@ -15,6 +15,7 @@ from proxy.db import Database
 from proxy.ledger import Ledger
 from proxy.payments import fee_rules
 from proxy.posting import PostingPolicy, PostingWorker
+from proxy.primo import PrimoVerifier
 from proxy.receipts import ReceiptTokens
 from proxy.sessions import SessionStore
 from proxy.throttle import FailureLimiter
@@ -30,10 +31,13 @@ class Services:
     worker: PostingWorker
     receipts: ReceiptTokens
     guest_failures: FailureLimiter
+    http: httpx.AsyncClient  # for sign-in services (CAS, Primo's key set); never Alma's API
+    primo: PrimoVerifier
 
     async def aclose(self) -> None:
         self.worker.stop()
         await self.alma.aclose()
+        await self.http.aclose()
         self.db.close()
 
 
@@ -71,6 +75,7 @@ def build_services(
         requests_per_second=settings.alma_requests_per_second,
         transport=alma_transport,
     )
+    http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0), follow_redirects=False)
     return Services(
         settings=settings,
         db=db,
@@ -83,4 +88,7 @@ def build_services(
         receipts=ReceiptTokens(settings.secret_keys),
         guest_failures=FailureLimiter(db, settings.guest_max_failures,
                                       settings.guest_lockout_seconds, clock),
+        http=http,
+        primo=PrimoVerifier(http, settings.primo_key_set_url(), issuer=settings.primo_issuer,
+                            institution=settings.primo_institution, clock=clock),
     )

@@ -104,7 +104,7 @@ def test_not_signed_in_and_tampered_cookie(deploy):
     assert error(anonymous.get("/api/fees"), 401)["code"] == "not_signed_in"
     session = anonymous.get("/api/session")
     assert error(session, 401)["code"] == "not_signed_in"
-    assert session.json()["methods"] == ["sso", "alma"]
+    assert session.json()["methods"] == ["sso", "alma", "cas", "primo"]
     patron = d.sign_in_sso("mkowalski")
     cookie = patron.cookies[COOKIE_NAME]
     forged = d.browser()

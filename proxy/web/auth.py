@@ -6,12 +6,15 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlencode
 
+from itsdangerous import BadSignature, TimestampSigner
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from proxy.alma import AlmaError, AlmaInvalidCredentials
+from proxy.cas import CasError, login_url, validate_ticket
 from proxy.patrons import Patron, patron_from_alma
+from proxy.primo import KeySetUnavailable, PrimoTokenError
 from proxy.web.common import (
     alma_failure,
     clear_session_cookie,
@@ -29,6 +32,8 @@ log = logging.getLogger("patronpay.auth")
 
 MAX_ID_LENGTH = 255
 MAX_PASSWORD_LENGTH = 1024
+CAS_NEXT_COOKIE = "patronpay_cas_next"
+CAS_NEXT_MAX_AGE = 600
 
 
 def require_method(request: Request, method: str) -> None:
@@ -59,6 +64,70 @@ def start_session(request: Request, patron: Patron, method: str,
 
 def redirect_with_error(code: str) -> RedirectResponse:
     return RedirectResponse("/?" + urlencode({"error": code}), status_code=303)
+
+
+async def sign_in_by_navigation(request: Request, user_id: str, method: str,
+                                target: str) -> Response:
+    """End of a browser round trip (CAS, Primo): a session and a redirect, or a redirect to
+    the sign-in page naming what went wrong."""
+    try:
+        patron = await lookup_patron(request, user_id)
+    except ApiError as exc:
+        return redirect_with_error(exc.code)
+    return start_session(request, patron, method, RedirectResponse(target, status_code=303))
+
+
+def _cas_next_signer(request: Request) -> TimestampSigner:
+    keys = services(request).settings.secret_keys
+    return TimestampSigner(list(reversed(keys)), salt="cas-next")
+
+
+async def cas(request: Request) -> Response:
+    """CAS round trip: without a ticket, off to the CAS login (the `next` page travels in a
+    short signed cookie); with one, validate it server to server and sign in."""
+    require_method(request, "cas")
+    settings = services(request).settings
+    service = settings.public_url + "/auth/cas"
+    ticket = request.query_params.get("ticket")
+    if ticket is None:
+        response = RedirectResponse(login_url(settings.cas_url, service), status_code=303)
+        target = safe_next(request.query_params.get("next"))
+        response.set_cookie(CAS_NEXT_COOKIE, _cas_next_signer(request).sign(target).decode(),
+                            max_age=CAS_NEXT_MAX_AGE, path="/auth/cas", httponly=True,
+                            secure=settings.is_https(), samesite="lax")
+        return response
+    try:
+        user = await validate_ticket(services(request).http, settings.cas_url, service, ticket)
+        alma_id = user.alma_id(settings.cas_user_attribute)
+    except CasError as exc:
+        log.warning("cas ticket refused", extra={"event": "signin_refused", "method": "cas",
+                                                 "reason": exc.code})
+        return redirect_with_error("cas_unavailable" if exc.code == "UNAVAILABLE"
+                                   else "cas_failed")
+    try:
+        target = _cas_next_signer(request).unsign(
+            request.cookies.get(CAS_NEXT_COOKIE, ""), max_age=CAS_NEXT_MAX_AGE).decode()
+    except BadSignature:
+        target = "/"
+    response = await sign_in_by_navigation(request, alma_id, "cas", safe_next(target))
+    response.delete_cookie(CAS_NEXT_COOKIE, path="/auth/cas")
+    return response
+
+
+async def primo(request: Request) -> Response:
+    """Primo's "Pay fines" link: a token signed by Ex Libris names the patron. Verified, then
+    exchanged for our own session and a redirect to a URL without it, so the 24-hour token
+    does not linger in history, logs or Referer."""
+    require_method(request, "primo")
+    try:
+        patron = await services(request).primo.verify(request.query_params.get("jwt", ""))
+    except PrimoTokenError as exc:
+        log.warning("primo token refused", extra={"event": "signin_refused", "method": "primo",
+                                                  "reason": exc.reason})
+        return redirect_with_error("primo_token_invalid")
+    except KeySetUnavailable:
+        return redirect_with_error("primo_unavailable")
+    return await sign_in_by_navigation(request, patron.user_name, "primo", "/")
 
 
 async def sso(request: Request) -> Response:
@@ -138,6 +207,8 @@ def account_gone(request: Request) -> ApiError:
 
 routes = [
     Route("/auth/sso", sso, methods=["GET"]),
+    Route("/auth/cas", cas, methods=["GET"]),
+    Route("/auth/primo", primo, methods=["GET"]),
     Route("/auth/alma", alma_guest, methods=["POST"]),
     Route("/auth/logout", logout, methods=["POST"]),
 ]
