@@ -44,6 +44,7 @@ def sandbox_environment(public_url: str, sandbox_url: str, database: Path | str,
         "PATRONPAY_CAS_USER_ATTRIBUTE": "almaId",
         "PATRONPAY_PRIMO_INSTITUTION": "01PATRON_INST",
         "PATRONPAY_PRIMO_JWKS_URL": where["primo_jwks"],
+        "PATRONPAY_SSO_LOGIN_URL": where["sso_login"],
     }
     env.update({f"PATRONPAY_{key.upper()}": value for key, value in overrides.items()})
     return env

@@ -112,6 +112,11 @@ def _loopback_url(value: Any) -> str:
     return text
 
 
+def _login_target(value: Any) -> str:
+    text = _required_text(value)
+    return text if text.startswith("/") and not text.startswith("//") else _url(text)
+
+
 def _optional_url(value: Any) -> str:
     return _url(value) if _text(value) else ""
 
@@ -281,6 +286,9 @@ class Settings:
     sso_header: str = setting(
         _required_text, "Header carrying the signed-in user, set by the SSO web server.",
         "X-Remote-User")
+    sso_login_url: str = setting(
+        _login_target, "Where the single sign-on button sends patrons: `/auth/sso` (protected "
+        "by your web server), or your SSO's own login URL that returns there.", "/auth/sso")
     trusted_proxies: tuple[Network, ...] = setting(
         _networks, "CIDRs of web servers allowed to set the SSO header and X-Forwarded-For.",
         (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")))

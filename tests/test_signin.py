@@ -274,3 +274,19 @@ def test_sign_in_methods_follow_configuration(deploy):
     assert d.browser().get("/api/session").json()["methods"] == ["primo"]
     for path in ("/auth/sso", "/auth/cas"):
         assert d.browser().get(path, headers={"X-Remote-User": "mkowalski"}).status_code == 404
+
+
+def test_sign_in_page_is_told_where_each_method_starts(deploy):
+    d = deploy()
+    body = d.browser().get("/api/session").json()
+    assert body["links"] == {"sso": d.sandbox.url + "/sso/login", "cas": "/auth/cas",
+                             "alma": "/auth/alma"}
+
+
+def test_campus_sso_gateway_signs_in_through_the_trusted_header(deploy):
+    d = deploy()
+    browser = d.browser()
+    answer = browser.post(d.sandbox.url + "/sso/login",
+                          data={"username": "arivera", "password": "student-pass", "next": "/"})
+    assert location(answer) == d.url + "/"
+    assert browser.get("/api/session").json()["patron"]["id"] == "ana.rivera@example.edu"

@@ -31,9 +31,11 @@ log = logging.getLogger("patronpay.api")
 async def get_session(request: Request) -> Response:
     session = current_session(request)
     if session is None:
-        methods = list(services(request).settings.auth_methods)
-        return error_response(401, "not_signed_in", "Please sign in.",
-                              extra={"methods": methods})
+        settings = services(request).settings
+        links = {"sso": settings.sso_login_url, "cas": "/auth/cas", "alma": "/auth/alma"}
+        return error_response(401, "not_signed_in", "Please sign in.", extra={
+            "methods": list(settings.auth_methods),
+            "links": {m: links[m] for m in settings.auth_methods if m in links}})
     return JSONResponse(session.to_json())
 
 
