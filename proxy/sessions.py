@@ -20,6 +20,8 @@ from proxy.patrons import Patron
 
 COOKIE_NAME = "patronpay_session"
 TOUCH_EVERY_SECONDS = 30.0  # a write per request would cost an fsync each
+PURGE_EVERY_SECONDS = 3600.0
+KEEP_ENDED_SECONDS = 86400.0  # a day of ended sessions, for questions about yesterday
 
 
 @dataclass(frozen=True)
@@ -64,11 +66,15 @@ class SessionStore:
         self.max_seconds = max_seconds
         self.clock = clock
         self._signer = signer(secret_keys, "session")
+        self._last_purge = float("-inf")
 
     def create(self, patron: Patron, method: str, channel: str = "web") -> tuple[Session, str]:
         """Start a session; returns it and the cookie value that names it."""
         session_id = secrets.token_urlsafe(32)
         now = self.clock()
+        if now - self._last_purge >= PURGE_EVERY_SECONDS:
+            self._last_purge = now
+            self.purge(self.max_seconds + KEEP_ENDED_SECONDS)
         with self.db.write() as conn:
             conn.execute(
                 "INSERT INTO sessions (id, patron_id, first_name, last_name, email, account_type,"

@@ -290,3 +290,20 @@ def test_campus_sso_gateway_signs_in_through_the_trusted_header(deploy):
                           data={"username": "arivera", "password": "student-pass", "next": "/"})
     assert location(answer) == d.url + "/"
     assert browser.get("/api/session").json()["patron"]["id"] == "ana.rivera@example.edu"
+
+
+def test_long_dead_sessions_are_forgotten(deploy):
+    d = deploy()
+    store = d.services.sessions
+    first = d.sign_in_sso("mkowalski")
+    assert first.get("/api/session").status_code == 200
+    count = lambda: d.services.db.read_one("SELECT COUNT(*) AS n FROM sessions")["n"]  # noqa: E731
+    assert count() == 1
+    real = store.clock
+    store.clock = lambda: real() + store.max_seconds + 2 * 86400
+    store._last_purge = float("-inf")
+    try:
+        d.sign_in_sso("tlee")
+    finally:
+        store.clock = real
+    assert count() == 1  # the old one purged, the new one kept
