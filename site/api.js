@@ -1,5 +1,5 @@
-/* Calls to the proxy's JSON API. Every answer is {ok, status, data}; network failures become
-   {ok: false, status: 0} so pages can say so instead of breaking. */
+/* Calls to the proxy's JSON API. Every answer is {ok, status, data, retryAfter}; network
+   failures become {ok: false, status: 0} so pages can say so instead of breaking. */
 "use strict";
 
 const API = { csrf: "" };
@@ -15,20 +15,34 @@ async function apiCall(method, path, body) {
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (error) {
-    return { ok: false, status: 0, data: { error: { code: "network", message: "" } } };
+    return { ok: false, status: 0, data: { error: { code: "network", message: "" } }, retryAfter: "" };
   }
   let data = {};
   try { data = await response.json(); } catch (error) { data = {}; }
-  return { ok: response.ok, status: response.status, data };
+  return { ok: response.ok, status: response.status, data, retryAfter: response.headers.get("Retry-After") || "" };
 }
 
-function errorText(result) {
+/* What to tell the patron about a failed call: our own text for the error code (error.<code>
+   in the locale files) when we have one, else the server's English message. */
+function errorMessage(result, params) {
   const error = (result.data && result.data.error) || {};
-  if (result.status === 0) return t("error.network");
+  if (result.status === 0) return { key: "error.network" };
   const key = `error.${error.code}`;
-  const translated = t(key);
-  if (translated !== key) return translated;
-  return error.message || t("error.generic");
+  const args = Object.assign({ seconds: result.retryAfter || "60" }, params || {});
+  if (error.code && t(key) !== key) return { key, params: args };
+  if (error.message) return { text: error.message };
+  return { key: "error.generic" };
+}
+
+function errorText(result, params) {
+  const message = errorMessage(result, params);
+  return message.key ? t(message.key, message.params) : message.text;
+}
+
+/* Show an error on an element so that it follows a language switch when it is ours. */
+function localizeError(el, result, params) {
+  const message = errorMessage(result, params);
+  if (message.key) localize(el, message.key, message.params); else plainText(el, message.text);
 }
 
 /* Submit a CashNet hand-off {action, method, fields} as a top-level form post. */
@@ -36,6 +50,7 @@ function submitCheckout(checkout) {
   const form = document.createElement("form");
   form.method = checkout.method || "POST";
   form.action = checkout.action;
+  form.hidden = true;
   for (const [name, value] of Object.entries(checkout.fields)) {
     const input = document.createElement("input");
     input.type = "hidden";

@@ -1,21 +1,43 @@
-/* The fees page: sign-in methods, the fees table, the amount, and the hand-off to CashNet. */
+/* The fees page: sign-in methods, the fees table, the amount, and the hand-off to CashNet.
+   Every message the patron sees goes through localize(), so a language switch redoes it. */
 "use strict";
 
-const state = { session: null, fees: null };
+const state = { session: null, fees: null, unchecked: new Set() };
 const $ = (id) => document.getElementById(id);
 
-function announce(text) { $("status").textContent = text; }
+/* Status changes go to the polite live region; problems to the alert. */
+function announce(key, params) {
+  if (key) localize($("status"), key, params); else plainText($("status"), "");
+}
 
-function showAlert(text) {
-  const alert = $("alert");
-  alert.textContent = text;
-  alert.hidden = !text;
+function showAlert(key, params) {
+  if (key) localize($("alert"), key, params); else plainText($("alert"), "");
+}
+
+function showAlertFor(result) { localizeError($("alert"), result); }
+
+/* A field's error: shown by its label, tied to the field (aria-describedby in the markup,
+   aria-invalid here), and the field gets focus so screen readers read it at once. */
+function fieldError(field, errorBox, message) {
+  if (message.result) localizeError(errorBox, message.result, message.params);
+  else localize(errorBox, message.key, message.params);
+  errorBox.hidden = false;
+  field.setAttribute("aria-invalid", "true");
+  field.focus();
+}
+
+function clearFieldError(field, errorBox) {
+  plainText(errorBox, "");
+  errorBox.hidden = true;
+  field.removeAttribute("aria-invalid");
 }
 
 function cents(amount) {
   // "12.50" -> 1250 exactly: amounts never pass through floating point arithmetic here.
-  const [whole, frac = ""] = String(amount).split(".");
-  return Number(whole) * 100 + Number((frac + "00").slice(0, 2));
+  const negative = String(amount).startsWith("-");
+  const [whole, frac = ""] = String(amount).replace("-", "").split(".");
+  const value = Number(whole) * 100 + Number((frac + "00").slice(0, 2));
+  return negative ? -value : value;
 }
 
 function amountText(centsValue) {
@@ -25,19 +47,23 @@ function amountText(centsValue) {
 
 async function init() {
   await startI18n();
+  onLanguageChange(relabel);
   const error = new URLSearchParams(location.search).get("error");
-  if (error) showAlert(t(`error.${error}`) === `error.${error}` ? t("error.generic") : t(`error.${error}`));
+  if (error) showAlertFor({ status: 400, data: { error: { code: error } } });
   const result = await apiCall("GET", "/api/session");
-  if (result.status === 401) return showSignIn(result.data.methods || []);
-  if (!result.ok) return showAlert(errorText(result));
+  if (result.status === 401) return showSignIn(result.data.methods || [], result.data.links || {});
+  if (!result.ok) return showAlertFor(result);
   state.session = result.data;
   API.csrf = result.data.csrf_token;
   showAccount();
   await loadFees();
 }
 
-function showSignIn(methods) {
+function showSignIn(methods, links) {
   $("signin").hidden = false;
+  // The single sign-on button goes where the library's web server starts SSO: our own
+  // /auth/sso (protected by it), or the SSO's login page that comes back there.
+  if (links.sso) $("sso-link").href = links.sso.startsWith("/auth/sso") ? `${links.sso}?next=/` : links.sso;
   for (const method of ["sso", "cas", "primo"]) $(`method-${method}`).hidden = !methods.includes(method);
   $("guest-form").hidden = !methods.includes("alma");
   $("guest-form").addEventListener("submit", guestSignIn);
@@ -45,26 +71,31 @@ function showSignIn(methods) {
 
 async function guestSignIn(event) {
   event.preventDefault();
-  const userField = $("guest-user"), passwordField = $("guest-password"), errorBox = $("guest-error");
-  errorBox.hidden = true;
-  for (const field of [userField, passwordField]) field.removeAttribute("aria-invalid");
-  announce(t("signin.working"));
+  const userField = $("guest-user"), passwordField = $("guest-password");
+  clearFieldError(userField, $("guest-user-error"));
+  clearFieldError(passwordField, $("guest-password-error"));
+  plainText($("guest-error"), "");
+  if (!userField.value.trim()) return fieldError(userField, $("guest-user-error"), { key: "error.invalid_user_id" });
+  if (!passwordField.value) return fieldError(passwordField, $("guest-password-error"), { key: "error.invalid_password" });
+  announce("signin.working");
   const result = await apiCall("POST", "/auth/alma", {
     user_id: userField.value.trim(), password: passwordField.value,
   });
   passwordField.value = "";
   if (result.ok) { location.replace("/"); return; }
   announce("");
-  errorBox.textContent = errorText(result);
-  errorBox.hidden = false;
-  const field = result.data.error && result.data.error.field === "user_id" ? userField : passwordField;
-  field.setAttribute("aria-invalid", "true");
-  field.focus();
+  const field = (result.data.error || {}).field;
+  if (field === "user_id") return fieldError(userField, $("guest-user-error"), { result });
+  if (field === "password") return fieldError(passwordField, $("guest-password-error"), { result });
+  // Not one field's fault (wrong password, too many attempts, Alma down): say so above the
+  // fields and start again from the user name.
+  localizeError($("guest-error"), result);
+  userField.focus();
 }
 
 function showAccount() {
   $("account").hidden = false;
-  $("signed-in-as").textContent = t("nav.signed_in_as", { name: state.session.patron.name });
+  localize($("signed-in-as"), "nav.signed_in_as", { name: state.session.patron.name });
   $("signout").addEventListener("click", async () => {
     await apiCall("POST", "/auth/logout", {});
     location.replace("/");
@@ -73,36 +104,56 @@ function showAccount() {
 
 async function loadFees() {
   $("fees").hidden = false;
-  announce(t("fees.loading"));
+  announce("fees.loading");
   const result = await apiCall("GET", "/api/fees");
   announce("");
   if (!result.ok) {
-    if (result.status === 401) { showAlert(errorText(result)); $("fees").hidden = true; return; }
-    return showAlert(errorText(result));
+    if (result.status === 401) $("fees").hidden = true;
+    return showAlertFor(result);
   }
   state.fees = result.data;
-  state.minPayment = result.data.min_payment;
+  state.minPayment = result.data.min_payment || "1.00";
   renderFees();
 }
 
 function renderFees() {
-  const { fees, currency } = state.fees;
+  const { fees } = state.fees;
   const payable = fees.filter((fee) => fee.payable);
-  if (fees.length === 0 || payable.length === 0) {
-    $("fees-empty").textContent = t(fees.length === 0 ? "fees.none" : "fees.none_payable");
+  if (payable.length === 0) {
+    localize($("fees-empty"), fees.length === 0 ? "fees.none" : "fees.none_payable");
     $("fees-empty").hidden = false;
     if (fees.length === 0) return;
   }
-  const rows = $("fee-rows");
-  rows.replaceChildren();
-  for (const fee of fees) rows.appendChild(feeRow(fee, currency));
-  $("total-owed").textContent = t("fees.total_owed", { amount: formatMoney(state.fees.total, currency) });
+  renderRows();
   $("pay-form").hidden = false;
-  $("pay-form").addEventListener("submit", pay);
-  $("pay-form").addEventListener("change", (event) => { if (event.target.type === "checkbox") updateChosen(true); });
-  $("amount").addEventListener("input", () => clearAmountError());
+  if (!state.bound) bindPayForm();
   updateChosen(true);
-  if (payable.length === 0) $("pay-form").querySelector("fieldset").hidden = true;
+  $("payment-fields").hidden = payable.length === 0;
+}
+
+function bindPayForm() {
+  state.bound = true;
+  $("pay-form").addEventListener("submit", pay);
+  $("pay-form").addEventListener("change", (event) => {
+    if (event.target.type !== "checkbox") return;
+    if (event.target.checked) state.unchecked.delete(event.target.value); else state.unchecked.add(event.target.value);
+    clearFeesError();
+    updateChosen(true);
+  });
+  $("amount").addEventListener("input", () => clearFieldError($("amount"), $("amount-error")));
+}
+
+function renderRows() {
+  const { fees, currency } = state.fees;
+  $("fee-rows").replaceChildren(...fees.map((fee) => feeRow(fee, currency)));
+  localize($("total-owed"), "fees.total_owed", { amount: asMoney(state.fees.total, currency) });
+}
+
+/* Alma's own label in English (the library may have renamed a type); our translation of the
+   standard Alma fee types in other languages. */
+function feeTypeLabel(type) {
+  const key = `feetype.${type.code}`;
+  return I18N.lang !== "en" && hasTranslation(key) ? t(key) : type.label;
 }
 
 function feeRow(fee, currency) {
@@ -111,19 +162,23 @@ function feeRow(fee, currency) {
   if (fee.payable) {
     const box = document.createElement("input");
     box.type = "checkbox";
-    box.checked = true;
+    box.checked = !state.unchecked.has(fee.id);
     box.value = fee.id;
     box.name = "fee_ids";
     box.id = `fee-${fee.id}`;
-    box.setAttribute("aria-label", t("fees.select", { type: fee.type.label, amount: formatMoney(fee.balance, currency) }));
+    box.setAttribute("aria-describedby", "fees-error");
+    box.setAttribute("aria-label", t("fees.select", { type: feeTypeLabel(fee.type), amount: asMoney(fee.balance, currency) }));
     payCell.appendChild(box);
   } else {
-    payCell.textContent = cents(fee.balance) < 0 ? t("fees.credit") : t("fees.not_payable");
+    payCell.textContent = t(cents(fee.balance) < 0 ? "fees.credit" : "fees.not_payable");
     payCell.className = "hint";
   }
   row.appendChild(payCell);
-  const cells = [fee.type.label, fee.library.name, fee.title || t("fees.no_title"), formatDate(fee.created)];
-  for (const text of cells) {
+  const typeCell = document.createElement("th");
+  typeCell.scope = "row";
+  typeCell.textContent = feeTypeLabel(fee.type);
+  row.appendChild(typeCell);
+  for (const text of [fee.library.name, fee.title || t("fees.no_title"), formatDate(fee.created)]) {
     const cell = document.createElement("td");
     cell.textContent = text;
     row.appendChild(cell);
@@ -137,57 +192,97 @@ function feeRow(fee, currency) {
   return row;
 }
 
+/* On a language switch: rebuild the rows (checked boxes kept) and the amount texts, but
+   leave the amount the patron typed alone. */
+function relabel() {
+  if (state.session) localize($("signed-in-as"), "nav.signed_in_as", { name: state.session.patron.name });
+  if (!state.fees || state.fees.fees.length === 0) return;
+  renderRows();
+  updateChosen(false);
+}
+
 function chosenIds() {
   return [...document.querySelectorAll("#fee-rows input[type=checkbox]:checked")].map((box) => box.value);
 }
 
+function limits() {
+  const total = state.chosenCents;
+  return { min: Math.min(cents(state.minPayment), total), max: total };
+}
+
 function updateChosen(resetAmount) {
   const ids = new Set(chosenIds());
-  const total = state.fees.fees.filter((fee) => ids.has(fee.id)).reduce((sum, fee) => sum + cents(fee.balance), 0);
   const currency = state.fees.currency;
-  state.chosenCents = total;
-  $("selected-total").textContent = t("pay.selected_total", { amount: formatMoney(amountText(total), currency) });
-  if (resetAmount) $("amount").value = amountText(total);
-  const minimum = Math.min(cents(state.minPayment || "1.00"), total);
-  $("amount-help").textContent = total > minimum
-    ? t("pay.amount.help", { min: formatMoney(amountText(minimum), currency), max: formatMoney(amountText(total), currency) })
-    : t("pay.amount.help_exact", { max: formatMoney(amountText(total), currency) });
-  $("pay-button").disabled = ids.size === 0;
-  $("pay-button").textContent = ids.size ? t("pay.submit", { amount: formatMoney(amountText(total), currency) }) : t("pay.submit_plain");
+  state.chosenCents = state.fees.fees.filter((fee) => ids.has(fee.id)).reduce((sum, fee) => sum + cents(fee.balance), 0);
+  const { min, max } = limits();
+  const money = (value) => asMoney(amountText(value), currency);
+  localize($("selected-total"), "pay.selected_total", { amount: money(max) });
+  if (resetAmount) {
+    $("amount").value = amountText(max);
+    clearFieldError($("amount"), $("amount-error"));
+  }
+  if (max > min) localize($("amount-help"), "pay.amount.help", { min: money(min), max: money(max) });
+  else localize($("amount-help"), "pay.amount.help_exact", { max: money(max) });
+  if (ids.size) localize($("pay-button"), "pay.submit", { amount: money(max) });
+  else localize($("pay-button"), "pay.submit_plain");
 }
 
-function clearAmountError() {
-  $("amount-error").hidden = true;
-  $("amount").removeAttribute("aria-invalid");
+function clearFeesError() {
+  plainText($("fees-error"), "");
+  $("fees-error").hidden = true;
 }
 
-function amountError(text) {
-  $("amount-error").textContent = text;
-  $("amount-error").hidden = false;
-  $("amount").setAttribute("aria-invalid", "true");
-  $("amount").focus();
+/* The amount typed, in cents, or null when it is not an amount: "12.50", "$12.50", "1,250". */
+function typedCents(text) {
+  const cleaned = text.trim().replace(/^\$\s*/, "");
+  if (!/^(\d{1,3}(,\d{3})+|\d+)(\.\d{1,2})?$/.test(cleaned)) return null;
+  return cents(cleaned.replace(/,/g, ""));
+}
+
+/* The amount problem, if any, checked here first so the patron hears it at once; the proxy
+   checks it again against Alma. */
+function amountProblem(value) {
+  const currency = state.fees.currency;
+  const { min, max } = limits();
+  if (value === null) return { key: "error.invalid_amount" };
+  if (value < min || value <= 0) return { key: "error.amount_too_small", params: { amount: asMoney(amountText(min), currency) } };
+  if (value > max) return { key: "error.amount_too_large", params: { amount: asMoney(amountText(max), currency) } };
+  return null;
 }
 
 async function pay(event) {
   event.preventDefault();
   showAlert("");
-  clearAmountError();
+  clearFeesError();
+  const amountField = $("amount"), amountBox = $("amount-error");
+  clearFieldError(amountField, amountBox);
   const feeIds = chosenIds();
-  if (feeIds.length === 0) return showAlert(t("pay.nothing_chosen"));
-  const amount = $("amount").value.trim().replace(/^\$/, "");
-  if (!/^\d+(\.\d{1,2})?$/.test(amount)) return amountError(t("error.invalid_amount"));
+  const firstBox = document.querySelector("#fee-rows input[type=checkbox]");
+  if (feeIds.length === 0) {
+    localize($("fees-error"), "pay.nothing_chosen");
+    $("fees-error").hidden = false;
+    if (firstBox) firstBox.focus();
+    return;
+  }
+  const value = typedCents(amountField.value);
+  const problem = amountProblem(value);
+  if (problem) return fieldError(amountField, amountBox, problem);
   $("pay-button").disabled = true;
-  announce(t("pay.working"));
-  const result = await apiCall("POST", "/api/payments", { fee_ids: feeIds, amount });
+  announce("pay.working");
+  const result = await apiCall("POST", "/api/payments", { fee_ids: feeIds, amount: amountText(value) });
   if (!result.ok) {
     $("pay-button").disabled = false;
     announce("");
     const error = result.data.error || {};
-    if (error.field === "amount") return amountError(errorText(result));
-    if (error.code === "unknown_fee") await loadFees();
-    return showAlert(errorText(result));
+    const { min, max } = limits();
+    const bound = error.code === "amount_too_small" ? min : max;
+    if (error.field === "amount") {
+      return fieldError(amountField, amountBox, { result, params: { amount: asMoney(amountText(bound), state.fees.currency) } });
+    }
+    if (error.code === "unknown_fee") { state.fees = null; await loadFees(); }
+    return showAlertFor(result);
   }
-  announce(t("pay.redirecting"));
+  announce("pay.redirecting");
   submitCheckout(result.data.checkout);
 }
 

@@ -4,29 +4,42 @@
 
 const POLL_EVERY_MS = 2000;
 const POLL_FOR_MS = 120000;
+const PAID_STATES = ["paid", "posted", "attention", "resolved"];
+const RECEIPT = { data: null };
+
+function byId(id) { return document.getElementById(id); }
+
+function receiptStatus(key) { localize(byId("receipt-status"), key); }
+
+/* Alma's label in English; our translation of the standard Alma fee types otherwise. */
+function allocationLabel(allocation) {
+  const key = `feetype.${allocation.fee_type}`;
+  return I18N.lang !== "en" && hasTranslation(key) ? t(key) : allocation.fee_label;
+}
 
 function renderReceipt(data) {
-  const payment = data.payment;
-  document.getElementById("receipt-status").textContent = t(`receipt.state.${payment.state}`);
-  document.body.dataset.state = payment.state;
+  RECEIPT.data = data;
+  receiptStatus(`receipt.state.${data.payment.state}`);
+  document.body.dataset.state = data.payment.state;
+  renderDetails(data.payment);
+}
+
+/* Amounts, date and fee names: redone on a language switch (the status follows by itself). */
+function renderDetails(payment) {
   const money = (amount) => formatMoney(amount, payment.currency);
-  document.getElementById("r-amount").textContent = money(payment.amount);
-  document.getElementById("r-date").textContent = formatDate(payment.paid || payment.created);
-  document.getElementById("r-tx").textContent = payment.cashnet_tx || "—";
-  document.getElementById("r-ref").textContent = payment.id;
-  const list = document.getElementById("r-fees");
-  list.replaceChildren();
-  for (const allocation of payment.allocations) {
+  byId("r-amount").textContent = money(payment.amount);
+  byId("r-date").textContent = formatDate(payment.paid || payment.created, true);
+  byId("r-tx").textContent = payment.cashnet_tx || "—";
+  byId("r-ref").textContent = payment.id;
+  byId("r-fees").replaceChildren(...payment.allocations.map((allocation) => {
     const item = document.createElement("li");
-    item.textContent = t("receipt.fee_line", { type: allocation.fee_label, amount: money(allocation.amount) });
-    list.appendChild(item);
-  }
-  const paid = ["paid", "posted", "attention", "resolved"].includes(payment.state);
-  document.getElementById("receipt").hidden = !paid;
-  document.getElementById("print").hidden = !paid;
-  if (["declined", "cancelled", "expired"].includes(payment.state)) {
-    document.getElementById("back").textContent = t("receipt.try_again");
-  }
+    item.textContent = t("receipt.fee_line", { type: allocationLabel(allocation), amount: asMoney(allocation.amount, payment.currency) });
+    return item;
+  }));
+  const paid = PAID_STATES.includes(payment.state);
+  byId("receipt").hidden = !paid;
+  byId("print").hidden = !paid;
+  if (["declined", "cancelled", "expired"].includes(payment.state)) localize(byId("back"), "receipt.try_again");
 }
 
 async function followReceipt(token) {
@@ -35,13 +48,13 @@ async function followReceipt(token) {
     const result = await apiCall("GET", `/api/receipts/${encodeURIComponent(token)}`);
     if (result.ok) {
       renderReceipt(result.data);
-      if (result.data.payment.final || result.data.payment.state === "posted") return;
+      if (result.data.payment.final) return;
     } else if (result.status === 404) {
-      document.getElementById("receipt-status").textContent = t("receipt.unknown");
+      receiptStatus("receipt.unknown");
       return;
     }
     if (Date.now() >= deadline) {
-      document.getElementById("receipt-status").textContent = t("receipt.still_processing");
+      receiptStatus("receipt.still_processing");
       return;
     }
     await new Promise((resolve) => setTimeout(resolve, POLL_EVERY_MS));
@@ -50,11 +63,11 @@ async function followReceipt(token) {
 
 async function initReceipt() {
   await startI18n();
-  document.getElementById("print").addEventListener("click", () => window.print());
-  const params = new URLSearchParams(location.search);
-  const token = params.get("r");
+  onLanguageChange(() => { if (RECEIPT.data) renderDetails(RECEIPT.data.payment); });
+  byId("print").addEventListener("click", () => window.print());
+  const token = new URLSearchParams(location.search).get("r");
   if (!token) {
-    document.getElementById("receipt-status").textContent = t("receipt.unknown");
+    receiptStatus("receipt.unknown");
     return;
   }
   await followReceipt(token);

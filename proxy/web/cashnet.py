@@ -18,6 +18,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
+from proxy.i18n import LANG_COOKIE, translator
 from proxy.notification import parse_message, payment_ids
 from proxy.web.common import require_session, services
 from proxy.web.errors import ApiError
@@ -36,11 +37,19 @@ async def pay_page(request: Request) -> Response:
     if payment.state != "pending":
         token = services(request).receipts.token(payment.id)
         return RedirectResponse("/receipt.html?" + urlencode({"r": token}), status_code=303)
-    return templates.TemplateResponse(request, "pay.html", {
+    asked = request.query_params.get("lang")
+    t = translator(services(request).settings.site_dir / "locales", asked,
+                   request.cookies.get(LANG_COOKIE), request.headers.get("accept-language", ""))
+    response = templates.TemplateResponse(request, "pay.html", {
         "payment": payment,
         "action": payment.checkout["action"],
         "fields": payment.checkout["fields"],
+        "t": t,
     })
+    if asked == t.lang:  # the page's own language switch: remember it, as the site does
+        response.set_cookie(LANG_COOKIE, t.lang, max_age=365 * 86400, samesite="lax",
+                            secure=services(request).settings.is_https())
+    return response
 
 
 def _token_ok(request: Request, token: str) -> bool:
@@ -89,6 +98,10 @@ async def browser_return(request: Request) -> Response:
         # A hint for reconciliation, never a state change: the browser's word proves nothing.
         svc.ledger.add_event(payment.id, "return_claims_success", "browser",
                              {"result": message.result, "tx": message.tx})
+    if payment.channel.startswith("kiosk:"):
+        # Back to the kiosk agent's own loopback page, which asks the agent for the state.
+        return RedirectResponse(svc.settings.kiosk_return_url + "?" + urlencode(
+            {"p": payment.id}), status_code=303)
     token = svc.receipts.token(payment.id)
     return RedirectResponse("/receipt.html?" + urlencode({"r": token}), status_code=303)
 

@@ -1,0 +1,65 @@
+"""What the browser tests share besides fixtures: the site's strings, the axe-core check,
+the Chromium launch settings.
+
+axe-core comes from npm (tests/browser/package.json; `npm ci --prefix tests/browser`). It is
+evaluated in the page rather than added as a <script> tag: our pages' Content-Security-Policy
+(script-src 'self') rightly refuses inline scripts, and the tests keep that policy on.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from playwright.sync_api import Page
+
+CHROMIUM = "/usr/bin/chromium"
+HERE = Path(__file__).resolve().parent
+AXE_JS = HERE / "node_modules" / "axe-core" / "axe.min.js"
+LOCALES = HERE.parent.parent / "site" / "locales"
+LAUNCH_ARGS = ["--headless=new", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage"]
+INTL = {"en": "en-US", "es": "es-US"}
+LANGS = ["en", "es"]
+WAIT_MS = 15_000
+BLOCKING_IMPACTS = ("serious", "critical")
+
+
+def strings(lang: str) -> dict[str, str]:
+    """The site's strings in `lang`, English where a key is missing (as the site does)."""
+    english = json.loads((LOCALES / "en.json").read_text(encoding="utf-8"))
+    return english | json.loads((LOCALES / f"{lang}.json").read_text(encoding="utf-8"))
+
+
+def text(template: str, **params: str) -> str:
+    """A locale string with its placeholders filled, as the site's t() does."""
+    for name, value in params.items():
+        template = template.replace("{" + name + "}", value)
+    return template
+
+
+def axe_violations(page: Page) -> list[dict]:
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.evaluate(AXE_JS.read_text(encoding="utf-8") + "\n;0")
+    result = page.evaluate("""async () => {
+        const result = await axe.run(document, { resultTypes: ["violations"] });
+        return result.violations.map((v) => ({
+            id: v.id, impact: v.impact, help: v.help,
+            nodes: v.nodes.map((n) => n.target.join(" ") + ": " + n.failureSummary),
+        }));
+    }""")
+    return result
+
+
+def assert_accessible(page: Page, state: str) -> None:
+    """axe-core on the page as it is now: no serious or critical violation."""
+    blocking = [v for v in axe_violations(page) if v["impact"] in BLOCKING_IMPACTS]
+    assert blocking == [], f"axe, {state} ({page.url}):\n" + json.dumps(blocking, indent=2)
+
+
+def off_the_loop(function, *args, **kwargs):
+    """Call a sandbox helper that runs its own event loop (d.pay, ...) from a thread: the
+    Playwright sync API keeps an event loop running on the test's own thread."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(function, *args, **kwargs).result(timeout=60)
