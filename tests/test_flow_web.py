@@ -180,7 +180,8 @@ def test_own_payment_only(deploy):
     assert maria.get(f"/api/payments/{payment_id}").json()["payment"]["state"] == "pending"
     thomas = d.sign_in_sso("tlee")
     assert thomas.get(f"/api/payments/{payment_id}").status_code == 404
-    assert thomas.get(f"/pay/{payment_id}").status_code == 404
+    elsewhere = thomas.get(f"/pay/{payment_id}")
+    assert (elsewhere.status_code, elsewhere.headers["location"]) == (303, "/?error=payment_not_found")
 
 
 def test_server_rendered_hand_off_page(deploy):

@@ -4,7 +4,6 @@ patron from Alma once and starts the session."""
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlencode
 
 from itsdangerous import BadSignature, TimestampSigner
 from starlette.requests import Request
@@ -20,6 +19,7 @@ from proxy.web.common import (
     clear_session_cookie,
     current_session,
     read_json_object,
+    redirect_with_error,
     require_session,
     safe_next,
     services,
@@ -60,10 +60,6 @@ def start_session(request: Request, patron: Patron, method: str,
     log.info("signed in", extra={"event": "signed_in", "method": method,
                                  "patron_id": patron.primary_id})
     return response
-
-
-def redirect_with_error(code: str) -> RedirectResponse:
-    return RedirectResponse("/?" + urlencode({"error": code}), status_code=303)
 
 
 async def sign_in_by_navigation(request: Request, user_id: str, method: str,
@@ -132,25 +128,19 @@ async def primo(request: Request) -> Response:
 
 async def sso(request: Request) -> Response:
     """The campus web server (Shibboleth, mod_auth_cas, ...) authenticated the patron and
-    passes the id in a header. Only our own trusted proxies may set it."""
+    passes the id in a header. Only our own trusted proxies may set it. A browser comes here
+    by navigation, so refusals go back to the sign-in page, which explains them."""
     require_method(request, "sso")
     settings = services(request).settings
     if not peer_is_trusted(request.scope, settings.trusted_proxies):
         log.warning("sso header from untrusted peer", extra={
             "event": "sso_untrusted", "peer": client_address(request.scope, ())})
-        raise ApiError(403, "untrusted_proxy", "Single sign-on must come through the campus "
-                       "web server.")
+        return redirect_with_error("untrusted_proxy")
     user_id = request.headers.get(settings.sso_header, "").strip()
     if not user_id or len(user_id) > MAX_ID_LENGTH:
-        raise ApiError(401, "sso_missing_user", "Single sign-on did not say who you are.")
-    try:
-        patron = await lookup_patron(request, user_id)
-    except ApiError as exc:
-        if exc.code == "account_not_found":
-            return redirect_with_error("account_not_found")
-        raise
+        return redirect_with_error("sso_missing_user")
     target = safe_next(request.query_params.get("next"))
-    return start_session(request, patron, "sso", RedirectResponse(target, status_code=303))
+    return await sign_in_by_navigation(request, user_id, "sso", target)
 
 
 async def alma_guest(request: Request) -> Response:

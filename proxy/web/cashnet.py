@@ -20,7 +20,7 @@ from starlette.templating import Jinja2Templates
 
 from proxy.i18n import LANG_COOKIE, translator
 from proxy.notification import parse_message, payment_ids
-from proxy.web.common import require_session, services
+from proxy.web.common import current_session, redirect_with_error, services
 from proxy.web.errors import ApiError
 from proxy.web.security import address_allowed, client_address
 
@@ -29,11 +29,14 @@ templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent
 
 
 async def pay_page(request: Request) -> Response:
-    """The hand-off form, rendered by the server, for browsers without JavaScript."""
-    session = require_session(request)
+    """The hand-off form, rendered by the server, for browsers without JavaScript. Reached by
+    navigation, so problems go back to the fees page, which explains them."""
+    session = current_session(request)
+    if session is None:
+        return redirect_with_error("not_signed_in")
     payment = services(request).ledger.payment(request.path_params["payment_id"])
     if payment is None or payment.patron_id != session.patron.primary_id:
-        raise ApiError(404, "payment_not_found", "No such payment.")
+        return redirect_with_error("payment_not_found")
     if payment.state != "pending":
         token = services(request).receipts.token(payment.id)
         return RedirectResponse("/receipt.html?" + urlencode({"r": token}), status_code=303)

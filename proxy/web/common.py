@@ -6,10 +6,10 @@ from __future__ import annotations
 import hmac
 import json
 from decimal import Decimal
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from proxy.alma import (
     AlmaConfigError,
@@ -65,6 +65,11 @@ def set_session_cookie(response: Response, request: Request, value: str) -> None
 def clear_session_cookie(response: Response, request: Request) -> None:
     response.delete_cookie(COOKIE_NAME, path="/", httponly=True,
                            secure=services(request).settings.is_https(), samesite="lax")
+
+
+def redirect_with_error(code: str) -> RedirectResponse:
+    """For routes a browser reaches by navigation: back to the fees page, which explains."""
+    return RedirectResponse("/?" + urlencode({"error": code}), status_code=303)
 
 
 def safe_next(value: str | None) -> str:
