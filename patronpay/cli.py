@@ -12,11 +12,7 @@ from proxy.config import ConfigError, load_settings
 
 
 def _loopback_only(host: str, allow_remote: bool) -> None:
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = host == "localhost"
-    if not loopback and not allow_remote:
+    if not _is_loopback(host) and not allow_remote:
         raise SystemExit(f"patronpay: refusing to serve the sandbox on {host}: it takes fake "
                          "payments. Add --allow-remote for a campus staging server.")
 
@@ -54,7 +50,40 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from patronpay.demo import run_demo
 
-    return run_demo(args.host, args.port)
+    return run_demo(args.host, args.port, kiosk=args.kiosk)
+
+
+def cmd_kiosk(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from kiosk.agent import create_kiosk_app, reader_heartbeat_ok
+    from kiosk.sdnotify import serve
+    from kiosk.settings import KioskConfigError, load_kiosk_settings
+    from proxy.logs import configure_logging
+
+    if not _is_loopback(args.host):
+        raise SystemExit(f"patronpay: the kiosk agent serves only loopback, not {args.host}: "
+                         "the kiosk's browser is on the same machine.")
+    try:
+        settings = load_kiosk_settings()
+    except KioskConfigError as exc:
+        print(f"patronpay: configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    app = create_kiosk_app(settings)
+    config = uvicorn.Config(app, host=args.host, port=args.port, proxy_headers=False,
+                            access_log=False, log_config=None, server_header=False,
+                            lifespan="on", timeout_graceful_shutdown=5)
+    asyncio.run(serve(config, on_shutdown=app.state.kiosk.bus.close,
+                      healthy=lambda: reader_heartbeat_ok(app)))
+    return 0
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,7 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000,
                       help="the payment site's port; the sandbox takes the next one")
+    demo.add_argument("--kiosk", action="store_true",
+                      help="also start a kiosk agent with a simulated card reader")
     demo.set_defaults(handler=cmd_demo)
+
+    kiosk = commands.add_parser("kiosk", help="the kiosk agent (on the kiosk terminal)")
+    kiosk.add_argument("--host", default="127.0.0.1")
+    kiosk.add_argument("--port", type=int, default=8080)
+    kiosk.set_defaults(handler=cmd_kiosk)
 
     sandbox = commands.add_parser("sandbox", help="the sandbox Alma and CashNet alone")
     sandbox.add_argument("--host", default="127.0.0.1")
@@ -80,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--allow-remote", action="store_true",
                          help="allow a non-loopback address (campus staging)")
     sandbox.set_defaults(handler=cmd_sandbox)
+
     return parser
 
 

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import socket
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from kiosk.agent import create_kiosk_app
+from kiosk.settings import KioskSettings
+from kiosk.simulated_reader import DEMO_CARDS, ScannerSocket, create_scanner_app
 from patronpay.serving import Listener, bind, serve_together
 from proxy.config import Settings, load_settings
 from sandbox.app import ALMA_API_KEY, CASHNET_STORE, create_sandbox_app, urls
@@ -60,28 +65,100 @@ def point_store_at(sandbox_app, settings: Settings) -> None:
     sandbox_app.state.sso.configure(settings.public_url, settings.sso_header)
 
 
-def run_demo(host: str, port: int) -> int:
+KIOSK_ID = "demo-kiosk"
+
+
+def bind_next_free(host: str, start: int, tries: int = 20) -> socket.socket:
+    """The first free port from `start` on (any free port when `start` is 0 or none is)."""
+    for candidate in range(start, start + tries) if start else ():
+        try:
+            return bind(host, candidate)
+        except OSError:
+            continue
+    return bind(host, 0)
+
+
+@dataclass
+class DemoKiosk:
+    """A kiosk agent for the demo, with a simulated reader: a `socket://` "scanner" and a page
+    whose buttons scan the seeded patrons' library cards."""
+
+    host: str
+    agent_socket: socket.socket
+    scanner_page_socket: socket.socket
+    scanner: ScannerSocket = field(default_factory=lambda: ScannerSocket().start())
+    secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+
+    @classmethod
+    def bind(cls, host: str, start: int) -> DemoKiosk:
+        agent = bind_next_free(host, start)
+        page = bind_next_free(host, agent.getsockname()[1] + 1 if start else 0)
+        return cls(host, agent, page)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.agent_socket.getsockname()[1]}"
+
+    @property
+    def scanner_url(self) -> str:
+        return f"http://{self.host}:{self.scanner_page_socket.getsockname()[1]}"
+
+    def proxy_overrides(self) -> dict[str, str]:
+        """What the proxy needs to know of this kiosk."""
+        return {"kiosk_keys": f"{KIOSK_ID}={self.secret}",
+                "kiosk_return_url": self.url + "/kiosk/return"}
+
+    def listeners(self, proxy_url: str) -> list[Listener]:
+        settings = KioskSettings(kiosk_id=KIOSK_ID, kiosk_secret=self.secret,
+                                 proxy_url=proxy_url, reader=self.scanner.url)
+        # Short event streams: the demo stops within a few seconds of Ctrl-C.
+        agent = create_kiosk_app(settings, stream_seconds=5.0)
+        return [Listener("kiosk", agent, self.agent_socket),
+                Listener("scanner", create_scanner_app(self.scanner, self.url),
+                         self.scanner_page_socket)]
+
+    def print_help(self) -> None:
+        print(f"  kiosk: {self.url}/kiosk/ (a self-service terminal; best in a tall window)")
+        print(f"  card reader: {self.scanner_url}/ has a button per demo card, or")
+        print(f"    curl -d card=mkowalski {self.scanner_url}/scan   "
+              f"(cards: {', '.join(DEMO_CARDS)})")
+
+    def close(self) -> None:
+        self.scanner.close()
+
+
+def run_demo(host: str, port: int, kiosk: bool = False) -> int:
     from proxy.app import create_app
     from proxy.logs import configure_logging
 
     proxy_socket = bind(host, port)
     sandbox_socket = bind(host, proxy_socket.getsockname()[1] + 1 if port else 0)
+    demo_kiosk = DemoKiosk.bind(host, sandbox_socket.getsockname()[1] + 1 if port else 0) \
+        if kiosk else None
     with tempfile.TemporaryDirectory(prefix="patronpay-demo-") as folder:
         proxy_url = f"http://{host}:{proxy_socket.getsockname()[1]}"
         sandbox_url = f"http://{host}:{sandbox_socket.getsockname()[1]}"
         settings = load_settings(sandbox_environment(
             proxy_url, sandbox_url, Path(folder) / "ledger.sqlite3", secrets.token_urlsafe(32),
-            log_level="WARNING"))
+            log_level="WARNING", **(demo_kiosk.proxy_overrides() if demo_kiosk else {})))
         configure_logging(settings.log_level)
         sandbox_app = create_sandbox_app()
         point_store_at(sandbox_app, settings)
         listeners = [Listener("proxy", create_app(settings), proxy_socket),
                      Listener("sandbox", sandbox_app, sandbox_socket)]
+        if demo_kiosk:
+            listeners += demo_kiosk.listeners(proxy_url)
         print(f"patronpay demo: pay library fines at {proxy_url}/")
         print(f"  sandbox Alma and CashNet at {sandbox_url}/ (no real money, no real cards)")
         for label, user, password in DEMO_SIGN_INS:
             print(f"  sign in as {label}: {user} / {password}")
         print("  on CashNet's sandbox page any card number works; Pay, Decline or Cancel.")
+        if demo_kiosk:
+            demo_kiosk.print_help()
         print("Stop with Ctrl-C.", flush=True)
-        asyncio.run(serve_together(listeners))
+        try:
+            asyncio.run(serve_together(listeners))
+        finally:
+            if demo_kiosk:
+                demo_kiosk.close()
     return 0

@@ -16,7 +16,7 @@ from starlette.staticfiles import StaticFiles
 
 from proxy.config import Settings
 from proxy.services import Services, build_services
-from proxy.web import api, auth, cashnet
+from proxy.web import api, auth, cashnet, kiosk
 from proxy.web.errors import EXCEPTION_HANDLERS
 from proxy.web.security import (
     AccessLog,
@@ -62,6 +62,7 @@ def create_app(settings: Settings, services: Services | None = None,
         *api.routes,
         *auth.routes,
         *cashnet.routes,
+        *kiosk.routes,
         Mount("/", StaticFiles(directory=settings.site_dir, html=True), name="site"),
     ]
     middleware = [
@@ -70,6 +71,7 @@ def create_app(settings: Settings, services: Services | None = None,
                    hsts=settings.is_https()),
         Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
         Middleware(OriginCheck, public_origin=settings.public_origin()),
+        Middleware(kiosk.KioskSignature),
     ]
     app = Starlette(routes=routes, middleware=middleware,
                     exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)

@@ -11,6 +11,7 @@ from urllib.parse import urlencode, urlsplit
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from proxy import kiosk_auth
 from proxy.alma import (
     AlmaConfigError,
     AlmaError,
@@ -29,7 +30,10 @@ def services(request: Request) -> Services:
 
 
 def current_session(request: Request) -> Session | None:
-    return services(request).sessions.load(request.cookies.get(COOKIE_NAME))
+    session = services(request).sessions.load(request.cookies.get(COOKIE_NAME))
+    if session is not None and not kiosk_auth.session_allowed(request.scope, session.channel):
+        return None  # a kiosk's patron session works only with that kiosk's signature
+    return session
 
 
 def require_session(request: Request) -> Session:

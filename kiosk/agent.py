@@ -1,0 +1,390 @@
+"""The kiosk agent: a loopback Starlette app that serves the kiosk pages, streams scan events
+to them, takes keyboard-wedge reads from them, and forwards the patron's calls to the central
+proxy as this kiosk (DESIGN.md §4, specs/kiosk.md).
+
+The page's API is same-origin only: the Host must be a loopback name (no DNS rebinding), and
+unsafe methods need an Origin equal to it. The page holds only a session handle; the proxy's
+cookie stays in the agent. Every answer is `no-store`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import httpx
+from starlette.applications import Starlette
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import Request
+from starlette.responses import (
+    FileResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from kiosk.events import EventBus
+from kiosk.framing import framer_from_setting
+from kiosk.proxy_client import ProxyAnswer, ProxyClient, ProxyUnavailable
+from kiosk.reader import SerialReader
+from kiosk.service import KioskService, NoSession
+from kiosk.settings import KioskSettings
+
+log = logging.getLogger("patronpay.kiosk.agent")
+
+SITE_DIR = Path(__file__).resolve().parent.parent / "site"
+MAX_BODY_BYTES = 8192
+HANDLE_HEADER = "x-csrf-token"
+LOOPBACK_NAMES = ("localhost",)
+SHARED_ASSETS = ("style.css", "i18n.js", "api.js")
+
+
+class Reader(Protocol):
+    """What the agent needs of a reader (kiosk.reader.SerialReader or a test double)."""
+
+    @property
+    def state(self) -> str: ...
+    last_heartbeat: float
+    def start(self) -> None: ...
+    def stop(self, timeout: float = 2.0) -> bool: ...
+
+
+ReaderFactory = Callable[[Callable[[bytes], None], Callable[[str], None], Callable[[], None]],
+                         Reader]
+
+
+class ApiProblem(Exception):
+    def __init__(self, status: int, code: str, message: str = "") -> None:
+        super().__init__(code)
+        self.status = status
+        self.code = code
+        self.message = message or code.replace("_", " ")
+
+
+def _problem(status: int, code: str, message: str = "") -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message or code.replace("_", " ")}},
+                        status_code=status)
+
+
+# -- the page's API ----------------------------------------------------------------------------
+
+
+def _service(request: Request) -> KioskService:
+    return request.app.state.kiosk
+
+
+def _handle(request: Request) -> str | None:
+    """The page's session handle: its "CSRF token" header on unsafe calls (site/api.js sends
+    it), the `handle` query parameter on reads."""
+    return request.headers.get(HANDLE_HEADER) or request.query_params.get("handle")
+
+
+async def _json_body(request: Request) -> dict:
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise ApiProblem(413, "body_too_large")
+        chunks.append(chunk)
+    try:
+        data = json.loads(b"".join(chunks) or b"{}", parse_float=Decimal)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiProblem(400, "invalid_json") from None
+    if not isinstance(data, dict):
+        raise ApiProblem(400, "invalid_json")
+    return data
+
+
+def _settings_json(settings: KioskSettings) -> dict:
+    return {"idle_seconds": settings.idle_seconds, "warning_seconds": settings.warning_seconds,
+            "receipt_seconds": settings.receipt_seconds, "privacy": settings.privacy}
+
+
+async def get_session(request: Request) -> Response:
+    service = _service(request)
+    session = service.holder.current
+    body: dict[str, Any] = {"session": None, "settings": _settings_json(service.settings),
+                            "reader": service.reader_state}
+    if session is not None:
+        body["session"] = {"handle": session.handle, "first_name": session.first_name,
+                           "paying": session.paying,
+                           "payment": session.payment.id if session.paying else None}
+    return JSONResponse(body)
+
+
+async def touch_session(request: Request) -> Response:
+    _service(request).touch(_handle(request))
+    return JSONResponse({"ok": True})
+
+
+async def end_session(request: Request) -> Response:
+    """The page's reset. With a handle, only that session ends (a stale page cannot end the
+    next patron's session); without one, whatever is held ends."""
+    service = _service(request)
+    handle = _handle(request)
+    if handle and service.holder.matches(handle) is None:
+        return JSONResponse({"ended": False})
+    return JSONResponse({"ended": await service.end_session("page_reset")})
+
+
+async def post_read(request: Request) -> Response:
+    body = await _json_body(request)
+    data = body.get("data")
+    if body.get("source") != "wedge" or not isinstance(data, str) or set(body) - {"source",
+                                                                                  "data"}:
+        raise ApiProblem(422, "invalid_read", "Send {\"source\": \"wedge\", \"data\": text}.")
+    outcome = await _service(request).read(data, "wedge")
+    return JSONResponse(outcome.to_json())
+
+
+async def get_fees(request: Request) -> Response:
+    answer = await _service(request).forward(_handle(request), "fees")
+    return _relay(answer)
+
+
+async def create_payment(request: Request) -> Response:
+    body = await _json_body(request)
+    unknown = sorted(set(body) - {"fee_ids", "amount"})
+    if unknown:
+        raise ApiProblem(400, "unknown_field", f"Unknown field: {unknown[0]}.")
+    service = _service(request)
+    answer = await service.create_payment(_handle(request), body)
+    if answer.status != 201:
+        return _relay(answer)
+    checkout = answer.data.get("checkout") or {}
+    if not _checkout_allowed(checkout, service.settings):
+        log.error("the proxy sent a checkout to an unexpected address",
+                  extra={"event": "bad_checkout"})
+        await service.end_session("bad_checkout")
+        raise ApiProblem(502, "bad_checkout")
+    payment = dict(answer.data.get("payment") or {})
+    payment.pop("receipt_token", None)  # the kiosk's receipt comes from the agent
+    return JSONResponse({"payment": payment, "checkout": checkout}, status_code=201)
+
+
+async def current_payment(request: Request) -> Response:
+    answer = await _service(request).current_payment(_handle(request))
+    if answer is None:
+        raise ApiProblem(404, "no_payment", "No payment in this session.")
+    return _relay(answer)
+
+
+async def events(request: Request) -> Response:
+    service = _service(request)
+    first = {"type": "hello", "reader": service.reader_state,
+             "session": service.holder.current is not None}
+    stream = service.bus.stream(request.headers.get("last-event-id"), first)
+    return StreamingResponse(stream, media_type="text/event-stream",
+                             headers={"X-Accel-Buffering": "no"})
+
+
+async def healthz(request: Request) -> Response:
+    service = _service(request)
+    reader = service.reader_state
+    status = "reader_unavailable" if reader == "disconnected" else "ok"
+    return JSONResponse({"status": status, "reader": reader})
+
+
+def _relay(answer: ProxyAnswer) -> Response:
+    if answer.status >= 500:
+        return _problem(503, "unavailable", "The payment service is not answering.")
+    return JSONResponse(answer.data, status_code=answer.status)
+
+
+def _checkout_allowed(checkout: dict, settings: KioskSettings) -> bool:
+    """The page posts the patron to this address: https, or plain http only on loopback (the
+    demo's sandbox), and only by POST."""
+    action = checkout.get("action")
+    if not isinstance(action, str) or not isinstance(checkout.get("fields"), dict):
+        return False
+    parts = urlsplit(action)
+    if parts.scheme == "https" and parts.hostname:
+        return True
+    return parts.scheme == "http" and _is_loopback(parts.hostname or "") and \
+        settings.proxy_url.startswith("http://")
+
+
+def _is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+async def _api_problem(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiProblem)
+    return _problem(exc.status, exc.code, exc.message)
+
+
+async def _no_session(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, NoSession)
+    status = 401 if exc.code == "no_session" else 409
+    return _problem(status, exc.code)
+
+
+async def _unavailable(request: Request, exc: Exception) -> Response:
+    return _problem(503, "unavailable", "The payment service is not answering.")
+
+
+# -- guards and headers ------------------------------------------------------------------------
+
+
+class LoopbackOnly:
+    """Only loopback Host names (a DNS-rebinding page cannot reach the agent), and unsafe
+    methods only from the agent's own pages (Origin equal to the Host). Every answer gets a
+    strict CSP and `no-store`: kiosk pages show patron data and must not be cached."""
+
+    def __init__(self, app: ASGIApp, csp: str) -> None:
+        self.app = app
+        self.csp = csp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        host = headers.get("host", "")
+        if not _is_loopback(urlsplit("//" + host).hostname or ""):
+            await _problem(421, "wrong_host")(scope, receive, send)
+            return
+        if scope["method"] not in ("GET", "HEAD") and headers.get("origin") != f"http://{host}":
+            await _problem(403, "bad_origin")(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                out = MutableHeaders(scope=message)
+                out["Cache-Control"] = "no-store"
+                out.setdefault("Content-Security-Policy", self.csp)
+                out.setdefault("X-Content-Type-Options", "nosniff")
+                out.setdefault("X-Frame-Options", "DENY")
+                out.setdefault("Referrer-Policy", "no-referrer")
+                out.setdefault("Permissions-Policy",
+                               "camera=(), microphone=(), geolocation=(), payment=()")
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def content_security_policy(settings: KioskSettings) -> str:
+    # The CashNet host is known only from the checkout the proxy returns; the browser policy's
+    # URL allow-list pins the real host, and the agent checks each checkout (_checkout_allowed).
+    form_action = "'self' https:"
+    if settings.proxy_url.startswith("http://"):
+        form_action += " http://127.0.0.1:* http://localhost:*"
+    return "; ".join([
+        "default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:",
+        "connect-src 'self'", "object-src 'none'", "base-uri 'none'",
+        f"form-action {form_action}", "frame-ancestors 'none'",
+    ])
+
+
+# -- the app -----------------------------------------------------------------------------------
+
+
+def serial_reader_factory(settings: KioskSettings) -> ReaderFactory | None:
+    if not settings.reader:
+        return None
+
+    def make(on_frame, on_state, on_overflow) -> Reader:
+        framer = framer_from_setting(settings.reader_framing, settings.reader_idle_ms)
+        return SerialReader(settings.reader, on_frame, framer, settings.reader_baud,
+                            on_state, on_overflow=on_overflow)
+
+    return make
+
+
+def create_kiosk_app(settings: KioskSettings, *, reader: ReaderFactory | None = None,
+                     transport: httpx.AsyncBaseTransport | None = None,
+                     clock: Callable[[], float] = time.time,
+                     stream_seconds: float = 20.0) -> Starlette:
+    """The agent. `reader` builds the card reader from its three callbacks (default: a
+    SerialReader on `settings.reader`, or none); `transport` reaches the proxy (tests);
+    `clock` is the wall clock behind the session deadlines."""
+    client = ProxyClient(settings.proxy_url, settings.kiosk_id, settings.kiosk_secret,
+                         timeout=settings.proxy_timeout_seconds, transport=transport)
+    bus = EventBus(stream_seconds)
+    service = KioskService(settings, client, bus, clock=clock)
+    make_reader = reader or serial_reader_factory(settings)
+    if make_reader is not None:
+        service.reader_state = "connecting"
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        card_reader = None
+        if make_reader is not None:
+            # The reader's callbacks run on its thread: hop onto the event loop.
+            card_reader = make_reader(
+                lambda frame: loop.call_soon_threadsafe(service.serial_frame, frame),
+                lambda state: loop.call_soon_threadsafe(service.reader_changed, state),
+                lambda: loop.call_soon_threadsafe(service.serial_overflow))
+            card_reader.start()
+        app.state.reader = card_reader
+        timers = asyncio.create_task(service.run_timers())
+        try:
+            yield
+        finally:
+            bus.close()
+            timers.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await timers
+            if card_reader is not None:
+                await asyncio.to_thread(card_reader.stop)
+            await service.shutdown()
+            await client.aclose()
+
+    kiosk_dir = SITE_DIR / "kiosk"
+    routes = [
+        Route("/", lambda request: RedirectResponse("/kiosk/", status_code=303)),
+        Route("/favicon.ico", lambda request: Response(status_code=204)),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/api/events", events, methods=["GET"]),
+        Route("/api/session", get_session, methods=["GET"]),
+        Route("/api/session/touch", touch_session, methods=["POST"]),
+        Route("/api/session/end", end_session, methods=["POST"]),
+        Route("/api/read", post_read, methods=["POST"]),
+        Route("/api/fees", get_fees, methods=["GET"]),
+        Route("/api/payments", create_payment, methods=["POST"]),
+        Route("/api/payments/current", current_payment, methods=["GET"]),
+        Route("/kiosk/return", lambda request: FileResponse(kiosk_dir / "return.html"),
+              methods=["GET"]),
+        Mount("/kiosk", StaticFiles(directory=kiosk_dir, html=True), name="kiosk"),
+        Mount("/locales", StaticFiles(directory=SITE_DIR / "locales"), name="locales"),
+        *[Route(f"/{name}", _asset(SITE_DIR / name), methods=["GET"]) for name in SHARED_ASSETS],
+    ]
+    app = Starlette(
+        routes=routes, lifespan=lifespan,
+        exception_handlers={ApiProblem: _api_problem, NoSession: _no_session,
+                            ProxyUnavailable: _unavailable})
+    app.add_middleware(LoopbackOnly, csp=content_security_policy(settings))
+    app.state.kiosk = service
+    app.state.reader = None
+    return app
+
+
+def _asset(path: Path) -> Callable[[Request], Response]:
+    def serve(request: Request) -> Response:
+        return FileResponse(path)
+    return serve
+
+
+def reader_heartbeat_ok(app: Starlette, max_age: float = 15.0) -> bool:
+    """For the systemd watchdog: the reader thread (if any) turned its loop recently."""
+    reader = getattr(app.state, "reader", None)
+    return reader is None or time.monotonic() - reader.last_heartbeat < max_age

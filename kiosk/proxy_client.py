@@ -1,0 +1,132 @@
+"""The kiosk agent's client for the central proxy: every request signed as this kiosk
+(kiosk/signing.py); patron calls also carry the proxy session's cookie, CSRF token and the
+proxy's own Origin, exactly as the proxy's web pages would send them.
+
+The browser never talks to the proxy: it talks to the agent, and the agent talks to the proxy
+server to server. Answers come back as `ProxyAnswer`; trouble reaching the proxy raises
+`ProxyUnavailable`. Nothing here logs a card number, a cookie or a token.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from kiosk.signing import KioskAuth
+
+log = logging.getLogger("patronpay.kiosk.proxy")
+
+SESSION_COOKIE = "patronpay_session"
+
+
+class ProxyUnavailable(Exception):
+    """The proxy could not be reached or did not answer in time."""
+
+
+@dataclass(frozen=True)
+class ProxyAnswer:
+    status: int
+    data: dict
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def code(self) -> str:
+        error = self.data.get("error")
+        return str(error.get("code", "")) if isinstance(error, dict) else ""
+
+
+@dataclass(frozen=True)
+class ProxySession:
+    """What the agent keeps of a proxy session: the cookie value and its CSRF token."""
+
+    cookie: str
+    csrf_token: str
+
+
+class ProxyClient:
+    def __init__(self, proxy_url: str, kiosk_id: str, secret: str, *, timeout: float = 15.0,
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.origin = proxy_url.rstrip("/")
+        self._http = httpx.AsyncClient(
+            base_url=self.origin, auth=KioskAuth(kiosk_id, secret, clock), transport=transport,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)), follow_redirects=False,
+            headers={"Accept": "application/json", "User-Agent": "patronpay-kiosk"})
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- the kiosk API ----------------------------------------------------------------------
+
+    async def open_session(self, kind: str, value: str) -> ProxyAnswer:
+        """Ask the proxy to open a patron session for a card (201 with the session)."""
+        return await self._send("POST", "/api/kiosk/sessions",
+                                body={"credential": {"kind": kind, "value": value}})
+
+    async def end_session(self, session: ProxySession) -> ProxyAnswer:
+        return await self._send("DELETE", "/api/kiosk/sessions/current", session=session)
+
+    # -- the patron API, as this kiosk's session ------------------------------------------------
+
+    async def fees(self, session: ProxySession) -> ProxyAnswer:
+        return await self._send("GET", "/api/fees", session=session)
+
+    async def create_payment(self, session: ProxySession, body: dict) -> ProxyAnswer:
+        return await self._send("POST", "/api/payments", session=session, body=body)
+
+    async def payment(self, session: ProxySession, payment_id: str) -> ProxyAnswer:
+        return await self._send("GET", f"/api/payments/{quote(payment_id, safe='')}",
+                                session=session)
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    async def _send(self, method: str, path: str, *, session: ProxySession | None = None,
+                    body: dict | None = None) -> ProxyAnswer:
+        headers = {"Origin": self.origin}
+        if session is not None:
+            headers["X-CSRF-Token"] = session.csrf_token
+            headers["Cookie"] = f"{SESSION_COOKIE}={session.cookie}"
+        content = None
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            content = json.dumps(body, default=_decimal_text).encode()
+        try:
+            response = await self._http.request(method, path, headers=headers, content=content)
+        except httpx.HTTPError as exc:
+            log.warning("proxy unreachable", extra={"event": "proxy_unreachable",
+                                                     "error": type(exc).__name__, "path": path})
+            raise ProxyUnavailable(type(exc).__name__) from None
+        finally:
+            # The session cookie goes per request and is never kept in the client's jar, so
+            # one patron's session can never ride along on a later patron's call.
+            self._http.cookies.clear()
+        data = _json_object(response)
+        if response.status_code >= 500 or (response.status_code >= 400 and not data):
+            log.warning("proxy error", extra={"event": "proxy_error", "path": path,
+                                              "status": response.status_code})
+        return ProxyAnswer(response.status_code, data)
+
+
+def _decimal_text(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _json_object(response: httpx.Response) -> dict:
+    try:
+        data = json.loads(response.content or b"{}", parse_float=Decimal)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}

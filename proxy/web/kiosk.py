@@ -1,0 +1,174 @@
+"""The kiosk API: a kiosk agent opens and ends a patron session for a scanned card.
+
+Every request under `/api/kiosk/`, and every request that carries `X-Kiosk-*` headers, is
+checked by `KioskSignature` before any route sees it (proxy/kiosk_auth.py does the checking).
+A request that passes carries the kiosk's id in its scope; the session guard in
+proxy/web/common.py lets a `kiosk:<id>` session be used only with that kiosk's signature.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from urllib.parse import quote
+
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from proxy import kiosk_auth
+from proxy.alma import AlmaError, AlmaUserNotFound
+from proxy.logs import redact_path
+from proxy.patrons import patron_from_alma
+from proxy.sessions import iso_time
+from proxy.web.common import alma_failure, current_session, read_json_object, services
+from proxy.web.errors import ApiError, error_response
+from proxy.web.security import client_address
+
+log = logging.getLogger("patronpay.kiosk")
+
+KIOSK_PREFIX = "/api/kiosk/"
+MAX_CREDENTIAL_LENGTH = 255
+MAX_KIND_LENGTH = 64
+NOT_RECOGNISED = "Card not recognised, please see staff."
+
+
+class KioskSignature:
+    """Verify kiosk signatures before routing. Needs the whole body (it is signed), so it
+    reads it here and hands it on unchanged; BodyLimit, outside this, bounds its size."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        if not (scope["path"].startswith(KIOSK_PREFIX) or kiosk_auth.has_kiosk_headers(headers)):
+            await self.app(scope, receive, send)
+            return
+        body, receive = await _buffer_body(receive)
+        if body is None:  # the client went away before sending its body
+            return
+        svc = scope["app"].state.services
+        settings = svc.settings
+        try:
+            kiosk_id = kiosk_auth.verify_request(
+                keys=settings.kiosk_keys, headers=headers, method=scope["method"],
+                path_with_query=_path_with_query(scope), body=body, db=svc.db,
+                now=time.time(), max_skew=settings.kiosk_max_skew_seconds)
+        except kiosk_auth.KioskAuthError as exc:
+            log.warning("kiosk request refused", extra={
+                "event": "kiosk_refused", "reason": exc.reason, "kiosk_id": exc.kiosk_id,
+                "method": scope["method"], "path": redact_path(scope["path"]),
+                "peer": client_address(scope, settings.trusted_proxies)})
+            await error_response(401, exc.code, exc.message)(scope, receive, send)
+            return
+        kiosk_auth.mark_verified(scope, kiosk_id)
+        await self.app(scope, receive, send)
+
+
+async def _buffer_body(receive: Receive) -> tuple[bytes | None, Receive]:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None, receive
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return body, replay
+
+
+def _path_with_query(scope: Scope) -> str:
+    """The path as the client sent it (still percent-encoded), and its query if any."""
+    raw = scope.get("raw_path")
+    path = raw.decode("latin-1") if raw else quote(scope["path"])
+    query = scope.get("query_string", b"").decode("latin-1")
+    return f"{path}?{query}" if query else path
+
+
+def require_kiosk(request: Request) -> str:
+    kiosk_id = kiosk_auth.verified_kiosk(request.scope)
+    if kiosk_id is None:  # KioskSignature runs on every /api/kiosk/ path; this is a backstop
+        raise ApiError(401, "kiosk_unauthorized", "This kiosk request could not be "
+                       "authenticated.")
+    return kiosk_id
+
+
+def _credential(body: dict) -> tuple[str, str]:
+    unknown = sorted(set(body) - {"credential"})
+    if unknown:
+        raise ApiError(400, "unknown_field", f"Unknown field: {unknown[0]}.", unknown[0])
+    credential = body.get("credential")
+    if not isinstance(credential, dict) or set(credential) - {"kind", "value"}:
+        raise ApiError(422, "invalid_credential", "credential must be {kind, value}.",
+                       "credential")
+    kind, value = credential.get("kind"), credential.get("value")
+    if not isinstance(kind, str) or not 0 < len(kind) <= MAX_KIND_LENGTH:
+        raise ApiError(422, "invalid_credential", "credential.kind must be a short text.",
+                       "credential")
+    if (not isinstance(value, str) or not 0 < len(value) <= MAX_CREDENTIAL_LENGTH
+            or not value.isascii() or not value.isprintable()):
+        raise ApiError(422, "invalid_credential", "credential.value must be printable ASCII.",
+                       "credential")
+    return kind, value
+
+
+async def open_session(request: Request) -> Response:
+    """A kiosk read a card: find the patron in Alma and start a session on the kiosk's channel.
+    The card number goes to Alma only; it is never logged or stored."""
+    kiosk_id = require_kiosk(request)
+    kind, value = _credential(await read_json_object(request))
+    svc = services(request)
+    try:
+        user = await svc.alma.get_user(value, svc.settings.kiosk_user_id_type)
+    except AlmaUserNotFound:
+        log.info("kiosk card not recognised", extra={"event": "kiosk_card_unknown",
+                                                     "kiosk_id": kiosk_id, "kind": kind})
+        raise ApiError(404, "card_not_recognised", NOT_RECOGNISED) from None
+    except AlmaError as exc:
+        raise alma_failure(exc) from None
+    patron = patron_from_alma(user)
+    channel = kiosk_auth.channel_for(kiosk_id)
+    kiosk_auth.end_open_sessions(svc.db, channel, svc.sessions.clock())
+    session, cookie = svc.sessions.create(patron, "kiosk", channel)
+    log.info("kiosk session opened", extra={"event": "kiosk_session_opened",
+                                            "kiosk_id": kiosk_id, "kind": kind,
+                                            "patron_id": patron.primary_id})
+    return JSONResponse({
+        "session": cookie,
+        "csrf_token": session.csrf_token,
+        "patron": {"first_name": patron.first_name},
+        "expires_at": iso_time(session.expires_at),
+    }, status_code=201)
+
+
+async def end_session(request: Request) -> Response:
+    """The kiosk reset: end the session its cookie names, if it is this kiosk's."""
+    kiosk_id = require_kiosk(request)
+    session = current_session(request)
+    if session is None or session.channel != kiosk_auth.channel_for(kiosk_id):
+        return JSONResponse({"ended": False})
+    services(request).sessions.end(session)
+    log.info("kiosk session ended", extra={"event": "kiosk_session_ended", "kiosk_id": kiosk_id})
+    return JSONResponse({"ended": True})
+
+
+routes = [
+    Route("/api/kiosk/sessions", open_session, methods=["POST"]),
+    Route("/api/kiosk/sessions/current", end_session, methods=["DELETE"]),
+]

@@ -1,0 +1,217 @@
+/* Shared by the kiosk pages (index and return): the agent's session handle, reset, the idle
+   guard with its full-screen "I need more time" warning, the agent's event stream,
+   keyboard-wedge input, and the display controls (A+, contrast).
+
+   The page keeps no patron data anywhere but in memory: no web storage, no patron cookies.
+   Reset = tell the agent (POST /api/session/end), then location.replace("/kiosk/"), a full
+   reload that Back cannot undo. */
+"use strict";
+
+const Kiosk = { session: null, settings: null, reader: "none", resetting: false, leaving: false, lastTouch: 0, audio: null };
+const $ = (id) => document.getElementById(id);
+const TOUCH_EVERY_MS = 2000;
+const RESET_WAIT_MS = 3000;
+
+/* A translated text that follows a language switch when i18n.js can do that. */
+function say(el, key, params) {
+  if (typeof localize === "function") localize(el, key, params);
+  else el.textContent = t(key, params);
+}
+
+/* The agent's view: settings, reader state and the session (its handle names it in every
+   later call: as the "CSRF token" on POSTs, as ?handle= on GETs). */
+async function loadKioskSession() {
+  const result = await apiCall("GET", "/api/session");
+  if (!result.ok) return null;
+  Kiosk.settings = result.data.settings;
+  Kiosk.reader = result.data.reader;
+  Kiosk.session = result.data.session;
+  API.csrf = Kiosk.session ? Kiosk.session.handle : "";
+  return result.data;
+}
+
+function withHandle(path) {
+  if (!Kiosk.session) return path;
+  return `${path}${path.includes("?") ? "&" : "?"}handle=${encodeURIComponent(Kiosk.session.handle)}`;
+}
+
+/* Leave this page for `url`, once: a second navigation (an agent event arriving during a
+   reset, say) would abort the first. replace(): Back cannot return to a patron's page. */
+function leave(url) {
+  if (Kiosk.leaving) return;
+  Kiosk.leaving = true;
+  location.replace(url);
+}
+
+async function resetKiosk() {
+  if (Kiosk.resetting || Kiosk.leaving) return;
+  Kiosk.resetting = true;
+  document.body.classList.add("resetting");
+  const ended = apiCall("POST", "/api/session/end", {});
+  await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, RESET_WAIT_MS))]);
+  // The next patron starts in the kiosk's own language, whatever this one chose.
+  document.cookie = "patronpay_lang=; Max-Age=0; Path=/; SameSite=Lax";
+  leave("/kiosk/");  // unless an agent event has already sent the page there
+}
+
+/* Tell the agent the patron is still here, so its own expiry (idle + warning + 5 s) does not
+   end the session under them. At most every 2 s, unless forced (an extension). */
+async function touchAgent(force) {
+  const now = Date.now();
+  if (!Kiosk.session || Kiosk.resetting || (!force && now - Kiosk.lastTouch < TOUCH_EVERY_MS)) return;
+  Kiosk.lastTouch = now;
+  const result = await apiCall("POST", "/api/session/touch", {});
+  if (result.status === 401 || result.status === 409) leave("/kiosk/");
+}
+
+/* Idle: after idle_seconds without a touch, key or scan, a full-screen warning counts down
+   warning_seconds with a big "I need more time" button; then the kiosk resets. */
+function startIdleGuard() {
+  const { IdleTimer, secondsLeft } = KioskTimers;
+  const timer = new IdleTimer(Kiosk.settings.idle_seconds * 1000, Kiosk.settings.warning_seconds * 1000, Date.now());
+  const warning = $("warning");
+  let shown = false;
+  let lastSecond = null;
+  const onActivity = () => { if (timer.activity(Date.now())) touchAgent(false); };
+  const types = ["pointerdown", "keydown", "touchstart", "wheel"];
+  for (const type of types) document.addEventListener(type, onActivity, { capture: true, passive: true });
+  const moreTime = () => { timer.extend(Date.now()); touchAgent(true); tick(); };
+  $("more-time").addEventListener("click", moreTime);
+  $("warning-start-over").addEventListener("click", resetKiosk);
+
+  function tick() {
+    const state = timer.state(Date.now());
+    if (state.phase === "expired") {
+      stop();
+      resetKiosk();
+      return;
+    }
+    const warn = state.phase === "warning";
+    if (warn !== shown) showWarning(warn);
+    if (warn) {
+      const seconds = secondsLeft(state.remainingMs);
+      if (seconds !== lastSecond) {
+        lastSecond = seconds;
+        say($("warning-count"), "kiosk.warning.countdown", { seconds });
+      }
+    }
+  }
+
+  function showWarning(on) {
+    shown = on;
+    lastSecond = null;
+    warning.hidden = !on;
+    for (const el of document.querySelectorAll("[data-behind-warning]")) el.inert = on;
+    if (on) {
+      say($("warning-live"), "kiosk.warning.live", { seconds: Kiosk.settings.warning_seconds });
+      beep();
+      $("more-time").focus();
+    } else {
+      $("warning-live").textContent = "";
+    }
+  }
+
+  const interval = setInterval(tick, 250);
+  function stop() {
+    clearInterval(interval);
+    for (const type of types) document.removeEventListener(type, onActivity, { capture: true });
+    $("more-time").removeEventListener("click", moreTime);
+    if (shown) showWarning(false);
+  }
+  tick();
+  return { timer, stop, activity: onActivity };
+}
+
+/* An audible cue with the warning (the speaker; nothing private is spoken). */
+function beep() {
+  try {
+    Kiosk.audio = Kiosk.audio || new AudioContext();
+    const oscillator = Kiosk.audio.createOscillator();
+    const gain = Kiosk.audio.createGain();
+    oscillator.frequency.value = 880;
+    gain.gain.value = 0.1;
+    oscillator.connect(gain).connect(Kiosk.audio.destination);
+    oscillator.start();
+    oscillator.stop(Kiosk.audio.currentTime + 0.25);
+  } catch (error) { /* no audio device: the warning is still on screen */ }
+}
+
+/* Events from the agent: scans (a reason code when refused, never the read), the session
+   opening and ending, the reader's state. EventSource reconnects by itself. */
+function listenToAgent(onEvent) {
+  const source = new EventSource("/api/events");
+  source.onmessage = (message) => {
+    let event;
+    try { event = JSON.parse(message.data); } catch (error) { return; }
+    onEvent(event);
+  };
+  return source;
+}
+
+/* Keyboard-wedge scanners type into the page: fast bursts ending in Enter go to the agent. */
+function startWedge() {
+  const wedge = new KioskWedge.WedgeBuffer({ maxGapMs: 100, minLen: 4 });
+  document.addEventListener("keydown", (event) => {
+    // A space never starts a read, so Space still presses the focused button.
+    if (event.key === " " && !wedge.buffer) return;
+    const outcome = wedge.key(event.key, Date.now(), event.ctrlKey || event.altKey || event.metaKey);
+    if (outcome.action === "pass") return;
+    event.preventDefault();
+    event.stopPropagation();
+    if (outcome.action === "submit") apiCall("POST", "/api/read", { source: "wedge", data: outcome.data });
+  }, true);
+}
+
+function showReader(state) {
+  const box = $("reader-status");
+  if (!box) return;
+  if (state === "disconnected") say(box, "kiosk.reader.unavailable");
+  else box.textContent = "";
+}
+
+const SCAN_MESSAGES = {
+  payment_card: "kiosk.scan.payment_card",
+  unavailable: "kiosk.scan.unavailable",
+  kiosk_unauthorized: "kiosk.scan.out_of_order",
+};
+
+function showRefusal(reason) {
+  say($("scan-message"), SCAN_MESSAGES[reason] || "kiosk.scan.not_recognised");
+}
+
+/* Larger text and high contrast, for this patron only (a reset reloads the page). */
+function startDisplayControls() {
+  for (const [id, name] of [["bigger-text", "big-text"], ["contrast", "high-contrast"]]) {
+    const button = $(id);
+    if (!button) continue;
+    button.addEventListener("click", () => {
+      const on = document.documentElement.classList.toggle(name);
+      button.setAttribute("aria-pressed", String(on));
+    });
+  }
+}
+
+/* Alma's own label in English (the library may have renamed a type); our translation of the
+   standard Alma fee types in other languages. */
+function feeTypeLabel(code, label) {
+  const key = `feetype.${code}`;
+  const translated = typeof hasTranslation === "function" ? hasTranslation(key) : false;
+  return I18N.lang !== "en" && translated ? t(key) : label;
+}
+
+/* Re-render what a page built itself when the patron switches language. */
+function whenLanguageChanges(callback) {
+  if (typeof onLanguageChange === "function") onLanguageChange(callback);
+}
+
+function sleep(ms) { return new Promise((resolve) => setTimeout(resolve, ms)); }
+
+/* "12.50" -> 1250 without floating point; and back. */
+function cents(amount) {
+  const [whole, frac = ""] = String(amount).split(".");
+  return Number(whole) * 100 + Number((frac + "00").slice(0, 2));
+}
+
+function amountText(centsValue) {
+  return `${Math.floor(centsValue / 100)}.${String(centsValue % 100).padStart(2, "0")}`;
+}

@@ -1,0 +1,130 @@
+/* Back from CashNet (/kiosk/return?p=<payment id>): show what the agent learns from the proxy
+   about the session's payment, never anything about a `p` that is not that payment. A receipt
+   stays for receipt_seconds (with "I need more time") or until "Done"; then the kiosk resets. */
+"use strict";
+
+const POLL_EVERY_MS = 2000;
+const POLL_FOR_MS = 120000;
+const PAID = ["paid", "posted", "attention", "resolved"];
+const NOT_PAID = ["declined", "cancelled", "expired"];
+const shown = { guard: null, countdown: null, screen: "checking", data: null };
+
+function showScreen(screen) {
+  for (const id of ["checking", "receipt", "not-paid"]) $(id).hidden = id !== screen;
+  if (shown.screen !== screen) {
+    shown.screen = screen;
+    const heading = $(screen).querySelector("h1");
+    heading.tabIndex = -1;
+    heading.focus();
+  }
+}
+
+async function initReturn() {
+  await startI18n();
+  startDisplayControls();
+  for (const id of ["start-over", "done", "not-paid-done"]) $(id).addEventListener("click", resetKiosk);
+  $("back-to-fees").addEventListener("click", () => leave("/kiosk/"));
+  whenLanguageChanges(() => { if (shown.data && shown.screen === "receipt") renderReceipt(shown.data); });
+  const data = await loadKioskSession();
+  if (!data || !Kiosk.session) return leave("/kiosk/");
+  startWedge();
+  listenToAgent(onAgentEvent);
+  shown.guard = startIdleGuard();
+  const asked = new URLSearchParams(location.search).get("p");
+  const first = await apiCall("GET", withHandle("/api/payments/current"));
+  if (!first.ok || first.data.payment.id !== asked) return leave("/kiosk/");
+  await follow(first.data);
+}
+
+function onAgentEvent(event) {
+  if (Kiosk.resetting) return;
+  if (event.type === "session" || (event.type === "hello" && !event.session)) {
+    leave("/kiosk/");  // ended, or another patron scanned a card
+  } else if (event.type === "scan" && event.result === "refused") {
+    showRefusal(event.reason);
+  }
+}
+
+async function follow(data) {
+  const deadline = Date.now() + POLL_FOR_MS;
+  render(data);
+  while (!data.payment.final && !Kiosk.resetting) {
+    if (Date.now() >= deadline) {
+      say($(shown.screen === "receipt" ? "receipt-status" : "checking-text"), "kiosk.receipt.still_processing");
+      return;
+    }
+    await sleep(POLL_EVERY_MS);
+    const result = await apiCall("GET", withHandle("/api/payments/current"));
+    if (result.status === 401 || result.status === 409) return leave("/kiosk/");
+    if (result.ok) {
+      data = result.data;
+      render(data);
+    }
+  }
+}
+
+function render(data) {
+  const payment = data.payment;
+  if (PAID.includes(payment.state)) return renderReceipt(data);
+  if (NOT_PAID.includes(payment.state)) {
+    showScreen("not-paid");
+    say($("not-paid-heading"), `kiosk.state.${payment.state}`);
+    return;
+  }
+  showScreen("checking");
+  say($("checking-text"), `kiosk.state.${payment.state}`);
+}
+
+function renderReceipt(data) {
+  shown.data = data;
+  const payment = data.payment;
+  const money = (amount) => formatMoney(amount, payment.currency);
+  say($("receipt-heading"), "kiosk.receipt.thanks", { name: data.patron.first_name });
+  say($("receipt-status"), `kiosk.state.${payment.state}`);
+  $("r-amount").textContent = money(payment.amount);
+  $("r-date").textContent = formatDate(payment.paid || payment.created);
+  $("r-tx").textContent = payment.cashnet_tx || "—";
+  $("r-ref").textContent = payment.id;
+  const list = $("r-fees");
+  list.replaceChildren();
+  for (const allocation of payment.allocations) {
+    const item = document.createElement("li");
+    const type = feeTypeLabel(allocation.fee_type, allocation.fee_label);
+    item.textContent = t("kiosk.receipt.fee_line", { type, amount: money(allocation.amount) });
+    list.appendChild(item);
+  }
+  showScreen("receipt");
+  if (!shown.countdown) startReceiptCountdown();
+}
+
+/* The receipt resets the kiosk after receipt_seconds, visibly; "I need more time" restarts
+   the count, as often as the patron likes. It replaces the idle guard. */
+function startReceiptCountdown() {
+  if (shown.guard) shown.guard.stop();
+  const { Countdown, secondsLeft } = KioskTimers;
+  const countdown = new Countdown(Kiosk.settings.receipt_seconds * 1000, Date.now());
+  shown.countdown = countdown;
+  let lastSecond = null;
+  $("receipt-more-time").addEventListener("click", () => {
+    countdown.extend(Date.now());
+    touchAgent(true);
+    tick();
+  });
+  function tick() {
+    const now = Date.now();
+    if (countdown.expired(now)) {
+      clearInterval(interval);
+      resetKiosk();
+      return;
+    }
+    const seconds = secondsLeft(countdown.remainingMs(now));
+    if (seconds !== lastSecond) {
+      lastSecond = seconds;
+      say($("receipt-count"), "kiosk.receipt.countdown", { seconds });
+    }
+  }
+  const interval = setInterval(tick, 250);
+  tick();
+}
+
+document.addEventListener("DOMContentLoaded", initReturn);
