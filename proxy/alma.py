@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import random
+import re
 import time
 from collections import deque
 from decimal import Decimal
@@ -266,12 +267,17 @@ class AlmaClient:
                 extra={
                     "event": "alma_call",
                     "method": method,
-                    "path": path,
+                    "path": _loggable(path),
                     "op": params.get("op", ""),
                     "status": response.status_code if response is not None else None,
                     "ms": round((time.monotonic() - started) * 1000),
                 },
             )
+
+
+def _loggable(path: str) -> str:
+    """The path without its user id: at a kiosk that segment is the scanned card number."""
+    return re.sub(r"^/users/[^/]+", "/users/{user}", path)
 
 
 def _segment(value: str) -> str:
