@@ -25,8 +25,11 @@ ITEM_CODES = ("OVERDUEFINE=LIB-OVERDUE,RECALLEDOVERDUEFINE=LIB-OVERDUE,"
               "LOSTITEMREPLACEMENTFEE=LIB-LOST,LOSTITEMPROCESSFEE=LIB-LOST,"
               "DAMAGEDITEMFINE=LIB-DAMAGE")
 
+# How to sign in to the demo: (button on the sign-in page, demo account, password).
 DEMO_SIGN_INS = [
-    ("guest (Alma password)", "jsmith", "correct-horse-7"),
+    ("Sign in with your campus account", "mkowalski", "student-pass"),
+    ("Sign in with campus login (CAS)", "arivera", "student-pass"),
+    ("Library guest account", "jsmith", "correct-horse-7"),
 ]
 
 
@@ -150,8 +153,10 @@ def run_demo(host: str, port: int, kiosk: bool = False) -> int:
             listeners += demo_kiosk.listeners(proxy_url)
         print(f"patronpay demo: pay library fines at {proxy_url}/")
         print(f"  sandbox Alma and CashNet at {sandbox_url}/ (no real money, no real cards)")
+        print("  sign in (demo accounts only):")
         for label, user, password in DEMO_SIGN_INS:
-            print(f"  sign in as {label}: {user} / {password}")
+            print(f"    {label + ':':36} {user} / {password}")
+        print(f"    {'From the library catalog (Primo):':36} {urls(sandbox_url)['primo_page']}")
         print("  on CashNet's sandbox page any card number works; Pay, Decline or Cancel.")
         if demo_kiosk:
             demo_kiosk.print_help()

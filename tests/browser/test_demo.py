@@ -1,0 +1,97 @@
+"""The README's demo command, run the way a newcomer runs it, serves the whole flow: a real
+`patronpay demo` process, driven in Chromium from sign-in to a posted receipt."""
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from browser_support import strings
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+
+class Demo:
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.process = process
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def url(self, pattern: str, timeout: float = 30.0) -> str:
+        """The first URL printed on a line matching `pattern` (polled with a deadline)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if re.search(pattern, line) and (found := re.search(r"http://[\d.:]+[^\s)]*", line)):
+                    return found.group(0)
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"the demo printed no {pattern!r} line: {self.lines}")
+
+    def printed(self) -> str:
+        return "\n".join(self.lines)
+
+
+@pytest.fixture
+def demo() -> Iterator[Demo]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "patronpay", "demo", "--port", "0"], stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    demo = Demo(process)
+    try:
+        yield demo
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def test_the_demo_serves_the_whole_flow(demo, open_page):
+    site = demo.url(r"pay library fines at").rstrip("/")
+    assert "jsmith / correct-horse-7" in demo.printed()
+    L = strings("en")
+    page = open_page(site, "en")
+    page.goto(site + "/")
+    page.get_by_label(L["signin.alma.user"]).fill("jsmith")
+    page.get_by_label(L["signin.alma.password"]).fill("correct-horse-7")
+    page.get_by_role("button", name=L["signin.alma.submit"]).click()
+    expect(page.locator("#fee-rows tr")).to_have_count(2)
+    page.get_by_label(L["pay.amount"]).fill("5.00")
+    page.get_by_role("button", name="Pay $13.25 with CashNet").click()
+
+    expect(page.get_by_role("heading", name="Your order")).to_be_visible()
+    page.get_by_label("Card number").fill("4111 1111 1111 1111")
+    page.get_by_label("Expiry date (MM/YY)").fill("12/30")
+    page.get_by_label("Security code").fill("123")
+    page.get_by_role("button", name="Pay $5.00").click()
+    page.get_by_role("button", name="Sign out").click()
+
+    expect(page.locator("body")).to_have_attribute("data-state", "posted")
+    expect(page.locator("#r-amount")).to_have_text("$5.00")
+    expect(page.locator("#r-fees li")).to_have_text(["Card renewal: $5.00"])
+
+
+def test_the_demo_offers_campus_sign_on(demo, open_page):
+    site = demo.url(r"pay library fines at").rstrip("/")
+    L = strings("en")
+    page = open_page(site, "en")
+    page.goto(site + "/")
+    page.get_by_role("link", name=L["signin.sso"]).click()
+    page.get_by_label("Campus user name").fill("mkowalski")
+    page.get_by_label("Password").fill("student-pass")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#fee-rows tr")).to_have_count(3)
