@@ -14,8 +14,8 @@ from urllib.parse import unquote_plus
 
 from proxy.money import parse_echoed
 
-_INDEXED = re.compile(r"(itemcode|amount)(\d+)")
-_ITEM_REF = re.compile(r"ref(\d+)type(\d+)")
+_INDEXED = re.compile(r"(itemcode|amount)([0-9]+)")
+_ITEM_REF = re.compile(r"ref([0-9]+)type([0-9]+)")
 # Payer details some stores echo: kept out of our records, we have no use for them.
 _DROPPED = re.compile(r".*_g|email|addr.*|city|state|zip|acctname|cardname.*")
 
@@ -143,4 +143,5 @@ def line_mismatch(message: Message, stored: list[StoredLine], custcode: str) -> 
 
 
 def _int(text: str) -> int | None:
-    return int(text) if text.isdigit() else None
+    # isdigit() alone accepts '²', which int() refuses.
+    return int(text) if text.isascii() and text.isdigit() else None

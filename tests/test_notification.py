@@ -93,3 +93,8 @@ def test_parsing_never_raises(body, query):
     message.lines()
     payment_ids(message, "PAYMENT_ID", "PAYMENT_REF")
     line_mismatch(message, STORED, "x")
+
+
+def test_odd_digits_in_counts_and_names_are_not_numbers():
+    message = parse_message("result=0&itemcnt=²&itemcode1=LIB-FINE&amount1=5.00&itemcode٣=x".encode())
+    assert message.lines() == [("LIB-FINE", Decimal("5.00"))]
