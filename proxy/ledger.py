@@ -171,25 +171,33 @@ class Ledger:
         since: float | None = None,
         until: float | None = None,
         needs_review: bool = False,
-        limit: int = 1000,
+        by: str = "created_at",
+        limit: int | None = 1000,
     ) -> list[PaymentRecord]:
+        """Payments matching every filter given, oldest first. `since`/`until` bound the time
+        named by `by`: `created_at` (the patron started it) or `paid_at` (CashNet took the
+        money; payments never paid are then left out). `limit=None` returns all."""
+        if by not in ("created_at", "paid_at"):
+            raise ValueError(f"cannot order payments by {by!r}")
         clauses, params = [], []
         for column, value in (("state", state), ("patron_id", patron_id), ("cashnet_tx", tx)):
             if value:
                 clauses.append(f"{column} = ?")
                 params.append(value)
         if since is not None:
-            clauses.append("created_at >= ?")
+            clauses.append(f"{by} >= ?")
             params.append(since)
         if until is not None:
-            clauses.append("created_at < ?")
+            clauses.append(f"{by} < ?")
             params.append(until)
+        if by == "paid_at":
+            clauses.append("paid_at IS NOT NULL")
         if needs_review:
             clauses.append("(state = 'attention' OR review != '')")
         where = " WHERE " + " AND ".join(clauses) if clauses else ""
         rows = self.db.read(
-            f"SELECT * FROM payments{where} ORDER BY created_at, id LIMIT ?",  # noqa: S608
-            (*params, limit))
+            f"SELECT * FROM payments{where} ORDER BY {by}, id LIMIT ?",  # noqa: S608
+            (*params, -1 if limit is None else limit))
         return [self._payment_from(row) for row in rows]
 
     def events(self, payment_id: str) -> list[dict]:
@@ -238,6 +246,13 @@ class Ledger:
     def _apply_success(self, conn: sqlite3.Connection, payment: PaymentRecord,
                        message: Message, fields: dict, peer: str) -> NoticeOutcome:
         tx = message.tx
+        if not tx and payment.state not in UNSETTLED:
+            # Money already settled by an earlier notification: a malformed success must not
+            # unsettle it (nor wipe its transaction number). Keep it for staff to look at.
+            self._notice(conn, payment.id, "success", None, fields, peer, "no tx")
+            self._flag_review(conn, payment.id, "CashNet sent a success without a transaction "
+                              f"number for a payment already {payment.state}")
+            return NoticeOutcome("recorded", payment.id, "success without tx")
         if not tx:
             return self._to_attention(conn, payment, None, fields, peer,
                                       "success without a CashNet transaction number")
@@ -254,11 +269,15 @@ class Ledger:
         if payment.cashnet_tx is not None or payment.state not in UNSETTLED:
             self._notice(conn, payment.id, "success", f"tx:{tx}", fields, peer,
                          "double charge")
+            earlier = payment.cashnet_tx or "an earlier notification"
             self._flag_review(conn, payment.id, f"second CashNet success (transaction {tx}) "
-                              f"for a payment already settled by {payment.cashnet_tx}: refund")
+                              f"for a payment already settled by {earlier}: refund")
             return NoticeOutcome("double_charge", payment.id, tx)
         stored = [StoredLine(line.item_code, line.amount) for line in payment.lines]
-        mismatch = line_mismatch(message, stored, payment.custcode)
+        try:
+            mismatch = line_mismatch(message, stored, payment.custcode)
+        except (ValueError, ArithmeticError) as exc:  # an echo we cannot even read: not equal
+            mismatch = f"unreadable lines ({type(exc).__name__})"
         if mismatch:
             return self._to_attention(conn, payment, tx, fields, peer,
                                       f"amount mismatch: {mismatch}")
@@ -338,6 +357,33 @@ class Ledger:
                          " until = excluded.until",
                          (row["payment_id"], owner, now + lease_seconds))
             return row["payment_id"]
+
+    def break_leases(self, owner_is_dead: Callable[[str], bool]) -> list[str]:
+        """Drop live leases whose owner is known to be dead (a process on this host that
+        crashed), so its payments are picked up as soon as they are due instead of when the
+        lease runs out. An allocation that was being sent stays untouched until its
+        `next_attempt_at`, so a payment call still in flight lands before anyone looks."""
+        now = self.clock()
+        leases = self.db.read("SELECT payment_id, owner FROM leases WHERE until >= ?", (now,))
+        dead = [(row["payment_id"], row["owner"]) for row in leases if owner_is_dead(row["owner"])]
+        if not dead:
+            return []
+        broken = []
+        with self.db.write() as conn:
+            for payment_id, owner in dead:
+                gone = conn.execute("DELETE FROM leases WHERE payment_id = ? AND owner = ?",
+                                    (payment_id, owner)).rowcount
+                if gone:
+                    broken.append(payment_id)
+                    self._event(conn, payment_id, "lease_broken", "worker", {"owner": owner})
+        return broken
+
+    def posting_started_at(self, payment_id: str) -> float | None:
+        """When the payment last became `paid` (CashNet's notice, or a staff retry): the start
+        of the give-up horizon, so a retry after a long outage gets a horizon of its own."""
+        row = self.db.read_one("SELECT MAX(at) AS at FROM events WHERE payment_id = ?"
+                               " AND kind = 'paid'", (payment_id,))
+        return row["at"] if row else None
 
     def next_due_at(self) -> float | None:
         row = self.db.read_one(
@@ -425,12 +471,26 @@ class Ledger:
             if surplus <= 0 or moved > surplus:
                 raise ValueError("reduce_allocation needs a smaller applicable amount")
             now = self.clock()
-            state = "queued" if applicable > 0 else ("moved" if moved == surplus else "failed")
-            conn.execute(
-                "UPDATE allocations SET amount_cents = ?, unapplied_cents = unapplied_cents + ?,"
-                " state = ?, outcome = ?, next_attempt_at = ? WHERE id = ?",
-                (to_cents(applicable), surplus - moved, state, reason,
-                 now if state == "queued" else None, allocation_id))
+            rest = surplus - moved
+            if applicable > 0:
+                conn.execute("UPDATE allocations SET amount_cents = ?, state = 'queued',"
+                             " outcome = ?, next_attempt_at = ? WHERE id = ?",
+                             (to_cents(applicable), reason, now, allocation_id))
+                if rest:
+                    # The rest waits for staff in a row of its own, so its reason survives
+                    # the posting of the part that fits (and `retry` can try it again).
+                    conn.execute(
+                        "INSERT INTO allocations (payment_id, fee_id, fee_type, fee_label,"
+                        " planned_cents, amount_cents, unapplied_cents, state, origin, outcome)"
+                        " VALUES (?, ?, ?, ?, 0, 0, ?, 'failed', 'rest the fee could not take',"
+                        " ?)", (alloc["payment_id"], alloc["fee_id"], alloc["fee_type"],
+                                alloc["fee_label"], rest, reason))
+            else:
+                state = "moved" if moved == surplus else "failed"
+                conn.execute(
+                    "UPDATE allocations SET amount_cents = 0, unapplied_cents = unapplied_cents"
+                    " + ?, state = ?, outcome = ?, next_attempt_at = NULL WHERE id = ?",
+                    (rest, state, reason, allocation_id))
             conn.executemany(
                 "INSERT INTO allocations (payment_id, fee_id, fee_type, fee_label, planned_cents,"
                 " amount_cents, state, origin, next_attempt_at)"
@@ -472,7 +532,8 @@ class Ledger:
 
     def retry(self, payment_id: str, actor: str) -> PaymentRecord:
         """Send a payment in attention back to the worker: failed allocations are queued
-        again (their unapplied money with them)."""
+        again (their unapplied money with them). The worker looks at Alma before paying, as
+        always, and gets a new give-up horizon."""
         with self.db.write() as conn:
             row = conn.execute("SELECT * FROM payments WHERE id = ?", (payment_id,)).fetchone()
             if row is None:

@@ -42,6 +42,30 @@ class LeaseLost(Exception):
     """Another worker took this payment over (our lease ran out): send nothing more."""
 
 
+def owner_name() -> str:
+    """A lease owner: this host, this process, and a random part for each worker."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True only when the owner is certainly gone: a process of this host that no longer
+    exists (killed, crashed). Anything else (another host, a live or unknown process, a
+    reused process id) counts as alive, and its lease runs its course."""
+    host, _, rest = owner.partition(":")
+    pid, _, _ = rest.partition(":")
+    if host != socket.gethostname() or not pid.isascii() or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        return False  # another worker of this very process: alive
+    try:
+        os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except (OverflowError, OSError):  # not ours to signal (it exists), or no such pid range
+        return False
+    return False
+
+
 @dataclass(frozen=True)
 class PostingPolicy:
     method: str = "ONLINE"
@@ -73,7 +97,7 @@ class PostingWorker:
         self.concurrency = concurrency
         self.idle_poll_seconds = idle_poll_seconds
         self.clock = clock
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.owner = owner_name()
         self._wake = asyncio.Event()
         self._stopping = False
         self._last_sweep = 0.0
@@ -91,6 +115,7 @@ class PostingWorker:
         while not self._stopping:
             try:
                 self._sweep_expired()
+                self._break_dead_leases()
                 await self.drain()
             except Exception:  # one bad round must not stop the money
                 log.exception("posting round failed", extra={"event": "posting_error"})
@@ -125,6 +150,13 @@ class PostingWorker:
             return self.idle_poll_seconds
         return max(0.05, min(self.idle_poll_seconds, due - self.clock()))
 
+    def _break_dead_leases(self) -> None:
+        """After a crash and restart on this host, take the dead process's work over now
+        rather than when its leases run out (minutes)."""
+        for payment_id in self.ledger.break_leases(owner_is_dead):
+            log.warning("lease of a dead worker broken",
+                        extra={"event": "lease_broken", "payment_id": payment_id})
+
     def _sweep_expired(self) -> None:
         now = self.clock()
         if now - self._last_sweep >= EXPIRY_SWEEP_SECONDS:
@@ -141,7 +173,8 @@ class PostingWorker:
         now = self.clock()
         due = [a for a in payment.allocations if a.state in ("queued", "sending")
                and (a.next_attempt_at or 0) <= now]
-        if due and now - (payment.paid_at or now) > self.policy.give_up_seconds:
+        started = self.ledger.posting_started_at(payment.id) or payment.paid_at or now
+        if due and now - started > self.policy.give_up_seconds:
             for allocation in due:
                 self.ledger.mark_failed(allocation.id, "gave up: Alma could not be reached "
                                         f"({allocation.outcome or 'no answer'})")

@@ -1,0 +1,367 @@
+"""Staff tools on the ledger: `patronpay payments list|show|retry|resolve|export`.
+
+They read the same ledger as `patronpay serve` (the settings name it) and never call Alma:
+`retry` hands a payment back to the running service's posting worker, which reads the fee in
+Alma before paying, as always. Times are shown and taken in UTC; dates are `YYYY-MM-DD`, and a
+`--until` date includes that whole day.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import getpass
+import json
+import os
+import re
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TextIO
+
+from proxy.config import Settings
+from proxy.db import Database
+from proxy.ledger import STATES, Ledger, PaymentRecord
+from proxy.money import format_amount
+
+EXPORT_COLUMNS = ("date", "payment_id", "patron_id", "cashnet_tx", "batchno", "amount",
+                  "currency", "fees", "unapplied", "state")
+NOTE_WIDTH = 60
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+class StaffError(Exception):
+    """What a staff command cannot do (unknown payment, bad date, refused action): one line
+    for the terminal, exit status 2."""
+
+
+# --- dates and times ---
+
+
+def parse_day(text: str, option: str) -> date:
+    """`YYYY-MM-DD`, nothing else (no week dates, no times)."""
+    if _DAY.fullmatch(text.strip()):
+        try:
+            return date.fromisoformat(text.strip())
+        except ValueError:
+            pass
+    raise StaffError(f"{option} must be a date like 2025-03-14 (UTC), not {text!r}")
+
+
+def day_start(day: date) -> float:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
+
+
+def window(since: str | None, until: str | None) -> tuple[float | None, float | None]:
+    """Epoch bounds [since, until) for two optional dates; `until` counts in full."""
+    start = day_start(parse_day(since, "--since")) if since else None
+    end = day_start(parse_day(until, "--until") + timedelta(days=1)) if until else None
+    if start is not None and end is not None and end <= start:
+        raise StaffError("--until is before --since")
+    return start, end
+
+
+def when(moment: float | None) -> str:
+    """A ledger time as `2025-03-14 10:40:05` (UTC), or `-`."""
+    if moment is None:
+        return "-"
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def iso(moment: float | None) -> str | None:
+    if moment is None:
+        return None
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
+
+
+# --- the ledger ---
+
+
+def open_ledger(settings: Settings) -> Ledger:
+    """The ledger `serve` writes; refuses to create an empty one at a mistyped path."""
+    if not Path(settings.database).is_file():
+        raise StaffError(f"no ledger at {settings.database} (PATRONPAY_DATABASE)")
+    return Ledger(Database(settings.database))
+
+
+def get_payment(ledger: Ledger, payment_id: str) -> PaymentRecord:
+    payment = ledger.payment(payment_id.strip())
+    if payment is None:
+        raise StaffError(f"no payment {payment_id!r} in the ledger")
+    return payment
+
+
+def default_actor() -> str:
+    try:
+        return os.environ.get("SUDO_USER") or getpass.getuser()
+    except (KeyError, OSError):
+        return "staff"
+
+
+# --- what a payment looks like to staff ---
+
+
+def summary(payment: PaymentRecord) -> dict:
+    return {
+        "id": payment.id,
+        "created_at": iso(payment.created_at),
+        "patron_id": payment.patron_id,
+        "patron_name": payment.patron_name,
+        "channel": payment.channel,
+        "state": payment.state,
+        "amount": format_amount(payment.amount),
+        "currency": payment.currency,
+        "applied": format_amount(payment.applied),
+        "unapplied": format_amount(payment.unapplied),
+        "cashnet_tx": payment.cashnet_tx,
+        "batchno": payment.batchno,
+        "reason": payment.reason,
+        "review": payment.review,
+    }
+
+
+def detail(ledger: Ledger, payment: PaymentRecord) -> dict:
+    """Everything the ledger knows of one payment, the event trail included."""
+    return summary(payment) | {
+        "effdate": payment.effdate,
+        "pmtcode": payment.pmtcode,
+        "paid_at": iso(payment.paid_at),
+        "posted_at": iso(payment.posted_at),
+        "updated_at": iso(payment.updated_at),
+        "lines": [{"number": line.number, "item_code": line.item_code,
+                   "amount": format_amount(line.amount), "description": line.description}
+                  for line in payment.lines],
+        "allocations": [{
+            "fee_id": a.fee_id, "fee_type": a.fee_type, "fee_label": a.fee_label,
+            "planned": format_amount(a.planned), "amount": format_amount(a.amount),
+            "unapplied": format_amount(a.unapplied), "state": a.state, "origin": a.origin,
+            "outcome": a.outcome, "attempts": a.attempts,
+            "last_attempt_at": iso(a.last_attempt_at), "next_attempt_at": iso(a.next_attempt_at),
+        } for a in payment.allocations],
+        "events": [{"at": iso(e["at"]), "kind": e["kind"], "source": e["source"],
+                    "detail": e["detail"]} for e in ledger.events(payment.id)],
+        "advice": advice(payment),
+    }
+
+
+def advice(payment: PaymentRecord) -> str:
+    """What staff should do about a payment, or "" when nothing."""
+    if payment.review:
+        return ("Check this payment in CashNet: " + payment.review + ". Refund any extra "
+                f"charge in CashNet, then `patronpay payments resolve {payment.id} --note "
+                "'what you did'`.")
+    if payment.state != "attention":
+        return ""
+    if not payment.cashnet_tx:
+        return ("CashNet reported success without a transaction number: find the payment in "
+                "CashNet by its reference, settle it by hand (post in Alma or refund), then "
+                f"`patronpay payments resolve {payment.id} --note '...'`.")
+    if payment.reason.startswith("amount mismatch"):
+        return ("CashNet's notification does not match what patronpay sent to CashNet. Compare "
+                f"with CashNet transaction {payment.cashnet_tx}. If CashNet took the full "
+                f"amount, `patronpay payments retry {payment.id}` posts it; otherwise refund "
+                f"and `patronpay payments resolve {payment.id} --note '...'`.")
+    return (f"{format_amount(payment.unapplied)} taken by CashNet (transaction "
+            f"{payment.cashnet_tx}) is not in Alma. Fix the cause in Alma (see the reason and "
+            f"the allocations), then `patronpay payments retry {payment.id}` — it looks at "
+            "Alma before paying, so nothing is posted twice. Or apply or refund the money by "
+            f"hand and `patronpay payments resolve {payment.id} --note '...'`.")
+
+
+def fees_cell(payment: PaymentRecord) -> str:
+    """`fee=amount` for each allocation carrying money, for the bursar's CSV."""
+    return ";".join(f"{a.fee_id}={format_amount(a.amount)}" for a in payment.allocations
+                    if a.amount > 0)
+
+
+# --- text output ---
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]],
+          right: Iterable[int] = ()) -> str:
+    """Columns aligned with two spaces between them; `right` columns are right-aligned."""
+    rows = [list(map(str, row)) for row in rows]
+    right = set(right)
+    widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = [c.rjust(w) if i in right else c.ljust(w)
+                  for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
+        return "  ".join(padded).rstrip()
+
+    return "\n".join([line(headers)] + [line(row) for row in rows])
+
+
+def shorten(text: str, width: int = NOTE_WIDTH) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def render_list(payments: Sequence[PaymentRecord]) -> str:
+    if not payments:
+        return "no payments match"
+    rows = []
+    for p in payments:
+        note = f"REVIEW: {p.review}" if p.review else p.reason
+        rows.append([when(p.created_at), p.id, p.patron_id, p.state, format_amount(p.amount),
+                     p.cashnet_tx or "-", shorten(note) if note else ""])
+    headers = ["CREATED (UTC)", "PAYMENT", "PATRON", "STATE", "AMOUNT", "CASHNET TX", "NOTE"]
+    return table(headers, rows, right=[4]) + f"\n{len(payments)} payment(s)"
+
+
+def render_detail(info: dict) -> str:
+    cashnet = "-"
+    if info["cashnet_tx"]:
+        cashnet = f"transaction {info['cashnet_tx']}, batch {info['batchno'] or '-'}, " \
+                  f"date {info['effdate'] or '-'}, payment code {info['pmtcode'] or '-'}"
+    state = info["state"] + (f": {info['reason']}" if info["reason"] else "")
+    head = [
+        ("payment", info["id"]),
+        ("patron", f"{info['patron_id']} ({info['patron_name']})"),
+        ("channel", info["channel"]),
+        ("amount", f"{info['amount']} {info['currency']} (applied in Alma {info['applied']}, "
+                   f"not applied {info['unapplied']})"),
+        ("state", state),
+        ("review", info["review"] or "-"),
+        ("cashnet", cashnet),
+        ("created", _utc(info["created_at"])),
+        ("paid", _utc(info["paid_at"])),
+        ("posted", _utc(info["posted_at"])),
+    ]
+    parts = ["\n".join(f"{name:<9} {value}" for name, value in head)]
+    parts.append("lines\n" + _indent(table(
+        ["NO", "ITEM CODE", "AMOUNT", "DESCRIPTION"],
+        [[str(x["number"]), x["item_code"], x["amount"], x["description"]]
+         for x in info["lines"]], right=[0, 2])))
+    parts.append("allocations\n" + _indent(table(
+        ["FEE", "TYPE", "AMOUNT", "UNAPPLIED", "STATE", "TRIES", "OUTCOME"],
+        [[a["fee_id"], a["fee_type"], a["amount"], a["unapplied"], a["state"],
+          str(a["attempts"]), a["outcome"] + (f" ({a['origin']})" if a["origin"] not in
+                                               ("", "patron") else "")]
+         for a in info["allocations"]], right=[2, 3, 5])))
+    parts.append("events\n" + _indent(table(
+        ["TIME (UTC)", "EVENT", "SOURCE", "DETAIL"],
+        [[_utc(e["at"]), e["kind"], e["source"], event_text(e["kind"], e["detail"])]
+         for e in info["events"]])))
+    if info["advice"]:
+        parts.append("what to do\n  " + info["advice"])
+    return "\n\n".join(parts)
+
+
+def event_text(kind: str, detail: dict) -> str:
+    """One event's detail on one line; for notifications, the fields that matter."""
+    if kind == "notification":
+        fields = detail.get("fields") or {}
+        shown = {"kind": detail.get("kind"), "outcome": detail.get("outcome")}
+        shown |= {k: fields[k] for k in ("result", "tx", "failedtx", "batchno") if k in fields}
+        detail = shown
+    pairs = []
+    for key, value in detail.items():
+        if value in ("", None, [], {}):
+            continue
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True,
+                                                                separators=(",", ":"))
+        pairs.append(f"{key}={text}")
+    return " ".join(pairs)
+
+
+def _utc(text: str | None) -> str:
+    return text.replace("T", " ").replace("Z", "") if text else "-"
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + row for row in text.splitlines())
+
+
+# --- the commands ---
+
+
+def cmd_list(ledger: Ledger, args: argparse.Namespace, out: TextIO) -> int:
+    since, until = window(args.since, args.until)
+    if args.state and args.state not in STATES:
+        raise StaffError(f"--state must be one of {', '.join(STATES)}")
+    payments = ledger.find_payments(state=args.state, patron_id=args.patron, tx=args.tx,
+                                    since=since, until=until, needs_review=args.attention,
+                                    limit=None)
+    if args.json:
+        json.dump([summary(p) for p in payments], out, indent=2)
+        out.write("\n")
+    else:
+        print(render_list(payments), file=out)
+    return 0
+
+
+def cmd_show(ledger: Ledger, args: argparse.Namespace, out: TextIO) -> int:
+    info = detail(ledger, get_payment(ledger, args.payment_id))
+    if args.json:
+        json.dump(info, out, indent=2)
+        out.write("\n")
+    else:
+        print(render_detail(info), file=out)
+    return 0
+
+
+def cmd_retry(ledger: Ledger, args: argparse.Namespace, out: TextIO) -> int:
+    payment = get_payment(ledger, args.payment_id)
+    try:
+        payment = ledger.retry(payment.id, args.actor or default_actor())
+    except ValueError as exc:
+        raise StaffError(str(exc)) from None
+    return _acted(payment, "sent back to the posting worker; it reads Alma before paying",
+                  args, out)
+
+
+def cmd_resolve(ledger: Ledger, args: argparse.Namespace, out: TextIO) -> int:
+    payment = get_payment(ledger, args.payment_id)
+    try:
+        payment = ledger.resolve(payment.id, args.note, args.actor or default_actor())
+    except ValueError as exc:
+        raise StaffError(str(exc)) from None
+    return _acted(payment, "resolved", args, out)
+
+
+def _acted(payment: PaymentRecord, what: str, args: argparse.Namespace, out: TextIO) -> int:
+    if args.json:
+        json.dump(summary(payment), out, indent=2)
+        out.write("\n")
+    else:
+        print(f"payment {payment.id}: {what}; state is now {payment.state}", file=out)
+    return 0
+
+
+def cmd_export(ledger: Ledger, args: argparse.Namespace, out: TextIO) -> int:
+    """Money CashNet took in the window (by the day it was paid), one row per payment."""
+    since, until = window(args.since, args.until)
+    payments = [p for p in ledger.find_payments(since=since, until=until, by="paid_at",
+                                                limit=None) if p.cashnet_tx]
+    if args.output:
+        with open(args.output, "w", newline="", encoding="utf-8") as handle:
+            write_csv(payments, handle)
+        print(f"{len(payments)} payment(s) written to {args.output}", file=out)
+    else:
+        write_csv(payments, out)
+    return 0
+
+
+def write_csv(payments: Sequence[PaymentRecord], handle: TextIO) -> None:
+    writer = csv.writer(handle, lineterminator="\r\n")
+    writer.writerow(EXPORT_COLUMNS)
+    for p in payments:
+        paid = datetime.fromtimestamp(p.paid_at or p.created_at, UTC).date().isoformat()
+        writer.writerow([paid, p.id, p.patron_id, p.cashnet_tx, p.batchno,
+                         format_amount(p.amount), p.currency, fees_cell(p),
+                         format_amount(p.unapplied), p.state])
+
+
+COMMANDS = {"list": cmd_list, "show": cmd_show, "retry": cmd_retry, "resolve": cmd_resolve,
+            "export": cmd_export}
+
+
+def run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """`patronpay payments <action>`; raises StaffError for the terminal."""
+    ledger = open_ledger(settings)
+    try:
+        return COMMANDS[args.payments_command](ledger, args, out)
+    finally:
+        ledger.db.close()
