@@ -133,10 +133,14 @@ class AlmaClient:
         self.base_url = base_url.rstrip("/")
         self.calls = 0
         self._limiter = RateLimiter(requests_per_second)
+        # Room for every call the rate limit lets through while Alma takes its time (seconds,
+        # at busy times): a fixed 10 capped us at 10 / latency calls a second.
+        connections = min(100, max(10, 2 * requests_per_second))
         self._http = httpx.AsyncClient(
             headers={"Authorization": f"apikey {api_key}", "Accept": "application/json"},
             timeout=httpx.Timeout(connect=connect_timeout, read=read_timeout, write=10.0, pool=5.0),
-            limits=httpx.Limits(max_connections=10, max_keepalive_connections=10),
+            limits=httpx.Limits(max_connections=connections,
+                                max_keepalive_connections=connections),
             follow_redirects=False,
             transport=transport,
         )

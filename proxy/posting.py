@@ -105,23 +105,31 @@ class PostingWorker:
     def wake(self) -> None:
         """A payment became due (a notification arrived): look now, not at the next poll."""
         self._wake.set()
+        self._wake = asyncio.Event()  # lanes busy right now find the one they hold set
 
     def stop(self) -> None:
         self._stopping = True
         self._wake.set()
 
     async def run(self) -> None:
-        """Post until stopped; survives any error in one round and tries again."""
+        """Post until stopped: `concurrency` lanes, each taking due payments one after another
+        and, when none is due, waiting for a wake-up or the next due time on its own, so a
+        notification is picked up by any idle lane at once. (Lanes of one `drain()` that found
+        nothing stop, and while one lane keeps finding work the drain never ends: under steady
+        load posting ran on a single lane.)"""
+        await asyncio.gather(*(self._lane() for _ in range(self.concurrency)))
+
+    async def _lane(self) -> None:
         while not self._stopping:
+            woken = self._wake  # set by every wake() from now on, even while this lane works
             try:
                 self._sweep_expired()
                 self._break_dead_leases()
-                await self.drain()
+                await self._drain_one_lane()
             except Exception:  # one bad round must not stop the money
                 log.exception("posting round failed", extra={"event": "posting_error"})
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._idle_wait())
+                await asyncio.wait_for(woken.wait(), timeout=self._idle_wait())
 
     async def drain(self) -> int:
         """Process every payment due now; return how many rounds ran."""

@@ -84,7 +84,10 @@ def build_services(
                               idle_seconds=settings.session_idle_minutes * 60,
                               max_seconds=settings.session_max_minutes * 60, clock=clock),
         alma=alma,
-        worker=PostingWorker(ledger, alma, posting_policy(settings), clock=clock),
+        # Each lane holds one payment for (1 + fees) Alma round trips: with half the rate
+        # limit in lanes (4 to 16), posting can use the budget even when Alma is slow.
+        worker=PostingWorker(ledger, alma, posting_policy(settings), clock=clock,
+                             concurrency=min(16, max(4, settings.alma_requests_per_second // 2))),
         receipts=ReceiptTokens(settings.secret_keys),
         guest_failures=FailureLimiter(db, settings.guest_max_failures,
                                       settings.guest_lockout_seconds, clock),
