@@ -1,0 +1,64 @@
+"""The baseline: the least a fees page could be. One Starlette route that forwards the Alma
+fees call with httpx and hands Alma's bytes back, nothing else (no session, no parsing, no
+middleware, no logging), through an httpx pool like the proxy's. The fees benchmark runs the
+same load against it and against the proxy; the ratio is the cost of everything the proxy
+adds.
+
+Run by the harness as `python -m bench.baseline --port P --alma-url URL --api-key KEY`. The
+patron comes in the `X-Patron` header (the proxy takes it from the session).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from urllib.parse import quote
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+
+def create_app(alma_url: str, api_key: str) -> Starlette:
+    # The proxy's Alma client limits (proxy/alma.py): the same pool, so the ratio measures what
+    # the proxy does around the call. (httpx's default, 20 kept alive, would open and close
+    # connections at 64 patrons; a bigger pool costs httpcore more CPU per request.)
+    client = httpx.AsyncClient(
+        base_url=alma_url.rstrip("/"), trust_env=False, timeout=30.0,
+        headers={"Authorization": f"apikey {api_key}", "Accept": "application/json"},
+        limits=httpx.Limits(max_connections=10, max_keepalive_connections=10))
+
+    async def fees(request: Request) -> Response:
+        patron = quote(request.headers.get("x-patron", ""), safe="")
+        answer = await client.get(f"/users/{patron}/fees", params={"status": "ACTIVE"})
+        return Response(answer.content, answer.status_code, media_type="application/json")
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await client.aclose()
+
+    return Starlette(routes=[Route("/api/fees", fees), Route("/healthz", healthz)],
+                     lifespan=lifespan)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.baseline")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--alma-url", required=True)
+    parser.add_argument("--api-key", required=True)
+    args = parser.parse_args(argv)
+    # The same server options as `patronpay serve`, so only the app differs.
+    uvicorn.run(create_app(args.alma_url, args.api_key), host="127.0.0.1", port=args.port,
+                proxy_headers=False, access_log=False, log_level="warning", server_header=False)
+
+
+if __name__ == "__main__":
+    main()

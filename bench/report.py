@@ -1,0 +1,122 @@
+"""The printed report: one Markdown table per benchmark (ready to paste into the README), from
+the same dictionary that is written as JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+def ms(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
+
+def pair(figures: dict[str, Any]) -> str:
+    """`p50 / p99` in milliseconds."""
+    return f"{ms(figures.get('p50_ms'))} / {ms(figures.get('p99_ms'))}"
+
+
+def number(value: float | None, digits: int = 1) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def rate(figures: dict[str, Any]) -> str:
+    """Requests per second, and how many answers were not 2xx (or failed) if any."""
+    failed = figures["non_2xx"] + figures["errors"]
+    return number(figures["rps"]) + (f" ({failed} failed)" if failed else "")
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def fees_table(result: dict[str, Any]) -> str:
+    rows = []
+    for row in result["rows"]:
+        base, proxy, capped = row["baseline"], row["proxy"], row["proxy_capped"]
+        rows.append([
+            f"{row['alma_latency_ms']} ms", str(row["concurrency"]),
+            rate(base), rate(proxy), number(row["ratios"]["rps"], 2),
+            pair(base), pair(proxy),
+            f"{number(base['server_cpu_ms_per_request'], 2)} / "
+            f"{number(proxy['server_cpu_ms_per_request'], 2)}",
+            rate(capped), pair(capped),
+        ])
+    return table(["Alma latency", "patrons", "baseline req/s", "proxy req/s", "ratio",
+                  "baseline p50 / p99 ms", "proxy p50 / p99 ms", "CPU ms/req baseline / proxy",
+                  "capped req/s", "capped p50 / p99 ms"], rows)
+
+
+def roundtrip_table(result: dict[str, Any]) -> str:
+    rows = [[name.replace("_", " "), str(case["payments"]),
+             pair(case["notification_to_posted"]), pair(case["handler_response"])]
+            for name, case in result["cases"].items()]
+    return (f"Alma latency {result['alma_latency_ms']} ms, one payment at a time.\n\n"
+            + table(["case", "payments", "notification → posted p50 / p99 ms",
+                     "notification handler p50 / p99 ms"], rows))
+
+
+def calls_table(result: dict[str, Any]) -> str:
+    rows = []
+    for name, case in result["cases"].items():
+        phases = case["by_phase"]
+        posting = ", ".join(f"{n} {kind}" for kind, n in case["phases"]["posting"].items())
+        rows.append([name.replace("_", " "), str(case["fees_paid"]), str(phases["sign_in"]),
+                     str(phases["fees_page"]), str(phases["create_payment"]),
+                     f"{phases['posting']} ({posting})", str(case["total"]),
+                     str(case["per_payment_budget"])])
+    return table(["case", "fees paid", "sign-in", "fees page", "start payment", "posting",
+                  "total", "spec budget 2 + N"], rows)
+
+
+def throughput_table(result: dict[str, Any]) -> str:
+    rows = []
+    for row in result["rows"]:
+        rss = row["proxy_rss_mib"]
+        rows.append([
+            row["proxy"], f"{row['alma_latency_ms']} ms", str(row["concurrency"]),
+            number(row["payments_per_s"]), pair(row["create_to_posted"]),
+            pair(row["ledger_paid_to_posted"]), pair(row["handler_from_access_log"]),
+            f"{row['proxy_cpu_utilisation']:.0%}",
+            f"{number(row['proxy_rss_mib_idle'])} / {number(rss['peak_vmhwm'])}",
+        ])
+    return table(["proxy Alma limit", "Alma latency", "patrons", "payments/s",
+                  "create → posted p50 / p99 ms", "paid → posted p50 / p99 ms",
+                  "handler p50 / p99 ms", "proxy CPU", "RSS idle / peak MiB"], rows)
+
+
+def startup_table(result: dict[str, Any]) -> str:
+    ready, imports = result["to_ready"], result["import_only"]
+    return table(["runs", "launch → ready p50 / max ms", "imports alone p50 ms",
+                  "idle RSS MiB"],
+                 [[str(result["runs"]), f"{ms(ready['p50_ms'])} / {ms(ready['max_ms'])}",
+                   ms(imports["p50_ms"]), number(result["idle_rss_mib"])]])
+
+
+SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
+    "fees": ("1. Fees page: GET /api/fees", fees_table),
+    "roundtrip": ("2. Payment round trip", roundtrip_table),
+    "calls": ("3. Alma calls per completed payment", calls_table),
+    "throughput": ("4. End-to-end payments on one `patronpay serve`", throughput_table),
+    "startup": ("5. Start-up of `patronpay serve`", startup_table),
+}
+
+
+def render(report: dict[str, Any]) -> str:
+    machine = report["machine"]
+    parts = [f"patronpay benchmarks ({report['profile']} run, {report['seconds']:.0f} s) on "
+             f"{machine['cpus']} × {machine['cpu_model']}, Python {machine['python']}, "
+             f"load average {machine['load_before']:.2f} before / "
+             f"{machine['load_after']:.2f} after"]
+    if report.get("sandbox_as_shipped"):
+        parts.append("Sandbox run as shipped (no bench.sandbox_server fixes).")
+    for name, (title, render_table) in SECTIONS.items():
+        if name in report["results"]:
+            parts.append(f"### {title}\n\n{render_table(report['results'][name])}")
+        elif name in report.get("errors", {}):
+            parts.append(f"### {title}\n\nFAILED: {report['errors'][name]}")
+    return "\n\n".join(parts)
