@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only NAME[,NAME]] [--json PATH] [--sandbox-as-shipped]`
+"""`python -m bench [--quick] [--only NAME[,NAME]] [--json PATH]`
 
 Runs the benchmarks of issue 8 against real processes on loopback, prints one table per
 benchmark and writes everything as JSON (default bench/results/latest.json, not committed).
@@ -23,7 +23,6 @@ from typing import Any
 from bench import (
     alma_calls,
     fees_page,
-    harness,
     payment_roundtrip,
     report,
     startup,
@@ -54,7 +53,6 @@ def run_benchmarks(profile: Profile, names: Sequence[str],
     """Run the named benchmarks one after another, each with its own processes and folder."""
     started = time.monotonic()
     result: dict[str, Any] = {"profile": profile.name, "machine": machine(),
-                              "sandbox_as_shipped": harness.sandbox_as_shipped,
                               "results": {}, "errors": {}}
     for name in names:
         if progress:
@@ -91,12 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", metavar="NAME", help=f"comma list of {', '.join(BENCHMARKS)}")
     parser.add_argument("--json", metavar="PATH", type=Path, default=DEFAULT_JSON,
                         help="where to write the results (default bench/results/latest.json)")
-    parser.add_argument("--sandbox-as-shipped", action="store_true",
-                        help="run `patronpay sandbox` without bench.sandbox_server's fixes")
     parser.add_argument("--profile", choices=sorted(PROFILES), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     profile = PROFILES[args.profile] if args.profile else QUICK if args.quick else FULL
-    harness.sandbox_as_shipped = args.sandbox_as_shipped
     result = run_benchmarks(profile, parse_names(args.only))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")

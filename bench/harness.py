@@ -35,11 +35,6 @@ START_TIMEOUT = 30.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _SANDBOX_URL = re.compile(r"patronpay sandbox on (http://\S+?)/?$", re.MULTILINE)
 
-# True: run `patronpay sandbox` exactly as shipped, instead of `bench.sandbox_server` (the same
-# command with two of the sandbox's own costs taken out; see that module). Set by __main__.
-sandbox_as_shipped = False
-
-
 class BenchError(RuntimeError):
     """Something the benchmark needs did not happen (a process did not start, a call failed)."""
 
@@ -210,10 +205,8 @@ class Sandbox:
 
 
 def start_sandbox(workdir: Path) -> Sandbox:
-    """`patronpay sandbox` on an ephemeral port (through `bench.sandbox_server` unless
-    `sandbox_as_shipped`), with Alma's per-second throttle off."""
-    command = ["patronpay", "sandbox"] if sandbox_as_shipped else ["bench.sandbox_server"]
-    argv = [sys.executable, "-m", *command, "--host", LOOPBACK, "--port", "0"]
+    """`patronpay sandbox` on an ephemeral port, with Alma's per-second throttle off."""
+    argv = [sys.executable, "-m", "patronpay", "sandbox", "--host", LOOPBACK, "--port", "0"]
     process = Process("sandbox", argv, clean_environment(), workdir / "sandbox.log")
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
