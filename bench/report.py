@@ -112,8 +112,6 @@ def render(report: dict[str, Any]) -> str:
              f"{machine['cpus']} × {machine['cpu_model']}, Python {machine['python']}, "
              f"load average {machine['load_before']:.2f} before / "
              f"{machine['load_after']:.2f} after"]
-    if report.get("sandbox_as_shipped"):
-        parts.append("Sandbox run as shipped (no bench.sandbox_server fixes).")
     for name, (title, render_table) in SECTIONS.items():
         if name in report["results"]:
             parts.append(f"### {title}\n\n{render_table(report['results'][name])}")
