@@ -3,6 +3,8 @@
    keyboard-wedge input, and the display controls (A+, contrast).
 
    The page keeps no patron data anywhere but in memory: no web storage, no patron cookies.
+   Two cookies carry the patron's own choices (language; larger text and contrast) across the
+   trip to CashNet and back, and are dropped whenever the patron is gone.
    Reset = tell the agent (POST /api/session/end), then location.replace("/kiosk/"), a full
    reload that Back cannot undo. */
 "use strict";
@@ -12,10 +14,21 @@ const $ = (id) => document.getElementById(id);
 const TOUCH_EVERY_MS = 2000;
 const RESET_WAIT_MS = 3000;
 
+const DISPLAY_COOKIE = "patronpay_kiosk_display";
+const DISPLAY_CLASSES = { "bigger-text": "big-text", contrast: "high-contrast" };
+
 /* A translated text that follows a language switch when i18n.js can do that. */
 function say(el, key, params) {
   if (typeof localize === "function") localize(el, key, params);
   else el.textContent = t(key, params);
+}
+
+/* Empty a message. Its translation key goes too, or a language switch would bring it back
+   (into a live region, which would announce it again). */
+function clearText(el) {
+  delete el.dataset.i18n;
+  delete el.dataset.i18nArgs;
+  el.textContent = "";
 }
 
 /* The agent's view: settings, reader state and the session (its handle names it in every
@@ -43,15 +56,25 @@ function leave(url) {
   location.replace(url);
 }
 
+/* The next patron starts in the kiosk's own language and display, whatever this one chose. */
+function forgetPatronChoices() {
+  document.cookie = "patronpay_lang=; Max-Age=0; Path=/; SameSite=Lax";
+  document.cookie = `${DISPLAY_COOKIE}=; Max-Age=0; Path=/kiosk/; SameSite=Strict`;
+}
+
+/* The session is over (ended, expired, or another patron's card): a fresh page. */
+function patronGone() {
+  forgetPatronChoices();
+  leave("/kiosk/");
+}
+
 async function resetKiosk() {
   if (Kiosk.resetting || Kiosk.leaving) return;
   Kiosk.resetting = true;
   document.body.classList.add("resetting");
   const ended = apiCall("POST", "/api/session/end", {});
   await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, RESET_WAIT_MS))]);
-  // The next patron starts in the kiosk's own language, whatever this one chose.
-  document.cookie = "patronpay_lang=; Max-Age=0; Path=/; SameSite=Lax";
-  leave("/kiosk/");  // unless an agent event has already sent the page there
+  patronGone();  // unless an agent event has already sent the page there
 }
 
 /* Tell the agent the patron is still here, so its own expiry (idle + warning + 5 s) does not
@@ -61,7 +84,7 @@ async function touchAgent(force) {
   if (!Kiosk.session || Kiosk.resetting || (!force && now - Kiosk.lastTouch < TOUCH_EVERY_MS)) return;
   Kiosk.lastTouch = now;
   const result = await apiCall("POST", "/api/session/touch", {});
-  if (result.status === 401 || result.status === 409) leave("/kiosk/");
+  if (result.status === 401 || result.status === 409) patronGone();
 }
 
 /* Idle: after idle_seconds without a touch, key or scan, a full-screen warning counts down
@@ -107,7 +130,7 @@ function startIdleGuard() {
       beep();
       $("more-time").focus();
     } else {
-      $("warning-live").textContent = "";
+      clearText($("warning-live"));
     }
   }
 
@@ -166,7 +189,7 @@ function showReader(state) {
   const box = $("reader-status");
   if (!box) return;
   if (state === "disconnected") say(box, "kiosk.reader.unavailable");
-  else box.textContent = "";
+  else clearText(box);
 }
 
 const SCAN_MESSAGES = {
@@ -179,14 +202,28 @@ function showRefusal(reason) {
   say($("scan-message"), SCAN_MESSAGES[reason] || "kiosk.scan.not_recognised");
 }
 
-/* Larger text and high contrast, for this patron only (a reset reloads the page). */
+/* Larger text and high contrast, for this patron only: kept in a cookie while they pay on
+   CashNet's page, dropped with the session. */
+function displayChoices() {
+  for (const part of document.cookie.split(";")) {
+    const [name, value] = part.trim().split("=");
+    if (name === DISPLAY_COOKIE) return value.split(".").filter((id) => id in DISPLAY_CLASSES);
+  }
+  return [];
+}
+
 function startDisplayControls() {
-  for (const [id, name] of [["bigger-text", "big-text"], ["contrast", "high-contrast"]]) {
+  const chosen = new Set(displayChoices());
+  for (const [id, name] of Object.entries(DISPLAY_CLASSES)) {
     const button = $(id);
     if (!button) continue;
+    document.documentElement.classList.toggle(name, chosen.has(id));
+    button.setAttribute("aria-pressed", String(chosen.has(id)));
     button.addEventListener("click", () => {
       const on = document.documentElement.classList.toggle(name);
       button.setAttribute("aria-pressed", String(on));
+      if (on) chosen.add(id); else chosen.delete(id);
+      document.cookie = `${DISPLAY_COOKIE}=${[...chosen].join(".")}; Path=/kiosk/; SameSite=Strict`;
     });
   }
 }

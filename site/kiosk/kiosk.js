@@ -17,8 +17,8 @@ function show(screen) {
 }
 
 async function initKiosk() {
-  await startI18n();
   startDisplayControls();
+  await startI18n();
   $("start-over").addEventListener("click", resetKiosk);
   $("nothing-done").addEventListener("click", resetKiosk);
   $("pay-all").addEventListener("click", () => pay(view.chosenCents));
@@ -64,7 +64,7 @@ function onAgentEvent(event) {
   } else if (event.type === "scan") {
     if (view.guard) view.guard.activity();
     if (event.result === "accepted") {
-      $("scan-message").textContent = "";
+      clearText($("scan-message"));
       if (!Kiosk.session) show("working");
     } else {
       showRefusal(event.reason);
@@ -83,7 +83,7 @@ async function onSessionChanged() {
   if (!result.ok) return;
   const now = result.data.session;
   if (before) {
-    if (!now || now.handle !== before) leave("/kiosk/");
+    if (!now || now.handle !== before) patronGone();
     return;
   }
   if (now) {
@@ -96,10 +96,10 @@ async function loadFees() {
   show("working");
   const result = await apiCall("GET", withHandle("/api/fees"));
   if (!result.ok) {
-    if (result.status === 401 || result.status === 409) return leave("/kiosk/");
+    if (result.status === 401 || result.status === 409) return patronGone();
     show("nothing");
     say($("nothing-heading"), "kiosk.fees.hello", { name: Kiosk.session.first_name });
-    $("nothing-text").textContent = errorText(result);
+    localizeError($("nothing-text"), result);
     return;
   }
   view.fees = result.data;
@@ -207,7 +207,7 @@ function showAmount() {
   say($("amount-help"), "kiosk.amount.help", {
     min: formatMoney(amountText(min), currency), max: formatMoney(amountText(max), currency),
   });
-  $("amount-error").textContent = "";
+  clearText($("amount-error"));
   renderTyped();
   show("amount");
 }
@@ -221,7 +221,7 @@ function keypad(event) {
   else if (value === ".") { if (!typed.includes(".")) typed = (typed || "0") + "."; }
   else if (!/\.\d\d$/.test(typed) && typed.replace(".", "").length < 7) typed = typed === "0" ? value : typed + value;
   view.typed = typed;
-  $("amount-error").textContent = "";
+  clearText($("amount-error"));
   renderTyped();
 }
 
@@ -236,6 +236,8 @@ function renderTyped() {
   const { min, max } = limits();
   const ok = value !== null && value >= min && value <= max;
   $("pay-amount").disabled = !ok;
+  // Too much cannot be mended by typing on: say why "Pay" is off (too little can, so not yet).
+  if (value !== null && value > max) say($("amount-error"), "kiosk.amount.out_of_range");
   say($("pay-amount"), ok ? "kiosk.pay.amount" : "kiosk.pay.amount_plain", { amount: formatMoney(amountText(value || 0), currency) });
 }
 
@@ -250,15 +252,15 @@ function payTyped() {
 }
 
 async function pay(amountCents) {
-  $("fees-error").textContent = "";
+  clearText($("fees-error"));
   for (const id of ["pay-all", "pay-part", "pay-amount"]) $(id).disabled = true;
   const result = await apiCall("POST", "/api/payments", {
     fee_ids: [...view.chosen], amount: amountText(amountCents),
   });
   if (!result.ok) {
-    if (result.status === 401 || result.status === 409) return leave("/kiosk/");
+    if (result.status === 401 || result.status === 409) return patronGone();
     show("fees");
-    $("fees-error").textContent = errorText(result);
+    localizeError($("fees-error"), result);
     updateTotal();
     return;
   }

@@ -20,13 +20,13 @@ function showScreen(screen) {
 }
 
 async function initReturn() {
-  await startI18n();
   startDisplayControls();
+  await startI18n();
   for (const id of ["start-over", "done", "not-paid-done"]) $(id).addEventListener("click", resetKiosk);
   $("back-to-fees").addEventListener("click", () => leave("/kiosk/"));
   whenLanguageChanges(() => { if (shown.data && shown.screen === "receipt") renderReceipt(shown.data); });
   const data = await loadKioskSession();
-  if (!data || !Kiosk.session) return leave("/kiosk/");
+  if (!data || !Kiosk.session) return patronGone();
   startWedge();
   listenToAgent(onAgentEvent);
   shown.guard = startIdleGuard();
@@ -39,7 +39,7 @@ async function initReturn() {
 function onAgentEvent(event) {
   if (Kiosk.resetting) return;
   if (event.type === "session" || (event.type === "hello" && !event.session)) {
-    leave("/kiosk/");  // ended, or another patron scanned a card
+    patronGone();  // ended, or another patron scanned a card
   } else if (event.type === "scan" && event.result === "refused") {
     showRefusal(event.reason);
   }
@@ -55,7 +55,7 @@ async function follow(data) {
     }
     await sleep(POLL_EVERY_MS);
     const result = await apiCall("GET", withHandle("/api/payments/current"));
-    if (result.status === 401 || result.status === 409) return leave("/kiosk/");
+    if (result.status === 401 || result.status === 409) return patronGone();
     if (result.ok) {
       data = result.data;
       render(data);
