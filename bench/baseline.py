@@ -22,15 +22,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from proxy.alma import connection_limit
 
-def create_app(alma_url: str, api_key: str) -> Starlette:
-    # The proxy's Alma client limits (proxy/alma.py): the same pool, so the ratio measures what
-    # the proxy does around the call. (httpx's default, 20 kept alive, would open and close
-    # connections at 64 patrons; a bigger pool costs httpcore more CPU per request.)
+
+def create_app(alma_url: str, api_key: str, requests_per_second: int) -> Starlette:
+    # The proxy's Alma connection pool for the same rate limit (proxy/alma.py), so the ratio
+    # measures what the proxy does around the call: a bigger pool costs httpcore more CPU per
+    # request, a smaller one queues calls while Alma is slow.
+    connections = connection_limit(requests_per_second)
     client = httpx.AsyncClient(
         base_url=alma_url.rstrip("/"), trust_env=False, timeout=30.0,
         headers={"Authorization": f"apikey {api_key}", "Accept": "application/json"},
-        limits=httpx.Limits(max_connections=10, max_keepalive_connections=10))
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections))
 
     async def fees(request: Request) -> Response:
         patron = quote(request.headers.get("x-patron", ""), safe="")
@@ -54,10 +57,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--alma-url", required=True)
     parser.add_argument("--api-key", required=True)
+    parser.add_argument("--requests-per-second", type=int, required=True,
+                        help="the proxy's PATRONPAY_ALMA_REQUESTS_PER_SECOND to match")
     args = parser.parse_args(argv)
     # The same server options as `patronpay serve`, so only the app differs.
-    uvicorn.run(create_app(args.alma_url, args.api_key), host="127.0.0.1", port=args.port,
-                proxy_headers=False, access_log=False, log_level="warning", server_header=False)
+    app = create_app(args.alma_url, args.api_key, args.requests_per_second)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, proxy_headers=False, access_log=False,
+                log_level="warning", server_header=False)
 
 
 if __name__ == "__main__":

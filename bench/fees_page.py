@@ -81,7 +81,7 @@ def run(profile: Profile, workdir: Path) -> dict[str, Any]:
     started = []
     try:
         patrons = add_patrons(sandbox, max(profile.fees_concurrency), "feespatron")
-        baseline = start_baseline(sandbox, workdir)
+        baseline = start_baseline(sandbox, workdir, int(UNCAPPED))
         started.append(baseline)
         uncapped = start_proxy(sandbox, workdir, "proxy-uncapped",
                                alma_requests_per_second=UNCAPPED)

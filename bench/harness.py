@@ -345,11 +345,13 @@ class Baseline:
         self.process.stop()
 
 
-def start_baseline(sandbox: Sandbox, workdir: Path) -> Baseline:
+def start_baseline(sandbox: Sandbox, workdir: Path, requests_per_second: int) -> Baseline:
+    """The baseline, with the Alma connection pool of a proxy at `requests_per_second`."""
     for _attempt in range(3):
         port = free_port()
         argv = [sys.executable, "-m", "bench.baseline", "--port", str(port),
-                "--alma-url", sandbox.where["alma_api"], "--api-key", ALMA_API_KEY]
+                "--alma-url", sandbox.where["alma_api"], "--api-key", ALMA_API_KEY,
+                "--requests-per-second", str(requests_per_second)]
         process = Process("baseline", argv, clean_environment(), workdir / "baseline.log")
         url = f"http://{LOOPBACK}:{port}"
         try:

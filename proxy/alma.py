@@ -117,6 +117,13 @@ class RateLimiter:
         self.gap = self.gap * 0.75 if self.gap > 0.05 else 0.0
 
 
+def connection_limit(requests_per_second: int) -> int:
+    """Connections to Alma: room for every call the rate limit lets through while Alma takes
+    its time (seconds, at busy times); a fixed 10 capped us at 10 / latency calls a second.
+    Not more than needed: httpx spends more CPU per request the bigger its pool."""
+    return min(100, max(10, 2 * requests_per_second))
+
+
 class AlmaClient:
     """Async client for the Users calls patronpay makes. Share one per process."""
 
@@ -133,9 +140,7 @@ class AlmaClient:
         self.base_url = base_url.rstrip("/")
         self.calls = 0
         self._limiter = RateLimiter(requests_per_second)
-        # Room for every call the rate limit lets through while Alma takes its time (seconds,
-        # at busy times): a fixed 10 capped us at 10 / latency calls a second.
-        connections = min(100, max(10, 2 * requests_per_second))
+        connections = connection_limit(requests_per_second)
         self._http = httpx.AsyncClient(
             headers={"Authorization": f"apikey {api_key}", "Accept": "application/json"},
             timeout=httpx.Timeout(connect=connect_timeout, read=read_timeout, write=10.0, pool=5.0),
