@@ -158,10 +158,6 @@ class Ledger:
         row = self.db.read_one("SELECT * FROM payments WHERE id = ?", (payment_id,))
         return self._payment_from(row) if row else None
 
-    def payment_by_tx(self, tx: str) -> PaymentRecord | None:
-        row = self.db.read_one("SELECT * FROM payments WHERE cashnet_tx = ?", (tx,))
-        return self._payment_from(row) if row else None
-
     def find_payments(
         self,
         *,
@@ -254,7 +250,7 @@ class Ledger:
                               f"number for a payment already {payment.state}")
             return NoticeOutcome("recorded", payment.id, "success without tx")
         if not tx:
-            return self._to_attention(conn, payment, None, fields, peer,
+            return self._to_attention(conn, payment, None, message, peer,
                                       "success without a CashNet transaction number")
         previous = conn.execute("SELECT payment_id, fields FROM notifications "
                                 "WHERE dedupe_key = ?", (f"tx:{tx}",)).fetchone()
@@ -279,15 +275,13 @@ class Ledger:
         except (ValueError, ArithmeticError) as exc:  # an echo we cannot even read: not equal
             mismatch = f"unreadable lines ({type(exc).__name__})"
         if mismatch:
-            return self._to_attention(conn, payment, tx, fields, peer,
+            return self._to_attention(conn, payment, tx, message, peer,
                                       f"amount mismatch: {mismatch}")
         now = self.clock()
         self._notice(conn, payment.id, "success", f"tx:{tx}", fields, peer, "paid")
-        conn.execute(
-            "UPDATE payments SET state = 'paid', cashnet_tx = ?, batchno = ?, effdate = ?,"
-            " pmtcode = ?, paid_at = ?, updated_at = ?, reason = '' WHERE id = ?",
-            (tx, message.get("batchno"), message.get("effdate"), message.get("pmtcode"), now,
-             now, payment.id))
+        self._record_money_taken(conn, payment.id, tx, message)
+        conn.execute("UPDATE payments SET state = 'paid', updated_at = ?, reason = '' WHERE id = ?",
+                     (now, payment.id))
         conn.execute("UPDATE allocations SET state = 'queued', next_attempt_at = ? "
                      "WHERE payment_id = ? AND state = 'planned'", (now, payment.id))
         self._event(conn, payment.id, "paid", f"cashnet:{peer}",
@@ -313,13 +307,20 @@ class Ledger:
                     {"state": payment.state, "result": message.result})
         return NoticeOutcome("recorded", payment.id, message.result)
 
+    def _record_money_taken(self, conn: sqlite3.Connection, payment_id: str, tx: str | None,
+                            message: Message) -> None:
+        """What CashNet says about the money it took, however the payment goes on."""
+        conn.execute(
+            "UPDATE payments SET cashnet_tx = ?, batchno = ?, effdate = ?, pmtcode = ?,"
+            " paid_at = ? WHERE id = ?",
+            (tx, message.get("batchno"), message.get("effdate"), message.get("pmtcode"),
+             self.clock(), payment_id))
+
     def _to_attention(self, conn: sqlite3.Connection, payment: PaymentRecord, tx: str | None,
-                      fields: dict, peer: str, reason: str) -> NoticeOutcome:
-        self._notice(conn, payment.id, "success", f"tx:{tx}" if tx else None, fields, peer,
-                     "attention")
-        now = self.clock()
-        conn.execute("UPDATE payments SET cashnet_tx = ?, batchno = ?, paid_at = ? "
-                     "WHERE id = ?", (tx, fields.get("batchno", ""), now, payment.id))
+                      message: Message, peer: str, reason: str) -> NoticeOutcome:
+        self._notice(conn, payment.id, "success", f"tx:{tx}" if tx else None,
+                     message.recordable(), peer, "attention")
+        self._record_money_taken(conn, payment.id, tx, message)
         self._set_state(conn, payment.id, "attention", reason, f"cashnet:{peer}",
                         {"from": payment.state, "tx": tx})
         return NoticeOutcome("attention", payment.id, reason)
@@ -461,11 +462,14 @@ class Ledger:
                          "unapplied": format_amount(from_cents(alloc["amount_cents"]))})
 
     def reduce_allocation(self, allocation_id: int, applicable: Decimal, reason: str,
-                          moves: list[tuple[str, str, str, Decimal]]) -> None:
+                          moves: list[tuple[str, str, str, Decimal]], *, lease: str) -> bool:
         """The fee holds less than we meant to pay: apply only `applicable` here, send the
-        `moves` (fee id, fee type, amount) to other fees, and hold any rest for staff."""
+        `moves` (fee id, fee type, amount) to other fees, and hold any rest for staff.
+        Returns False (changing nothing) when `lease` no longer holds the payment."""
         with self.db.write() as conn:
             alloc = self._allocation_row(conn, allocation_id)
+            if not self._holds_lease(conn, alloc["payment_id"], lease, self.clock()):
+                return False
             surplus = alloc["amount_cents"] - to_cents(applicable)
             moved = sum(to_cents(amount) for *_, amount in moves)
             if surplus <= 0 or moved > surplus:
@@ -503,6 +507,13 @@ class Ledger:
                 "applicable": format_amount(applicable),
                 "moved": [{"fee_id": f, "amount": format_amount(a)} for f, _, _, a in moves],
                 "unapplied": format_amount(from_cents(surplus - moved))})
+        return True
+
+    def paid_with_nothing_left(self) -> list[str]:
+        """Paid payments none of whose allocations is still to post: they only need settling."""
+        return [row["id"] for row in self.db.read(
+            "SELECT id FROM payments p WHERE state = 'paid' AND NOT EXISTS (SELECT 1 FROM"
+            " allocations a WHERE a.payment_id = p.id AND a.state IN ('queued', 'sending'))")]
 
     def settle_if_done(self, payment_id: str) -> str:
         """When no allocation is left to post: posted, or attention if money is unapplied."""

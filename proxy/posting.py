@@ -28,7 +28,7 @@ from proxy.alma import (
     AlmaOutcomeUnknown,
     AlmaUnavailable,
 )
-from proxy.fees import Fee, FeeList, FeeRules, normalise_fee, normalise_fees, oldest_first
+from proxy.fees import Fee, FeeRules, normalise_fee, normalise_fees, oldest_first
 from proxy.ledger import AllocationRecord, Ledger, PaymentRecord
 from proxy.money import ZERO, format_amount
 
@@ -43,7 +43,9 @@ class LeaseLost(Exception):
 
 
 def owner_name() -> str:
-    """A lease owner: this host, this process, and a random part for each worker."""
+    """A worker's name: this host, this process, and a random part. Each claim of a payment
+    adds its own random part (see `_drain_one_lane`), so two lanes of one worker never hold
+    the same lease."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
@@ -123,7 +125,7 @@ class PostingWorker:
         while not self._stopping:
             woken = self._wake  # set by every wake() from now on, even while this lane works
             try:
-                self._sweep_expired()
+                self._sweep()
                 self._break_dead_leases()
                 await self._drain_one_lane()
             except Exception:  # one bad round must not stop the money
@@ -139,18 +141,31 @@ class PostingWorker:
     async def _drain_one_lane(self) -> int:
         rounds = 0
         while not self._stopping:
-            payment_id = self.ledger.claim_due_payment(self.owner, self.policy.lease_seconds)
+            lease = f"{self.owner}:{secrets.token_hex(4)}"
+            payment_id = self.ledger.claim_due_payment(lease, self.policy.lease_seconds)
             if payment_id is None:
                 return rounds
             rounds += 1
             try:
-                await self.process(payment_id)
+                await self.process(payment_id, lease)
             except LeaseLost:
                 log.warning("lease lost; another worker continues",
                             extra={"event": "lease_lost", "payment_id": payment_id})
+            except Exception:
+                # Whatever went wrong, try this payment again later, not in a tight loop
+                # that would spend the institution's Alma quota.
+                log.exception("posting a payment failed", extra={
+                    "event": "posting_error", "payment_id": payment_id})
+                self._defer(payment_id, "internal error; will try again")
             finally:
-                self.ledger.release(payment_id, self.owner)
+                self.ledger.release(payment_id, lease)
         return rounds
+
+    def _defer(self, payment_id: str, outcome: str) -> None:
+        payment = self.ledger.payment(payment_id)
+        for allocation in payment.allocations if payment else ():
+            if allocation.state in ("queued", "sending"):
+                self.ledger.mark_retry(allocation.id, self._backoff(allocation), outcome)
 
     def _idle_wait(self) -> float:
         due = self.ledger.next_due_at()
@@ -165,16 +180,24 @@ class PostingWorker:
             log.warning("lease of a dead worker broken",
                         extra={"event": "lease_broken", "payment_id": payment_id})
 
-    def _sweep_expired(self) -> None:
+    def _sweep(self) -> None:
+        """Once a minute (and at start): expire pending payments past their time, and settle
+        paid payments with nothing left to post (a crash can fall between the last posting
+        and the settling)."""
         now = self.clock()
-        if now - self._last_sweep >= EXPIRY_SWEEP_SECONDS:
-            self._last_sweep = now
-            for payment_id in self.ledger.expire_pending(self.policy.expiry_seconds):
-                log.info("payment expired", extra={"event": "expired", "payment_id": payment_id})
+        if now - self._last_sweep < EXPIRY_SWEEP_SECONDS:
+            return
+        self._last_sweep = now
+        for payment_id in self.ledger.expire_pending(self.policy.expiry_seconds):
+            log.info("payment expired", extra={"event": "expired", "payment_id": payment_id})
+        for payment_id in self.ledger.paid_with_nothing_left():
+            state = self.ledger.settle_if_done(payment_id)
+            log.info("payment settled", extra={"event": state, "payment_id": payment_id})
 
     # --- one payment ---
 
-    async def process(self, payment_id: str) -> None:
+    async def process(self, payment_id: str, lease: str) -> None:
+        """One round for one payment, under `lease`."""
         payment = self.ledger.payment(payment_id)
         if payment is None or payment.state != "paid":
             return
@@ -188,12 +211,13 @@ class PostingWorker:
                                         f"({allocation.outcome or 'no answer'})")
             due = []
         if due:
-            await self._post(payment, due)
+            await self._post(payment, due, lease)
         state = self.ledger.settle_if_done(payment.id)
         if state != "paid":
             log.info("payment settled", extra={"event": state, "payment_id": payment.id})
 
-    async def _post(self, payment: PaymentRecord, due: list[AllocationRecord]) -> None:
+    async def _post(self, payment: PaymentRecord, due: list[AllocationRecord],
+                    lease: str) -> None:
         try:
             fees = normalise_fees(await self.alma.list_fees(payment.patron_id),
                                   self.policy.rules, self.policy.currency)
@@ -206,13 +230,17 @@ class PostingWorker:
                 self.ledger.mark_failed(allocation.id, f"cannot read the patron's fees: {exc}")
             return
         by_id = fees.by_id()
-        for allocation in due:
+        for due_allocation in due:
             if self._stopping:
                 return
-            fee = by_id.get(allocation.fee_id) or await self._closed_fee(payment, allocation)
+            # Read the payment again: an allocation posted earlier in this round counts in
+            # what Alma should already show for the same fee.
+            current = self.ledger.payment(payment.id)
+            allocation = next(a for a in current.allocations if a.id == due_allocation.id)
+            fee = by_id.get(allocation.fee_id) or await self._closed_fee(current, allocation)
             if fee is None:
                 continue
-            updated = await self._post_one(payment, allocation, fee, fees)
+            updated = await self._post_one(current, allocation, fee, by_id, lease)
             if updated is not None:
                 by_id[updated.id] = updated
 
@@ -235,7 +263,7 @@ class PostingWorker:
         return fee
 
     async def _post_one(self, payment: PaymentRecord, allocation: AllocationRecord, fee: Fee,
-                        fees: FeeList) -> Fee | None:
+                        fees: dict[str, Fee], lease: str) -> Fee | None:
         tx = payment.cashnet_tx or ""
         already = sum((a.amount for a in payment.allocations
                        if a.fee_id == fee.id and a.state == "posted"), ZERO)
@@ -250,10 +278,10 @@ class PostingWorker:
             return None
         amount = allocation.amount
         if fee.status != "ACTIVE" or fee.balance < amount:
-            amount = self._shrink(payment, allocation, fee, fees)
+            amount = self._shrink(payment, allocation, fee, fees, lease)
             if amount <= ZERO:
                 return None
-        if not self.ledger.mark_sending(allocation.id, self.owner, self.policy.lease_seconds,
+        if not self.ledger.mark_sending(allocation.id, lease, self.policy.lease_seconds,
                                         self.policy.recheck_seconds):
             raise LeaseLost(payment.id)
         return await self._pay(payment, allocation, fee, amount)
@@ -280,7 +308,7 @@ class PostingWorker:
         return normalise_fee(raw, self.policy.rules)
 
     def _shrink(self, payment: PaymentRecord, allocation: AllocationRecord, fee: Fee,
-                fees: FeeList) -> Decimal:
+                fees: dict[str, Fee], lease: str) -> Decimal:
         """The fee holds less than we meant to pay (paid, waived or gone meanwhile): apply what
         fits, move the rest to other payable fees when configured, hold the rest for staff."""
         applicable = min(fee.balance, allocation.amount) if fee.status == "ACTIVE" else ZERO
@@ -289,21 +317,25 @@ class PostingWorker:
         reason = (f"fee {fee.id} is {fee.status.lower()}" if fee.status != "ACTIVE"
                   else f"fee {fee.id} balance is only {format_amount(fee.balance)}")
         moves = self._moves(payment, surplus, fees) if self.policy.reallocate_remainder else []
-        self.ledger.reduce_allocation(allocation.id, applicable, reason, moves)
+        if not self.ledger.reduce_allocation(allocation.id, applicable, reason, moves,
+                                             lease=lease):
+            raise LeaseLost(payment.id)
         return applicable
 
     def _moves(self, payment: PaymentRecord, surplus: Decimal,
-               fees: FeeList) -> list[tuple[str, str, str, Decimal]]:
-        taken = {a.fee_id for a in payment.allocations}
+               fees: dict[str, Fee]) -> list[tuple[str, str, str, Decimal]]:
+        """Where the surplus can go: the patron's payable fees, oldest first, each taking what
+        its balance leaves after this payment's shares still waiting to be posted to it."""
         moves = []
-        for fee in sorted(fees.payable, key=oldest_first):
+        for fee in sorted((f for f in fees.values() if f.payable), key=oldest_first):
             if surplus <= ZERO:
                 break
-            if fee.id in taken:
-                continue
-            share = min(surplus, fee.balance)
-            moves.append((fee.id, fee.type_code, fee.type_label, share))
-            surplus -= share
+            pending = sum((a.amount for a in payment.allocations
+                           if a.fee_id == fee.id and a.state in ("queued", "sending")), ZERO)
+            share = min(surplus, fee.balance - pending)
+            if share > ZERO:
+                moves.append((fee.id, fee.type_code, fee.type_label, share))
+                surplus -= share
         return moves
 
     def _backoff(self, allocation: AllocationRecord, at_least: float | None = None) -> float:

@@ -175,3 +175,31 @@ def test_events_trail(ledger):
     record(ledger, notice())
     kinds = [e["kind"] for e in ledger.events(PID)]
     assert kinds == ["created", "notification", "paid"]
+
+
+def test_each_claim_has_its_own_lease_even_within_one_worker(ledger, clock):
+    make_payment(ledger)
+    record(ledger, notice())
+    first = "host:1:worker:claim-a"
+    assert ledger.claim_due_payment(first, lease_seconds=120) == PID
+    assert ledger.claim_due_payment("host:1:worker:claim-b", lease_seconds=120) is None
+    clock.now += 121  # the first lane got stuck longer than its lease
+    second = "host:1:worker:claim-c"
+    assert ledger.claim_due_payment(second, lease_seconds=120) == PID
+    allocation = ledger.payment(PID).allocations[0]
+    assert ledger.mark_sending(allocation.id, first, 120, 25) is False   # the stuck lane sends nothing
+    assert ledger.reduce_allocation(allocation.id, Decimal("1.00"), "test", [], lease=first) is False
+    assert ledger.mark_sending(allocation.id, second, 120, 25) is True
+    ledger.release(PID, first)  # the stuck lane's release does not free the new lease
+    assert ledger.claim_due_payment("host:1:worker:claim-d", lease_seconds=120) is None
+
+
+def test_paid_payment_with_nothing_left_to_post_is_found_for_settling(ledger):
+    make_payment(ledger)
+    record(ledger, notice())
+    for allocation in ledger.payment(PID).allocations:
+        ledger.mark_posted(allocation.id, "applied")  # then the process died before settling
+    assert ledger.payment(PID).state == "paid"
+    assert ledger.paid_with_nothing_left() == [PID]
+    assert ledger.settle_if_done(PID) == "posted"
+    assert ledger.paid_with_nothing_left() == []

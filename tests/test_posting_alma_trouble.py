@@ -145,3 +145,45 @@ def test_alma_call_budget_for_a_payment(deploy):
     # One LIST to check balances and earlier postings, then one PAY per fee; no USER, no LIST after.
     assert [(r["method"], r["path"].rsplit("/", 1)[-1]) for r in d.alma_calls()] == [
         ("GET", "fees"), ("POST", LOST), ("POST", OVERDUE)]
+
+
+def test_two_shortfalls_moved_into_one_fee_are_both_posted(deploy):
+    """Two fees waived meanwhile, their money moved into the same third fee: Alma must get
+    both shares (the second is not 'found' in the first)."""
+    d = deploy(reallocate_remainder="true")
+    d.alma.add_user({"primary_id": "mover", "first_name": "Mo", "last_name": "Ver",
+                     "account_type": "EXTERNAL", "status": "ACTIVE", "user_group": "UGRAD"})
+    first = d.alma.add_fee("mover", {"type": "OVERDUEFINE", "owner": "MAIN", "original_amount": "5.00",
+                                     "balance": "5.00", "creation_time": "2025-01-01T00:00:00.000Z"})
+    second = d.alma.add_fee("mover", {"type": "OVERDUEFINE", "owner": "MAIN", "original_amount": "5.00",
+                                      "balance": "5.00", "creation_time": "2025-01-02T00:00:00.000Z"})
+    third = d.alma.add_fee("mover", {"type": "LOCKERKEY", "owner": "MAIN", "original_amount": "20.00",
+                                     "balance": "20.00", "creation_time": "2025-01-03T00:00:00.000Z"})
+    patron = d.sign_in_sso("mover")
+    created = d.start_payment(patron, fee_ids=[first, second])
+    cid = d.hand_off(created["checkout"])
+    for fee_id in (first, second):
+        d.alma.set_fee("mover", fee_id, balance="0.00", status="CLOSED")
+    tx = d.cashnet.complete(cid)["tx"]
+    payment = d.wait_for_state(created["payment"]["id"], "posted")
+    fees = {f["id"]: f for f in d.alma.user_state("mover")["fees"]}
+    assert [t["amount"] for t in fees[third]["transactions"] if t["external_transaction_id"] == tx] == [
+        D("5.00"), D("5.00")]
+    assert fees[third]["balance"] == D("10.00")
+    assert payment.applied == D("10.00") and payment.unapplied == D("0.00")
+    assert len(d.alma_calls("POST", "pay")) == 2
+
+
+def test_a_worker_settles_payments_left_paid_by_a_crash(deploy):
+    """The last allocation was posted, then the process died before settling: the next
+    worker's first sweep settles it."""
+    d = deploy(run_worker=False)
+    payment_id, cid = paid_payment(d, amount="62.00")
+    d.cashnet.complete(cid)
+    for allocation in d.ledger.payment(payment_id).allocations:
+        d.ledger.mark_posted(allocation.id, "applied")
+    assert d.ledger.payment(payment_id).state == "paid"
+    from proxy.posting import PostingWorker
+    from proxy.services import posting_policy
+    PostingWorker(d.ledger, d.services.alma, posting_policy(d.settings))._sweep()
+    assert d.ledger.payment(payment_id).state == "posted"
