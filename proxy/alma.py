@@ -167,7 +167,7 @@ class AlmaClient:
         params = {"op": "auth", "user_id_type": "all_unique"}
         try:
             response = await self._send("POST", path, params, headers={"Exl-User-Pw": password})
-        except (httpx.TransportError, httpx.TimeoutException) as exc:
+        except httpx.HTTPError as exc:
             raise AlmaUnavailable(f"Alma could not be reached: {type(exc).__name__}") from None
         if response.status_code == 204:
             return
@@ -210,7 +210,7 @@ class AlmaClient:
             response = await self._send("POST", path, params)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise AlmaUnavailable(f"payment not sent: {type(exc).__name__}") from None
-        except (httpx.TransportError, httpx.TimeoutException) as exc:
+        except httpx.HTTPError as exc:  # sent, and then anything: a timeout, a drop, a bad body
             raise AlmaOutcomeUnknown(
                 f"payment may have been applied: {type(exc).__name__}", in_flight=True) from None
         if response.status_code >= 500 or response.status_code == 429:
@@ -237,7 +237,7 @@ class AlmaClient:
         for attempt in range(GET_RETRIES_ON_THROTTLE + 1):
             try:
                 response = await self._send("GET", path, params)
-            except (httpx.TransportError, httpx.TimeoutException) as exc:
+            except httpx.HTTPError as exc:
                 raise AlmaUnavailable(f"Alma could not be reached: {type(exc).__name__}") from None
             if response.status_code == 200:
                 body = _json_or_none(response)

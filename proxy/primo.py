@@ -68,10 +68,14 @@ class PrimoVerifier:
         try:
             claims = self._decode(token, key)
         except jwt.InvalidSignatureError:
+            # Perhaps a new key under the same kid: fetch the key set (at most once a minute).
             fresh = await self._key(kid, refresh=True)
-            if fresh is key:
+            try:
+                if fresh is key:
+                    raise jwt.InvalidSignatureError
+                claims = self._decode(token, fresh)
+            except jwt.InvalidSignatureError:
                 raise PrimoTokenError("signature", "signature does not verify") from None
-            claims = self._decode(token, fresh)
         return self._patron(claims)
 
     def _decode(self, token: str, jwk: dict) -> dict:

@@ -307,3 +307,19 @@ def test_long_dead_sessions_are_forgotten(deploy):
     finally:
         store.clock = real
     assert count() == 1  # the old one purged, the new one kept
+
+
+def test_a_forged_token_after_the_key_set_aged_is_refused_not_a_500(deploy):
+    d = deploy()
+    assert location(d.browser().get("/auth/primo", params={"jwt": token(d)})) == "/"
+    verifier = d.services.primo
+    real_clock = verifier.clock
+    verifier.clock = lambda: real_clock() + 61   # the key set may be fetched again
+    try:
+        claims = jwt.decode(token(d), options={"verify_signature": False})
+        kid = jwt.get_unverified_header(token(d))["kid"]
+        forged = jwt.encode(claims, ec.generate_private_key(ec.SECP256R1()), algorithm="ES256",
+                            headers={"kid": kid})
+        refused(d, forged)
+    finally:
+        verifier.clock = real_clock
