@@ -193,3 +193,38 @@ def test_logout_really_ends_the_session(deploy):
     replay = d.browser()
     replay.cookies.set(COOKIE_NAME, cookie)
     assert error(replay.get("/api/fees"), 401)["code"] == "not_signed_in"
+
+
+def test_parallel_guesses_cannot_slip_past_the_lockout(deploy):
+    """Twenty wrong passwords sent at once: at most the allowed number reach Alma."""
+    import threading
+    d = deploy(guest_max_failures="3")
+    barrier = threading.Barrier(20)
+    statuses = []
+
+    def guess():
+        client = httpx.Client(base_url=d.url, headers={"Origin": d.url}, timeout=30)
+        try:
+            barrier.wait(timeout=10)
+            statuses.append(client.post("/auth/alma", json={"user_id": "jsmith", "password": "nope"}).status_code)
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=guess) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(statuses) == [401] * 3 + [429] * 17
+    assert len(d.alma_calls("POST", "auth")) == 3
+
+
+def test_alma_down_during_a_guest_sign_in_is_not_counted_as_a_failure(deploy):
+    d = deploy(guest_max_failures="1")
+    d.alma.set_faults({"rules": [{"match": {"method": "POST", "path": "/almaws/v1/users/*"},
+                                  "mode": "http_5xx", "status": 503, "next": 3}]})
+    client = d.browser()
+    for _ in range(3):
+        assert error(client.post("/auth/alma", json={"user_id": "jsmith", "password": "correct-horse-7"}),
+                     503)["code"] == "alma_unavailable"
+    assert client.post("/auth/alma", json={"user_id": "jsmith", "password": "correct-horse-7"}).status_code == 200

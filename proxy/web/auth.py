@@ -157,7 +157,7 @@ async def alma_guest(request: Request) -> Response:
     svc = services(request)
     keys = [f"account:{user_id.lower()}",
             f"address:{client_address(request.scope, svc.settings.trusted_proxies)}"]
-    wait = svc.guest_failures.retry_after(keys)
+    wait, attempt = svc.guest_failures.begin_attempt(keys)
     if wait:
         raise ApiError(429, "too_many_attempts",
                        f"Too many failed sign-ins. Try again in {wait} seconds.",
@@ -165,12 +165,13 @@ async def alma_guest(request: Request) -> Response:
     try:
         await svc.alma.authenticate(user_id, password)
     except AlmaInvalidCredentials:
-        svc.guest_failures.record_failure(keys)
         log.info("guest sign-in refused", extra={"event": "signin_refused", "method": "alma"})
         raise ApiError(401, "invalid_credentials",
                        "That user name and password do not match.") from None
     except AlmaError as exc:
+        svc.guest_failures.forget(attempt)  # Alma's trouble is not the patron's failure
         raise alma_failure(exc) from None
+    svc.guest_failures.forget(attempt)
     svc.guest_failures.clear(keys[0])
     patron = await lookup_patron(request, user_id)
     response = JSONResponse({"ok": True}, status_code=200)
