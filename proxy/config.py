@@ -91,23 +91,24 @@ def _url(value: Any) -> str:
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http(s) URL")
-    if parts.scheme == "http" and not _is_loopback_host(parts.hostname):
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise ValueError("must use https (plain http is allowed only on a loopback host)")
     return text
 
 
-def _is_loopback_host(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """127.0.0.0/8, ::1 (bracketed or not) or localhost."""
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
 
 
 def _loopback_url(value: Any) -> str:
     text = _url(value)
-    if not _is_loopback_host(urlsplit(text).hostname or ""):
+    if not is_loopback_host(urlsplit(text).hostname or ""):
         raise ValueError("must be a loopback URL such as http://127.0.0.1:8080/kiosk/return")
     return text
 
@@ -150,10 +151,12 @@ def _mapping(value: Any) -> dict[str, str]:
         pairs = [(str(k), _text(v)) for k, v in value.items()]
     else:
         pairs = []
-        for item in _list(value):
+        for number, item in enumerate(_list(value), start=1):
             key, sep, code = item.partition("=")
             if not sep or not key.strip() or not code.strip():
-                raise ValueError(f"expected KEY=VALUE pairs, got {item!r}")
+                # The item is not echoed: in PATRONPAY_KIOSK_KEYS it holds a secret.
+                raise ValueError(f"expected KEY=VALUE pairs separated by commas; item {number} "
+                                 "is not one")
             pairs.append((key.strip(), code.strip()))
     return {key.upper(): code for key, code in pairs}
 

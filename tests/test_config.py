@@ -71,6 +71,15 @@ def test_secrets_are_never_echoed_in_errors():
     assert "tooshortkey" not in str(caught.value)
 
 
+def test_a_malformed_kiosk_key_list_never_prints_a_secret():
+    secret = "Sup3rS3cret-" + "x" * 30
+    with pytest.raises(ConfigError) as caught:
+        load_settings(BASE | {"PATRONPAY_KIOSK_KEYS": f"lib1={'y' * 40},kiosk2:{secret}"})
+    assert str(caught.value) == ("PATRONPAY_KIOSK_KEYS is not valid: expected KEY=VALUE pairs "
+                                 "separated by commas; item 2 is not one")
+    assert "Sup3r" not in str(caught.value) and "yyyy" not in str(caught.value)
+
+
 def test_loopback_http_is_allowed_for_the_sandbox():
     settings = load_settings(BASE | {"PATRONPAY_CASHNET_CHECKOUT_URL": "http://127.0.0.1:8765/cashnet/X"})
     assert settings.cashnet_checkout_url == "http://127.0.0.1:8765/cashnet/X"
