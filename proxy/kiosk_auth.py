@@ -1,8 +1,8 @@
 """Kiosk request authentication (DESIGN.md §4, §7): the proxy's side of the kiosk signature.
 
 A kiosk agent signs every request with its own secret (kiosk/signing.py is the independent
-signer). Here we check, in this order: the kiosk is one we know, the headers are well formed,
-the time is within the allowed skew, the signature matches, and the nonce is new for that
+signer). Here we check, in this order: the headers are well formed, the kiosk is one we know,
+the signature matches, the time is within the allowed skew, and the nonce is new for that
 kiosk. The nonce is written in the same transaction that checks it, so two copies of one
 request racing each other cannot both pass. Nonces older than twice the skew are purged: by
 then the timestamp they came with is refused anyway.
@@ -113,13 +113,15 @@ def verify_request(
     secret = keys.get(request.kiosk_id)
     if secret is None:
         raise _refused("unknown_kiosk")
-    if abs(now - int(request.timestamp)) > max_skew:
-        raise KioskAuthError("stale", "kiosk_clock_skew", "This kiosk request is too old or "
-                             "too far in the future: check the kiosk's clock.", request.kiosk_id)
     wanted = expected_signature(secret, method, path_with_query, request.timestamp,
                                 request.nonce, body)
     if not hmac.compare_digest(wanted.encode(), request.signature.encode()):
         raise _refused("bad_signature", request.kiosk_id)
+    # Only after the signature: otherwise a stale request would tell a stranger which kiosk
+    # ids exist (they get the same refusal as an unknown kiosk).
+    if abs(now - int(request.timestamp)) > max_skew:
+        raise KioskAuthError("stale", "kiosk_clock_skew", "This kiosk request is too old or "
+                             "too far in the future: check the kiosk's clock.", request.kiosk_id)
     # Only a correctly signed request may write a nonce, so forgeries cannot fill the table.
     use_nonce(db, request.kiosk_id, request.nonce, now, max_skew)
     return request.kiosk_id

@@ -7,6 +7,7 @@ does not let anyone take a session over. Keys rotate: the first key signs, every
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import secrets
 import time
@@ -83,12 +84,13 @@ class SessionStore:
                 (_hash(session_id), patron.primary_id, patron.first_name, patron.last_name,
                  patron.email, patron.account_type, method, channel, secrets.token_urlsafe(32),
                  now, now))
-        session = self._load(_hash(session_id), touch=False)
+        session = self._load(_hash(session_id))
         assert session is not None
         return session, self._signer.dumps(session_id)
 
     def load(self, cookie_value: str | None) -> Session | None:
-        """The live session a cookie names, or None (bad signature, ended or expired)."""
+        """The live session a cookie names, or None (bad signature, ended or expired). Loading
+        is not activity: call `touch` once the request has passed its guards."""
         if not cookie_value:
             return None
         try:
@@ -97,7 +99,7 @@ class SessionStore:
             return None
         if not isinstance(session_id, str):
             return None
-        return self._load(_hash(session_id), touch=True)
+        return self._load(_hash(session_id))
 
     def end(self, session: Session) -> None:
         with self.db.write() as conn:
@@ -111,7 +113,19 @@ class SessionStore:
             return conn.execute("DELETE FROM sessions WHERE last_seen_at < ?",
                                 (cutoff,)).rowcount
 
-    def _load(self, id_hash: str, touch: bool) -> Session | None:
+    def touch(self, session: Session) -> Session:
+        """Count this request as activity (written at most every TOUCH_EVERY_SECONDS)."""
+        now = self.clock()
+        if now - session.last_seen_at < TOUCH_EVERY_SECONDS:
+            return session
+        with self.db.write() as conn:
+            conn.execute("UPDATE sessions SET last_seen_at = ? WHERE id = ?",
+                         (now, session.id_hash))
+        return dataclasses.replace(
+            session, last_seen_at=now,
+            expires_at=min(now + self.idle_seconds, session.created_at + self.max_seconds))
+
+    def _load(self, id_hash: str) -> Session | None:
         row = self.db.read_one("SELECT * FROM sessions WHERE id = ? AND ended_at IS NULL",
                                (id_hash,))
         if row is None:
@@ -121,16 +135,10 @@ class SessionStore:
                          row["created_at"] + self.max_seconds)
         if now >= expires_at:
             return None
-        last_seen = row["last_seen_at"]
-        if touch and now - last_seen >= TOUCH_EVERY_SECONDS:
-            with self.db.write() as conn:
-                conn.execute("UPDATE sessions SET last_seen_at = ? WHERE id = ?", (now, id_hash))
-            last_seen = now
-            expires_at = min(now + self.idle_seconds, row["created_at"] + self.max_seconds)
         patron = Patron(row["patron_id"], row["first_name"], row["last_name"], row["email"],
                         row["account_type"])
         return Session(id_hash, patron, row["method"], row["channel"], row["csrf_token"],
-                       row["created_at"], last_seen, expires_at)
+                       row["created_at"], row["last_seen_at"], expires_at)
 
 
 def _hash(session_id: str) -> str:

@@ -341,3 +341,32 @@ def test_web_payments_still_return_to_the_receipt(d):
     location = d.follow_signout(completion).headers["location"]
     assert location.startswith("/receipt.html?r=")
     assert parse_qs(urlsplit(location).query)["r"]
+
+
+def test_a_stale_request_with_a_bad_signature_does_not_reveal_the_kiosk(tmp_path):
+    db = Database(tmp_path / "ledger.sqlite3")
+    now = 1_700_000_000.0
+    headers = {k.lower(): v for k, v in signed_headers("lib1", OTHER_SECRET, "GET", "/api/fees", b"",
+                                                       now=now - 3600, nonce=NONCE).items()}
+    with pytest.raises(kiosk_auth.KioskAuthError) as refused:
+        verify(db, headers, now)
+    assert (refused.value.reason, refused.value.code) == ("bad_signature", "kiosk_unauthorized")
+
+
+def test_refused_requests_do_not_keep_a_kiosk_session_alive(d):
+    opened = open_session(kiosk_client(d)).json()
+    store = d.services.sessions
+    last_seen = lambda: d.services.db.read_one("SELECT last_seen_at FROM sessions")[0]  # noqa: E731
+    before = last_seen()
+    real = store.clock
+    store.clock = lambda: real() + 40   # long enough that real activity would be written
+    try:
+        plain = httpx.Client(base_url=d.url, timeout=15.0)
+        d.clients.append(plain)
+        assert plain.get("/api/fees", headers=as_session(opened)).status_code == 401
+        assert last_seen() == before
+        signed = kiosk_client(d)
+        assert signed.get("/api/fees", headers=as_session(opened)).status_code == 200
+        assert last_seen() > before
+    finally:
+        store.clock = real

@@ -29,16 +29,19 @@ def services(request: Request) -> Services:
     return request.app.state.services
 
 
-def current_session(request: Request) -> Session | None:
-    session = services(request).sessions.load(request.cookies.get(COOKIE_NAME))
+def current_session(request: Request, touch: bool = True) -> Session | None:
+    """The request's live session, if its guards allow it; counted as activity unless
+    `touch` is False (the caller has more guards to pass first)."""
+    sessions = services(request).sessions
+    session = sessions.load(request.cookies.get(COOKIE_NAME))
     if session is not None and not kiosk_auth.session_allowed(request.scope, session.channel):
         return None  # a kiosk's patron session works only with that kiosk's signature
-    return session
+    return sessions.touch(session) if session is not None and touch else session
 
 
 def require_session(request: Request) -> Session:
     """The signed-in patron's session; unsafe methods also need its CSRF token."""
-    session = current_session(request)
+    session = current_session(request, touch=False)
     if session is None:
         raise ApiError(401, "not_signed_in", "Please sign in.")
     if request.method not in ("GET", "HEAD"):
@@ -46,7 +49,7 @@ def require_session(request: Request) -> Session:
         if not hmac.compare_digest(sent.encode(), session.csrf_token.encode()):
             raise ApiError(403, "bad_csrf_token",
                            "This request is missing its security token. Reload the page.")
-    return session
+    return services(request).sessions.touch(session)
 
 
 async def read_json_object(request: Request) -> dict:
