@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import logging
 import time
@@ -41,14 +40,13 @@ from kiosk.framing import framer_from_setting
 from kiosk.proxy_client import ProxyAnswer, ProxyClient, ProxyUnavailable
 from kiosk.reader import SerialReader
 from kiosk.service import KioskService, NoSession
-from kiosk.settings import KioskSettings
+from kiosk.settings import KioskSettings, is_loopback_host
 
 log = logging.getLogger("patronpay.kiosk.agent")
 
 SITE_DIR = Path(__file__).resolve().parent.parent / "site"
 MAX_BODY_BYTES = 8192
 HANDLE_HEADER = "x-csrf-token"
-LOOPBACK_NAMES = ("localhost",)
 SHARED_ASSETS = ("style.css", "i18n.js", "api.js")
 
 
@@ -213,17 +211,8 @@ def _checkout_allowed(checkout: dict, settings: KioskSettings) -> bool:
     parts = urlsplit(action)
     if parts.scheme == "https" and parts.hostname:
         return True
-    return parts.scheme == "http" and _is_loopback(parts.hostname or "") and \
+    return parts.scheme == "http" and is_loopback_host(parts.hostname or "") and \
         settings.proxy_url.startswith("http://")
-
-
-def _is_loopback(host: str) -> bool:
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 async def _api_problem(request: Request, exc: Exception) -> Response:
@@ -259,7 +248,7 @@ class LoopbackOnly:
             return
         headers = Headers(scope=scope)
         host = headers.get("host", "")
-        if not _is_loopback(urlsplit("//" + host).hostname or ""):
+        if not is_loopback_host(_host_name(host)):
             await _problem(421, "wrong_host")(scope, receive, send)
             return
         if scope["method"] not in ("GET", "HEAD") and headers.get("origin") != f"http://{host}":
@@ -279,6 +268,14 @@ class LoopbackOnly:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+def _host_name(host_header: str) -> str:
+    """The name in a Host header, or "" when it is malformed (`[::1`)."""
+    try:
+        return urlsplit("//" + host_header).hostname or ""
+    except ValueError:
+        return ""
 
 
 def content_security_policy(settings: KioskSettings) -> str:

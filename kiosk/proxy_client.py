@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -58,9 +58,11 @@ class ProxyClient:
     def __init__(self, proxy_url: str, kiosk_id: str, secret: str, *, timeout: float = 15.0,
                  transport: httpx.AsyncBaseTransport | None = None,
                  clock: Callable[[], float] = time.time) -> None:
-        self.origin = proxy_url.rstrip("/")
+        parts = urlsplit(proxy_url)
+        self.origin = f"{parts.scheme}://{parts.netloc}"  # what the proxy's Origin check expects
         self._http = httpx.AsyncClient(
-            base_url=self.origin, auth=KioskAuth(kiosk_id, secret, clock), transport=transport,
+            base_url=proxy_url.rstrip("/"), auth=KioskAuth(kiosk_id, secret, clock),
+            transport=transport,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)), follow_redirects=False,
             headers={"Accept": "application/json", "User-Agent": "patronpay-kiosk"})
 

@@ -54,11 +54,6 @@ class KioskSettings:
     log_level: str = "INFO"
 
     @property
-    def proxy_origin(self) -> str:
-        parts = urlsplit(self.proxy_url)
-        return f"{parts.scheme}://{parts.netloc}"
-
-    @property
     def session_lifetime_seconds(self) -> float:
         """The agent drops a session by itself this long after the page last showed life
         (idle + warning + 5 s, DESIGN.md §4), in case the page's JavaScript has died."""
@@ -89,16 +84,19 @@ def _proxy_url(text: str) -> str:
         raise ValueError("must be an http(s) URL such as https://pay.library.example.edu")
     if parts.path or parts.query:
         raise ValueError("must be the proxy's origin, without a path")
-    if parts.scheme == "http" and not _loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname or ""):
         raise ValueError("must use https (plain http is allowed only on a loopback host)")
     return value
 
 
-def _loopback(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """127.0.0.0/8, ::1 (bracketed or not) or localhost."""
+    if host == "localhost":
+        return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
-        return host == "localhost"
+        return False
 
 
 def _reader(text: str) -> str:

@@ -3,7 +3,9 @@
 Every request carries the kiosk's id, the time, a fresh nonce and an HMAC-SHA256 over all of
 them plus the method, the path with its query and a hash of the body. The proxy checks the
 signature, refuses a time more than its allowed skew away, and remembers nonces, so a request
-can be neither forged, altered, replayed nor kept for later.
+can be neither forged nor replayed, and its method, path and body cannot be altered. Headers
+are not signed (the session cookie and CSRF token ride beside the signature): the link to the
+proxy must be https, as the proxy's public URL is.
 
 The proxy verifies with its own implementation (proxy/kiosk_auth.py); the kiosk never imports
 the proxy, so a misreading of the format cannot hide in shared code.

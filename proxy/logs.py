@@ -1,6 +1,7 @@
 """JSON-lines logging. Records name payment ids and events; callers never pass card data,
 passwords, tokens, cookies or the API key, and the access log redacts the secret path segment
-of the notification URL and drops every query string (a Primo token travels in one)."""
+of the notification URL and receipt tokens, and drops every query string (a Primo token
+travels in one)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import time
 
 # Attributes every LogRecord has; anything else came in through `extra=` and is logged.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
-_POSTBACK = re.compile(r"(/cashnet/postback/)[^/?]*")
+# Path segments that are secrets: the notification token, and receipt tokens (each opens a
+# receipt without a session).
+_SECRET_SEGMENT = re.compile(r"(/cashnet/postback/|/api/receipts/)[^/?]*")
 
 
 class JsonFormatter(logging.Formatter):
@@ -31,8 +34,8 @@ class JsonFormatter(logging.Formatter):
 
 
 def redact_path(path: str) -> str:
-    """A request path fit for the log: the notification token replaced."""
-    return _POSTBACK.sub(r"\1***", path)
+    """A request path fit for the log: tokens in it replaced."""
+    return _SECRET_SEGMENT.sub(r"\1***", path)
 
 
 def configure_logging(level: str = "INFO") -> None:

@@ -402,7 +402,9 @@ def test_the_agent_ends_an_idle_session_itself_after_idle_warning_and_5_s(kiosk,
     assert k.session() is not None
     clock.advance(2)
     wait_for(lambda: k.session() is None, "the agent to end the session")
-    assert k.proxy_sessions() == [("mkowalski", "kiosk:lib1", 0)]
+    # The agent forgets the patron first, then tells the proxy: wait for that too.
+    wait_for(lambda: k.proxy_sessions() == [("mkowalski", "kiosk:lib1", 0)],
+             "the proxy session to end")
     assert (tmp_path / "reset-browser-0").read_text() == f"{int(clock.now)} idle\n"
     assert k.service.browser_resets == 1
 
@@ -465,6 +467,8 @@ def test_only_loopback_hosts_and_same_origin_writes(kiosk):
     k = kiosk()
     rebinding = httpx.get(k.url + "/api/session", headers={"Host": "attacker.example:8080"})
     assert (rebinding.status_code, rebinding.json()["error"]["code"]) == (421, "wrong_host")
+    malformed = httpx.get(k.url + "/api/session", headers={"Host": "[::1"})
+    assert (malformed.status_code, malformed.json()["error"]["code"]) == (421, "wrong_host")
     no_origin = httpx.post(k.url + "/api/read", json={"source": "wedge", "data": MARIA})
     assert (no_origin.status_code, no_origin.json()["error"]["code"]) == (403, "bad_origin")
     other = httpx.post(k.url + "/api/read", json={"source": "wedge", "data": MARIA},
@@ -539,8 +543,7 @@ def test_settings_from_the_environment(tmp_path):
         "PATRONPAY_KIOSK_CARD_RULES": str(rules), "PATRONPAY_KIOSK_PRIVACY": "false",
         "PATRONPAY_KIOSK_IDLE_SECONDS": "120", "PATRONPAY_KIOSK_INSTALL_KEY_FILE": str(tmp_path / "k" / "install-key"),
     })
-    assert (settings.kiosk_id, settings.proxy_url, settings.proxy_origin) == (
-        "lib1", "https://pay.library.example.edu", "https://pay.library.example.edu")
+    assert (settings.kiosk_id, settings.proxy_url) == ("lib1", "https://pay.library.example.edu")
     assert (settings.reader, settings.reader_framing, settings.privacy, settings.idle_seconds) == (
         "/dev/serial/by-id/usb-X-if00", "fixed:10", False, 120.0)
     assert [r.kind for r in settings.card_rules.rules] == ["campus_prox"]
@@ -640,3 +643,15 @@ def test_patronpay_kiosk_refuses_a_bad_setting_and_a_public_address(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert public.returncode == 1
     assert "serves only loopback" in public.stderr
+
+
+def test_the_kiosk_sends_the_proxy_its_own_origin():
+    import asyncio
+
+    from kiosk.proxy_client import ProxyClient
+
+    client = ProxyClient("https://pay.library.example.edu/", "lib1", "s" * 32)
+    try:
+        assert client.origin == "https://pay.library.example.edu"
+    finally:
+        asyncio.run(client.aclose())

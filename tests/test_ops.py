@@ -29,6 +29,7 @@ def test_log_lines_are_json_with_the_extra_fields():
 
 def test_notification_token_is_redacted_from_paths():
     assert redact_path("/cashnet/postback/s3cr3t-token-value") == "/cashnet/postback/***"
+    assert redact_path("/api/receipts/ImFiYyI.sig-nature") == "/api/receipts/***"
     assert redact_path("/api/fees") == "/api/fees"
 
 
