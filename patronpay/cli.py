@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import sys
 from collections.abc import Sequence
 
-from proxy.config import ConfigError, load_settings
+from proxy.config import ConfigError, is_loopback_host, load_settings
 
 
-def _loopback_only(host: str, allow_remote: bool) -> None:
-    if not _is_loopback(host) and not allow_remote:
-        raise SystemExit(f"patronpay: refusing to serve the sandbox on {host}: it takes fake "
-                         "payments. Add --allow-remote for a campus staging server.")
+def _loopback_only(host: str, allow_remote: bool | None) -> None:
+    """The sandbox takes fake payments: loopback only, unless staff ask (`None`: no way to ask,
+    as for the demo)."""
+    if is_loopback_host(host) or allow_remote:
+        return
+    hint = " Add --allow-remote for a campus staging server." if allow_remote is False else ""
+    raise SystemExit(f"patronpay: refusing to serve the sandbox on {host}: it takes fake "
+                     f"payments.{hint}")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -50,6 +53,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from patronpay.demo import run_demo
 
+    _loopback_only(args.host, allow_remote=None)
     return run_demo(args.host, args.port, kiosk=args.kiosk)
 
 
@@ -61,7 +65,7 @@ def cmd_kiosk(args: argparse.Namespace) -> int:
     from kiosk.settings import KioskConfigError, load_kiosk_settings
     from proxy.logs import configure_logging
 
-    if not _is_loopback(args.host):
+    if not is_loopback_host(args.host):
         raise SystemExit(f"patronpay: the kiosk agent serves only loopback, not {args.host}: "
                          "the kiosk's browser is on the same machine.")
     try:
@@ -77,13 +81,6 @@ def cmd_kiosk(args: argparse.Namespace) -> int:
     asyncio.run(serve(config, on_shutdown=app.state.kiosk.bus.close,
                       healthy=lambda: reader_heartbeat_ok(app)))
     return 0
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 def cmd_payments(args: argparse.Namespace) -> int:

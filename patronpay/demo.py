@@ -16,7 +16,7 @@ from pathlib import Path
 from kiosk.agent import create_kiosk_app
 from kiosk.settings import KioskSettings
 from kiosk.simulated_reader import DEMO_CARDS, ScannerSocket, create_scanner_app
-from patronpay.serving import Listener, bind, serve_together
+from patronpay.serving import Listener, bind, http_url, serve_together
 from proxy.config import Settings, load_settings
 from sandbox.app import ALMA_API_KEY, CASHNET_STORE, create_sandbox_app, urls
 
@@ -100,11 +100,11 @@ class DemoKiosk:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.agent_socket.getsockname()[1]}"
+        return http_url(self.host, self.agent_socket.getsockname()[1])
 
     @property
     def scanner_url(self) -> str:
-        return f"http://{self.host}:{self.scanner_page_socket.getsockname()[1]}"
+        return http_url(self.host, self.scanner_page_socket.getsockname()[1])
 
     def proxy_overrides(self) -> dict[str, str]:
         """What the proxy needs to know of this kiosk."""
@@ -135,12 +135,12 @@ def run_demo(host: str, port: int, kiosk: bool = False) -> int:
     from proxy.logs import configure_logging
 
     proxy_socket = bind(host, port)
-    sandbox_socket = bind(host, proxy_socket.getsockname()[1] + 1 if port else 0)
+    sandbox_socket = bind_next_free(host, proxy_socket.getsockname()[1] + 1 if port else 0)
     demo_kiosk = DemoKiosk.bind(host, sandbox_socket.getsockname()[1] + 1 if port else 0) \
         if kiosk else None
     with tempfile.TemporaryDirectory(prefix="patronpay-demo-") as folder:
-        proxy_url = f"http://{host}:{proxy_socket.getsockname()[1]}"
-        sandbox_url = f"http://{host}:{sandbox_socket.getsockname()[1]}"
+        proxy_url = http_url(host, proxy_socket.getsockname()[1])
+        sandbox_url = http_url(host, sandbox_socket.getsockname()[1])
         settings = load_settings(sandbox_environment(
             proxy_url, sandbox_url, Path(folder) / "ledger.sqlite3", secrets.token_urlsafe(32),
             log_level="WARNING", **(demo_kiosk.proxy_overrides() if demo_kiosk else {})))

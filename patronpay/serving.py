@@ -33,6 +33,11 @@ class _QuietServer(uvicorn.Server):
         self.ready.set()
 
 
+def http_url(host: str, port: int) -> str:
+    """`http://host:port`, with an IPv6 address in brackets."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def bind(host: str, port: int) -> socket.socket:
     """Bind before uvicorn starts, so the port (ephemeral when 0) is known and never races."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -69,7 +74,7 @@ class ServerThread:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return http_url(self.host, self.port)
 
     def _run(self) -> None:
         try:
@@ -107,7 +112,7 @@ class Listener:
     @property
     def url(self) -> str:
         host, port = self.sock.getsockname()[:2]
-        return f"http://{host}:{port}"
+        return http_url(host, port)
 
 
 async def serve_together(listeners: list[Listener], **options: Any) -> None:

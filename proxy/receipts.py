@@ -54,7 +54,7 @@ def receipt_json(payment: PaymentRecord, first_name: str = "") -> dict:
             "cashnet_tx": payment.cashnet_tx,
             "channel": "kiosk" if payment.channel.startswith("kiosk:") else "web",
             "allocations": [a.to_json() for a in payment.allocations
-                            if a.state != "moved" or a.amount > 0],
+                            if a.state != "moved"],
         },
         "patron": {"first_name": first_name or payment.patron_name.split(" ")[0]},
     }

@@ -23,6 +23,7 @@ from proxy.config import Settings
 from proxy.fees import Fee, FeeRules, normalise_fee
 from proxy.ledger import OPEN_ALLOCATIONS, UNSETTLED, Ledger, PaymentRecord
 from proxy.money import ZERO, format_amount
+from proxy.services import alma_client
 from proxy.staff import iso, open_ledger, shorten, table, when, window
 
 # Statuses, in the order the summary lists them; all but the FINE ones need staff.
@@ -303,13 +304,6 @@ def _day(moment: float | None, end: bool = False) -> str:
     if moment is None:
         return "now" if end else "the beginning"
     return when(moment - 1 if end else moment)[:10]
-
-
-def alma_client(settings: Settings) -> AlmaClient:
-    return AlmaClient(settings.alma_api_url, settings.alma_api_key,
-                      connect_timeout=float(settings.alma_connect_timeout),
-                      read_timeout=float(settings.alma_read_timeout),
-                      requests_per_second=settings.alma_requests_per_second)
 
 
 async def _run(ledger: Ledger, settings: Settings, since: float | None,

@@ -59,6 +59,18 @@ def posting_policy(settings: Settings) -> PostingPolicy:
     )
 
 
+def alma_client(settings: Settings,
+                transport: httpx.AsyncBaseTransport | None = None) -> AlmaClient:
+    return AlmaClient(
+        settings.alma_api_url,
+        settings.alma_api_key,
+        connect_timeout=float(settings.alma_connect_timeout),
+        read_timeout=float(settings.alma_read_timeout),
+        requests_per_second=settings.alma_requests_per_second,
+        transport=transport,
+    )
+
+
 def build_services(
     settings: Settings,
     *,
@@ -67,14 +79,7 @@ def build_services(
 ) -> Services:
     db = Database(settings.database)
     ledger = Ledger(db, clock)
-    alma = AlmaClient(
-        settings.alma_api_url,
-        settings.alma_api_key,
-        connect_timeout=float(settings.alma_connect_timeout),
-        read_timeout=float(settings.alma_read_timeout),
-        requests_per_second=settings.alma_requests_per_second,
-        transport=alma_transport,
-    )
+    alma = alma_client(settings, alma_transport)
     http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0), follow_redirects=False)
     return Services(
         settings=settings,
