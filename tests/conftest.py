@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from patronpay.demo import point_store_at, sandbox_environment
 from patronpay.serving import ServerThread, bind
@@ -21,11 +22,15 @@ from proxy.config import Settings, load_settings
 from proxy.services import Services, build_services
 from sandbox.app import create_sandbox_app
 
+# Timing never decides a test: no per-example deadline for property tests on a busy machine.
+hypothesis_settings.register_profile("patronpay", deadline=None)
+hypothesis_settings.load_profile("patronpay")
+
 # Fast retries for tests; production defaults are minutes.
 FAST_POSTING = {
     "posting_backoff_cap_seconds": "0.2",
-    "alma_recheck_seconds": "0.3",
-    "alma_read_timeout": "1",
+    "alma_recheck_seconds": "2.5",
+    "alma_read_timeout": "2",
 }
 
 

@@ -270,13 +270,20 @@ def test_killed_while_recording_the_notification(rig):
     try:
         delivery = rig.complete_in_background(cid)
 
-        def handed_over():
-            # The whole request sent and acknowledged by the proxy's side, twice in a row.
-            now = connections_to(rig.proxy.port)
-            return [c for c in now if c[2] == 0]
+        def inside_the_write():
+            # The proxy has read the whole notification (nothing left unread or unacknowledged
+            # on one connection), and its event loop is blocked on the ledger's write lock:
+            # it no longer answers /healthz.
+            read = [c for c in connections_to(rig.proxy.port) if c[1] == 0 and c[2] == 0]
+            if not read:
+                return False
+            try:
+                httpx.get(f"http://127.0.0.1:{rig.proxy.port}/healthz", timeout=0.3)
+            except httpx.TimeoutException:
+                return True
+            return False
 
-        wait_for(lambda: handed_over() and (time.sleep(0.1) or handed_over()), 10,
-                 "the notification to reach the proxy")
+        wait_for(inside_the_write, 10, "the proxy to be inside the notification's write")
         rig.proxy.kill()
     finally:
         lock.execute("ROLLBACK")

@@ -374,7 +374,8 @@ def test_events_announce_scans_and_sessions_without_the_read(kiosk):
     try:
         k.scan(MARIA)
         events.wait(lambda e: e == {"type": "session", "state": "open"}, "session open")
-        threading.Event().wait(0.6)  # let the stream end once, so the next event crosses it
+        # Let the stream end and reconnect once, so the next event crosses a reconnection.
+        events.wait(lambda e: e["type"] == "hello", "a reconnection", start=len(events.events))
         k.page().post("/api/session/end", json={})
         events.wait(lambda e: e.get("state") == "ended", "session ended")
         kinds = [e for e in events.events if e["type"] != "hello"]

@@ -116,15 +116,23 @@ def choose_language(page: Page, lang: str) -> None:
         "aria-current", "true")
 
 
-def scan_by_wedge(page: Page, data: str) -> None:
+def pause_clock(page: Page) -> None:
+    """Stop the page's clock (a second ahead: pause_at cannot go back, and the clock runs on
+    meanwhile); from then on only fast_forward moves it, so timings are exact however busy
+    the test machine is."""
+    page.clock.pause_at(page.evaluate("() => (Date.now() + 1000) / 1000"))  # Unix seconds
+
+
+def scan_by_wedge(page: Page, data: str, resume: bool = True) -> None:
     """A keyboard-wedge scanner: fast keys, then Enter. The page's clock stands still while
     the keys arrive, so a busy test machine cannot stretch a gap past the wedge's 100 ms and
-    split the read (the wedge's timing has its own tests, tests/test_kiosk_page_timers.py)."""
-    # A second ahead: pause_at cannot go back, and the page's clock runs on meanwhile.
-    page.clock.pause_at(page.evaluate("() => (Date.now() + 1000) / 1000"))  # Unix seconds
+    split the read (the wedge's timing has its own tests, tests/test_kiosk_page_timers.py).
+    `resume=False` leaves it stopped, for tests that count the seconds after the scan."""
+    pause_clock(page)
     page.keyboard.type(data, delay=5)
     page.keyboard.press("Enter")
-    page.clock.resume()
+    if resume:
+        page.clock.resume()
 
 
 def hold(page: Page, url_glob: str) -> list[Route]:
@@ -240,7 +248,9 @@ def test_scan_fees_pay_on_cashnet_receipt_and_done(kiosk, screen, lang, L):
     expect(page.locator("#titles-toggle")).to_have_attribute("aria-pressed", "true")
     expect(page.locator("#titles-toggle")).to_have_text(L["kiosk.fees.hide_titles"])
     check(page, "fees")
-    for name, width, height in target_sizes(page):
+    sizes = target_sizes(page)
+    assert len(sizes) >= 6  # the fee rows, the pay buttons, the header's controls
+    for name, width, height in sizes:
         assert width >= 48 and height >= 48, (name, width, height)
     assert page.locator("#pay-all").bounding_box()["height"] >= 64
     # Never the card number on screen.
@@ -311,7 +321,7 @@ def test_scan_fees_pay_on_cashnet_receipt_and_done(kiosk, screen, lang, L):
 def test_idle_warning_extensions_and_full_reset(kiosk, screen, lang, L):
     k = kiosk()
     page = screen(k, lang)
-    scan_by_wedge(page, MARIA)
+    scan_by_wedge(page, MARIA, resume=False)  # the idle seconds below are exact
     expect(page.locator("#fees-heading")).to_have_text(text(L["kiosk.fees.hello"], name="Maria"))
     handle = k.handle()
 
@@ -326,6 +336,7 @@ def test_idle_warning_extensions_and_full_reset(kiosk, screen, lang, L):
     expect(page.locator("#warning-live")).to_have_text(text(L["kiosk.warning.live"], seconds="30"))
     expect(page.locator("#warning-count")).to_have_text(
         text(L["kiosk.warning.countdown"], seconds="29"))
+    page.clock.resume()  # axe-core runs on timers; the exact seconds are checked
     assert page.locator("#main").evaluate("el => el.inert") is True
     assert page.locator("#more-time").bounding_box()["height"] >= 64
     check(page, "warning")
@@ -357,6 +368,10 @@ def test_the_receipt_resets_after_its_countdown(kiosk, screen):
     page.click("#pay-all")
     page.wait_for_url(k.d.settings.cashnet_checkout_url + "**")
     page.get_by_role("button", name="Pay $77.25").click()
+    # Posted before the patron comes back, so the receipt shows on its first look (its polling
+    # runs on timers, which stand still below); then the countdown's seconds are exact.
+    k.d.wait_for_state(k.d.ledger.find_payments()[0].id, "posted")
+    pause_clock(page)
     page.get_by_role("button", name="Sign out").click()
     expect(page.locator("#receipt-heading")).to_have_text("Thank you, Maria")
     expect(page.locator("#receipt-count")).to_have_text(

@@ -13,7 +13,10 @@ import pytest
 
 KIOSK_JS = Path(__file__).resolve().parent.parent / "site" / "kiosk"
 
-pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+@pytest.fixture(autouse=True)
+def node_installed():
+    if shutil.which("node") is None:
+        pytest.fail("node is missing: install Debian's nodejs (bash .ci/run does)")
 
 
 def run_js(body: str):

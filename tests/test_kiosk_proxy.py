@@ -5,6 +5,7 @@ channel, and CashNet's sign-out sending a kiosk payment back to the kiosk."""
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 import hmac
 import json
@@ -136,7 +137,9 @@ def test_card_opens_a_kiosk_session_and_the_fees_follow(d):
     opened = response.json()
     assert sorted(opened) == ["csrf_token", "expires_at", "patron", "session"]
     assert opened["patron"] == {"first_name": "Maria"}
-    assert time.strptime(opened["expires_at"], "%Y-%m-%dT%H:%M:%SZ")
+    # The session's idle limit from now: 15 minutes by default.
+    expires = calendar.timegm(time.strptime(opened["expires_at"], "%Y-%m-%dT%H:%M:%SZ"))
+    assert abs(expires - (time.time() + 15 * 60)) < 60
     assert session_rows(d) == [("mkowalski", "kiosk", "kiosk:lib1", 1)]
     lookups = [c for c in d.alma_calls("GET") if c["path"].endswith("/users/" + MARIA_CARD)]
     assert [c["query"]["user_id_type"] for c in lookups] == [["all_unique"]]

@@ -73,7 +73,7 @@ def test_dropped_before_applying_is_sent_again_once(deploy):
 
 
 def test_timeout_while_alma_applies_is_found_by_reading_back(deploy):
-    d = deploy(alma_read_timeout="0.5", alma_recheck_seconds="1.5")
+    d = deploy(alma_read_timeout="0.5", alma_recheck_seconds="3")
     payment_id, cid = paid_payment(d, amount="62.00")
     d.alma.set_faults({"rules": [pay_rule("slow", latency_ms=1000, next=1)]})
     tx = d.cashnet.complete(cid)["tx"]

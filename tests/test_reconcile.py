@@ -4,7 +4,7 @@ the sandbox Alma with mismatches made on purpose; it reads, it never writes."""
 import asyncio
 import json
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import httpx
@@ -20,9 +20,11 @@ from sandbox.app import ALMA_API_KEY
 
 D = Decimal
 LOST, OVERDUE, DAMAGED = "7730018830004146", "7730012450004146", "7730020010004146"
-TODAY = datetime.now(UTC).date()
-SINCE = day_start(TODAY)
-UNTIL = day_start(TODAY + timedelta(days=1))
+
+
+def today() -> date:
+    """Read when used, not at import: a run may cross midnight UTC."""
+    return datetime.now(UTC).date()
 
 
 @pytest.fixture
@@ -41,7 +43,14 @@ def cli(monkeypatch, capsys):
     return run
 
 
-def check(d, since=SINCE, until=UNTIL):
+def window_of_today() -> tuple[float, float]:
+    return day_start(today()), day_start(today() + timedelta(days=1))
+
+
+def check(d, since=None, until=None):
+    if since is None and until is None:
+        since, until = window_of_today()
+
     async def go():
         alma = alma_client(d.settings)
         try:
@@ -86,12 +95,13 @@ def test_everything_posted_matches_to_the_cent(deploy, cli):
     second, second_tx = paid(d, patron="tlee", amount="100.00")
     d.wait_for_state(first, "posted")
     d.wait_for_state(second, "posted")
-    report = check(d)
+    since, until = window_of_today()
+    report = check(d, since, until)
     tlee_fee = d.ledger.payment(second).allocations[0].fee_id
     assert report.to_json() == {
-        "since": datetime.fromtimestamp(SINCE, UTC).isoformat(timespec="milliseconds")
+        "since": datetime.fromtimestamp(since, UTC).isoformat(timespec="milliseconds")
         .replace("+00:00", "Z"),
-        "until": datetime.fromtimestamp(UNTIL, UTC).isoformat(timespec="milliseconds")
+        "until": datetime.fromtimestamp(until, UTC).isoformat(timespec="milliseconds")
         .replace("+00:00", "Z"),
         "patrons": 2, "alma_calls": 4, "counts": {"ok": 2}, "needs_staff": False,
         "payments": [
@@ -99,11 +109,11 @@ def test_everything_posted_matches_to_the_cent(deploy, cli):
              "advice": [], "fees": [_fee(LOST, "60.00"), _fee(OVERDUE, "2.00")]},
             {**_head(d, second), "status": "ok", "alma_total": "100.00", "problems": [],
              "advice": [], "fees": [_fee(tlee_fee, "100.00")]}]}
-    code, out, err = cli(d, "reconcile", "--since", TODAY.isoformat())
+    code, out, err = cli(d, "reconcile", "--since", today().isoformat())
     assert (code, err) == (0, "")
     lines = out.splitlines()
     assert lines[:2] == [
-        f"Reconciliation of payments created {TODAY} to now (UTC)",
+        f"Reconciliation of payments created {today()} to now (UTC)",
         "2 payment(s) of 2 patron(s) checked against Alma (4 Alma calls)."]
     assert lines[3].split() == ["CREATED", "(UTC)", "PAYMENT", "PATRON", "CASHNET", "TX",
                                 "STATE", "AMOUNT", "POSTED", "IN", "ALMA", "RESULT"]
@@ -144,8 +154,8 @@ def test_a_double_posting_in_alma_is_a_mismatch_with_what_to_do(deploy, cli):
     assert finding.advice == [
         f"Posted more than once: reverse the extra 2.00 on fee {OVERDUE} in Alma (the PAYMENT "
         f"transactions carrying {tx}), so the patron is not credited twice."]
-    code, out, _ = cli(d, "reconcile", "--since", TODAY.isoformat(), "--until",
-                       TODAY.isoformat())
+    code, out, _ = cli(d, "reconcile", "--since", today().isoformat(), "--until",
+                       today().isoformat())
     assert code == 1
     assert out.splitlines()[-6:] == [
         "mismatch 1", "", "Needs staff:",
@@ -246,7 +256,7 @@ def test_a_window_before_the_payments_finds_nothing(deploy, cli):
     d = deploy()
     payment_id, _ = paid(d)
     d.wait_for_state(payment_id, "posted")
-    yesterday = (TODAY - timedelta(days=1)).isoformat()
+    yesterday = (today() - timedelta(days=1)).isoformat()
     assert cli(d, "reconcile", "--since", yesterday, "--until", yesterday) == (0, "\n".join([
         f"Reconciliation of payments created {yesterday} to {yesterday} (UTC)",
         "0 payment(s) of 0 patron(s) checked against Alma (0 Alma calls)."]) + "\n", "")
@@ -260,7 +270,7 @@ def test_reconcile_changes_nothing(deploy, cli):
     before = (d.ledger.payment(payment_id), d.ledger.events(payment_id),
               d.alma.user_state("mkowalski"))
     d.alma.clear_requests()
-    code, out, _ = cli(d, "reconcile", "--since", TODAY.isoformat(), "--json")
+    code, out, _ = cli(d, "reconcile", "--since", today().isoformat(), "--json")
     report = json.loads(out)
     assert code == 1 and report["counts"] == {"mismatch": 1}
     assert report["payments"][0]["fees"][2] == {

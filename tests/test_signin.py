@@ -51,7 +51,7 @@ def test_cas_signs_in_and_pays(deploy):
     created, completion = d.pay(browser)
     d.wait_for_state(created["payment"]["id"], "posted")
     validations = d.sandbox_app.state.cas.validations()
-    assert [(v["service"], v["outcome"]) for v in validations][-1][0] == d.url + "/auth/cas"
+    assert [(v["service"], v["user"]) for v in validations] == [(d.url + "/auth/cas", "arivera")]
 
 
 def test_cas_ticket_replayed_foreign_or_bogus_is_refused(deploy):

@@ -7,7 +7,7 @@ import io
 import json
 import os
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -19,7 +19,11 @@ from proxy.staff import when
 D = Decimal
 LOST, OVERDUE, DAMAGED = "7730018830004146", "7730012450004146", "7730020010004146"
 FEE_PATH = "/almaws/v1/users/*/fees/"
-TODAY = datetime.now(UTC).date()
+
+
+def today() -> date:
+    """Read when used, not at import: a run may cross midnight UTC."""
+    return datetime.now(UTC).date()
 
 
 @pytest.fixture
@@ -117,10 +121,10 @@ def test_list_filters_and_json(deploy, cli):
     assert ids("--state", "cancelled") == [other_id]
     assert ids("--tx", tx) == [posted_id]
     assert ids("--tx", "999999") == []
-    assert ids("--since", TODAY.isoformat()) == [posted_id, other_id]
-    assert ids("--until", TODAY.isoformat()) == [posted_id, other_id]  # the whole day counts
-    assert ids("--until", (TODAY - timedelta(days=1)).isoformat()) == []
-    assert ids("--since", (TODAY + timedelta(days=1)).isoformat()) == []
+    assert ids("--since", today().isoformat()) == [posted_id, other_id]
+    assert ids("--until", today().isoformat()) == [posted_id, other_id]  # the whole day counts
+    assert ids("--until", (today() - timedelta(days=1)).isoformat()) == []
+    assert ids("--since", (today() + timedelta(days=1)).isoformat()) == []
     assert ids("--attention") == []
     code, out, _ = cli(d, "payments", "list", "--state", "attention")
     assert (code, out) == (0, "no payments match\n")
@@ -360,7 +364,7 @@ def test_export_is_the_money_taken_in_the_window_as_csv(deploy, cli, tmp_path):
     pay(d, patron="dokafor", outcome="decline")  # no money taken: not exported
     d.wait_for_state(first_id, "posted")
     d.wait_for_state(second_id, "posted")
-    since, until = TODAY.isoformat(), TODAY.isoformat()
+    since, until = today().isoformat(), today().isoformat()
     code, out, err = cli(d, "payments", "export", "--since", since, "--until", until)
     assert (code, err) == (0, "")
     batch = d.ledger.payment(first_id).batchno
@@ -377,7 +381,7 @@ def test_export_is_the_money_taken_in_the_window_as_csv(deploy, cli, tmp_path):
     assert cli(d, "payments", "export", "--since", since, "--until", until,
                "--output", target) == (0, f"2 payment(s) written to {target}\n", "")
     assert target.read_bytes().decode() == out
-    yesterday = (TODAY - timedelta(days=1)).isoformat()
+    yesterday = (today() - timedelta(days=1)).isoformat()
     code, out, _ = cli(d, "payments", "export", "--since", yesterday, "--until", yesterday)
     assert (code, out.splitlines()) == (0, [",".join(
         ["date", "payment_id", "patron_id", "cashnet_tx", "batchno", "amount", "currency",

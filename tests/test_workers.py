@@ -123,7 +123,7 @@ def test_a_worker_whose_lease_ran_out_sends_nothing(deploy, caplog):
         b = PostingWorker(d.ledger, alma_b, dataclasses.replace(policy, lease_seconds=30))
 
         async def b_after_a_lease():
-            while True:  # bounded by the test timeout; A's lease lasts 0.5 s
+            while True:  # bounded by the wait_for(..., 30) below; A's lease lasts 0.5 s
                 lease = d.ledger.db.read_one("SELECT until FROM leases")
                 if lease is not None and lease["until"] < d.ledger.clock():
                     break
