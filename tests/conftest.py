@@ -102,6 +102,12 @@ class Deployment:
         assert "X-Emulator-Error" not in response.headers, response.text
         return response.headers["X-Emulator-Checkout"]
 
+    def checkout(self, patron: str = "mkowalski", **body: Any) -> tuple[str, str]:
+        """A patron signs in, starts a payment and is on CashNet's page: (payment id, checkout
+        id). The test decides how the checkout ends."""
+        created = self.start_payment(self.sign_in_sso(patron), **body)
+        return created["payment"]["id"], self.hand_off(created["checkout"])
+
     def pay(self, client: httpx.Client, outcome: str = "pay", code: int | None = None,
             faults: dict | None = None, **body: Any) -> tuple[dict, dict]:
         """Create a payment, hand it to CashNet, complete it there: (created, completion)."""

@@ -38,21 +38,15 @@ def clocked(deploy):
     return start
 
 
-def start(d, patron="mkowalski", **body):
-    client = d.sign_in_sso(patron)
-    created = d.start_payment(client, **body)
-    return created["payment"]["id"], d.hand_off(created["checkout"])
-
-
 def states(d, *payment_ids):
     return [d.ledger.payment(p).state for p in payment_ids]
 
 
 def test_pending_payments_expire_after_24_hours_not_before(clocked):
     d, clock = clocked()
-    older, _ = start(d)
+    older, _ = d.checkout()
     clock.offset += 1 * HOUR
-    newer, _ = start(d, patron="tlee")
+    newer, _ = d.checkout(patron="tlee")
     clock.offset += 23 * HOUR + 60  # older: 24 h 1 min, newer: 23 h 1 min
     d.wait_for_state(older, "expired")
     assert states(d, older, newer) == ["expired", "pending"]  # decided in the same sweep
@@ -67,9 +61,9 @@ def test_pending_payments_expire_after_24_hours_not_before(clocked):
 
 def test_the_configured_hours_are_honoured(clocked):
     d, clock = clocked(cashnet_expiry_hours="2")
-    first, _ = start(d)
+    first, _ = d.checkout()
     clock.offset += 1 * HOUR
-    second, _ = start(d, patron="tlee")
+    second, _ = d.checkout(patron="tlee")
     clock.offset += 1 * HOUR + 60
     d.wait_for_state(first, "expired")
     assert states(d, first, second) == ["expired", "pending"]
@@ -77,7 +71,7 @@ def test_the_configured_hours_are_honoured(clocked):
 
 def test_a_late_success_after_expiry_is_paid_and_posted(clocked):
     d, clock = clocked()
-    payment_id, cid = start(d, amount="62.00")
+    payment_id, cid = d.checkout(amount="62.00")
     clock.offset += 25 * HOUR
     d.wait_for_state(payment_id, "expired")
     completion = d.cashnet.complete(cid)  # CashNet's notification, a day late
@@ -97,7 +91,7 @@ def test_a_late_success_after_expiry_is_paid_and_posted(clocked):
 
 def test_a_late_failure_after_expiry_is_only_recorded(clocked):
     d, clock = clocked()
-    payment_id, cid = start(d)
+    payment_id, cid = d.checkout()
     clock.offset += 25 * HOUR
     d.wait_for_state(payment_id, "expired")
     completion = d.cashnet.complete(cid, outcome="decline", code=209)
@@ -110,12 +104,12 @@ def test_a_late_failure_after_expiry_is_only_recorded(clocked):
 
 def test_paid_declined_and_cancelled_payments_never_expire(clocked):
     d, clock = clocked()
-    paid, paid_cid = start(d, amount="62.00")
-    declined, declined_cid = start(d, patron="tlee")
+    paid, paid_cid = d.checkout(amount="62.00")
+    declined, declined_cid = d.checkout(patron="tlee")
     d.cashnet.complete(paid_cid)
     d.cashnet.complete(declined_cid, outcome="decline")
     d.wait_for_state(paid, "posted")
-    pending, _ = start(d, patron="dokafor")
+    pending, _ = d.checkout(patron="dokafor")
     clock.offset += 48 * HOUR
     d.wait_for_state(pending, "expired")
     assert states(d, paid, declined, pending) == ["posted", "declined", "expired"]

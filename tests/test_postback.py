@@ -11,12 +11,6 @@ import httpx
 D = Decimal
 
 
-def start(d, patron="mkowalski", **body):
-    client = d.sign_in_sso(patron)
-    created = d.start_payment(client, **body)
-    return created["payment"]["id"], d.hand_off(created["checkout"])
-
-
 def postback_url(d, token=None):
     return f"{d.url}/cashnet/postback/{token or d.settings.cashnet_postback_token}"
 
@@ -27,7 +21,7 @@ def delivered(completion):
 
 def test_wrong_url_token_is_404_and_records_nothing(deploy):
     d = deploy()
-    payment_id, cid = start(d)
+    payment_id, cid = d.checkout()
     completion = d.cashnet.complete(cid, faults={"url_token": "wrong"})
     assert [n["status"] for n in completion["notifications"]] == [404]
     completion_missing = httpx.post(f"{d.url}/cashnet/postback/", content=b"result=0")
@@ -39,7 +33,7 @@ def test_wrong_url_token_is_404_and_records_nothing(deploy):
 
 def test_disallowed_source_address_is_403(deploy):
     d = deploy(cashnet_allowed_ips="127.0.0.1/32")
-    payment_id, cid = start(d)
+    payment_id, cid = d.checkout()
     completion = d.cashnet.complete(cid, faults={"source_address": "127.0.0.2"})
     assert [n["status"] for n in completion["notifications"]] == [403]
     assert d.ledger.notifications() == [] and d.ledger.payment(payment_id).state == "pending"
@@ -47,7 +41,7 @@ def test_disallowed_source_address_is_403(deploy):
 
 def test_allowed_source_address_is_accepted(deploy):
     d = deploy(cashnet_allowed_ips="127.0.0.2/32")
-    payment_id, cid = start(d)
+    payment_id, cid = d.checkout()
     completion = d.cashnet.complete(cid, faults={"source_address": "127.0.0.2"})
     assert [n["status"] for n in completion["notifications"]] == [200]
     d.wait_for_state(payment_id, "posted")
@@ -55,7 +49,7 @@ def test_allowed_source_address_is_accepted(deploy):
 
 def test_unknown_reference_is_recorded_unmatched_and_changes_nothing(deploy):
     d = deploy()
-    payment_id, cid = start(d)
+    payment_id, cid = d.checkout()
     completion = d.cashnet.complete(cid, faults={"missing_refs": True})
     assert [n["status"] for n in completion["notifications"]] == [200]
     assert [(n["kind"], n["payment_id"]) for n in d.ledger.notifications()] == [("unmatched", None)]
@@ -65,7 +59,7 @@ def test_unknown_reference_is_recorded_unmatched_and_changes_nothing(deploy):
 
 def test_tampered_amount_goes_to_attention_without_touching_alma(deploy):
     d = deploy()
-    payment_id, cid = start(d, amount="62.00")
+    payment_id, cid = d.checkout(amount="62.00")
     d.cashnet.complete(cid, faults={"tamper_amount": {"line": 2, "amount": "0.01"}})
     payment = d.wait_for_state(payment_id, "attention")
     assert payment.reason == "amount mismatch: line 2: amount 0.01, issued 2.00"
@@ -75,7 +69,7 @@ def test_tampered_amount_goes_to_attention_without_touching_alma(deploy):
 
 def test_tampered_total_is_caught_too(deploy):
     d = deploy()
-    payment_id, cid = start(d, amount="62.00")
+    payment_id, cid = d.checkout(amount="62.00")
     d.cashnet.complete(cid, faults={"tamper_amount": "+1.00"})
     assert d.wait_for_state(payment_id, "attention").reason.startswith("amount mismatch")
 
@@ -94,7 +88,7 @@ def notification_fields(d, payment_id, tx="424242", **changes):
 
 def test_wrong_item_code_goes_to_attention(deploy):
     d = deploy()
-    payment_id, _ = start(d, amount="62.00")
+    payment_id, _ = d.checkout(amount="62.00")
     response = httpx.post(postback_url(d), data=notification_fields(d, payment_id, itemcode1="LIB-FINE"))
     assert (response.status_code, response.text) == (200, "OK")
     payment = d.ledger.payment(payment_id)
@@ -105,7 +99,7 @@ def test_wrong_item_code_goes_to_attention(deploy):
 
 def test_failure_result_declines_and_never_goes_to_alma(deploy):
     d = deploy()
-    payment_id, cid = start(d)
+    payment_id, cid = d.checkout()
     d.cashnet.complete(cid, outcome="decline", code=232)
     payment = d.wait_for_state(payment_id, "declined")
     assert payment.reason == "CashNet result 232"
@@ -116,7 +110,7 @@ def test_failure_result_declines_and_never_goes_to_alma(deploy):
 
 def test_reference_moved_to_ref1val2(deploy):
     d = deploy()
-    payment_id, cid = start(d)
+    payment_id, cid = d.checkout()
     tx = d.cashnet.complete(cid, faults={"ref_slot": "ref1val2"})["tx"]
     assert d.wait_for_state(payment_id, "posted").cashnet_tx == tx
     assert len(d.alma_calls("POST", "pay")) == 3
@@ -124,7 +118,7 @@ def test_reference_moved_to_ref1val2(deploy):
 
 def test_leading_ampersand_uppercase_names_missing_itemcnt_and_cp1252(deploy):
     d = deploy()
-    payment_id, cid = start(d)
+    payment_id, cid = d.checkout()
     tx = d.cashnet.complete(cid, faults={"leading_ampersand": True, "uppercase_names": True,
                                          "omit_itemcnt": True, "charset": "cp1252"})["tx"]
     assert d.wait_for_state(payment_id, "posted").cashnet_tx == tx
@@ -133,7 +127,7 @@ def test_leading_ampersand_uppercase_names_missing_itemcnt_and_cp1252(deploy):
 
 def test_duplicate_notifications_post_once(deploy):
     d = deploy()
-    payment_id, cid = start(d)
+    payment_id, cid = d.checkout()
     completion = d.cashnet.complete(cid, faults={"duplicate": 4})
     assert [n["status"] for n in completion["notifications"]] == [200] * 5
     payment = d.wait_for_state(payment_id, "posted")
@@ -146,7 +140,7 @@ def test_duplicate_notifications_post_once(deploy):
 
 def test_the_same_notification_five_times_at_once_posts_once(deploy):
     d = deploy()
-    payment_id, _ = start(d)
+    payment_id, _ = d.checkout()
     body = urlencode(notification_fields(d, payment_id))
     barrier = threading.Barrier(5)
     statuses = []
@@ -172,7 +166,7 @@ def test_the_same_notification_five_times_at_once_posts_once(deploy):
 
 def test_late_notification_after_the_browser_returned(deploy):
     d = deploy()
-    payment_id, cid = start(d)
+    payment_id, cid = d.checkout()
     completion = d.cashnet.complete(cid, faults={"hold": True})
     assert (completion["notifications"], completion["pending"]) == ([], 1)  # held, not sent
     receipt = d.receipt(d.follow_signout(completion))
@@ -185,7 +179,7 @@ def test_late_notification_after_the_browser_returned(deploy):
 
 def test_browser_return_never_settles_a_payment(deploy):
     d = deploy()
-    payment_id, _ = start(d)
+    payment_id, _ = d.checkout()
     fields = notification_fields(d, payment_id)
     response = httpx.post(f"{d.url}/cashnet/return", data=fields)
     assert response.status_code == 303
@@ -199,7 +193,7 @@ def test_browser_return_never_settles_a_payment(deploy):
 
 def test_rotated_token_still_accepted(deploy):
     d = deploy(cashnet_postback_token_previous="previous-token-" + "p" * 24)
-    payment_id, _ = start(d)
+    payment_id, _ = d.checkout()
     response = httpx.post(postback_url(d, "previous-token-" + "p" * 24),
                           data=notification_fields(d, payment_id))
     assert response.status_code == 200
@@ -208,7 +202,7 @@ def test_rotated_token_still_accepted(deploy):
 
 def test_notification_token_never_reaches_the_log(deploy, caplog):
     d = deploy()
-    payment_id, cid = start(d)
+    payment_id, cid = d.checkout()
     with caplog.at_level("DEBUG"):
         d.cashnet.complete(cid)
         d.wait_for_state(payment_id, "posted")

@@ -12,13 +12,6 @@ def pay_rule(mode, **extra):
     return {"match": {"method": "POST", "path": PAY_PATH}, "mode": mode, **extra}
 
 
-def paid_payment(d, **body):
-    patron = d.sign_in_sso("mkowalski")
-    created = d.start_payment(patron, **body)
-    cid = d.hand_off(created["checkout"])
-    return created["payment"]["id"], cid
-
-
 def transactions(d, tx):
     """{fee id: [amounts of PAYMENT transactions carrying tx]} in the sandbox Alma."""
     return {f["id"]: [t["amount"] for t in f.get("transactions", [])
@@ -31,7 +24,7 @@ EXPECTED_62 = {LOST: [D("60.00")], OVERDUE: [D("2.00")], DAMAGED: []}
 
 def test_5xx_then_success(deploy):
     d = deploy()
-    payment_id, cid = paid_payment(d, amount="62.00")
+    payment_id, cid = d.checkout(amount="62.00")
     d.alma.set_faults({"rules": [pay_rule("http_5xx", status=503, next=2)]})
     tx = d.cashnet.complete(cid)["tx"]
     payment = d.wait_for_state(payment_id, "posted")
@@ -43,7 +36,7 @@ def test_5xx_then_success(deploy):
 
 def test_applied_then_500_is_not_posted_twice(deploy):
     d = deploy()
-    payment_id, cid = paid_payment(d, amount="62.00")
+    payment_id, cid = d.checkout(amount="62.00")
     d.alma.set_faults({"rules": [pay_rule("commit_then_500", next=1)]})
     tx = d.cashnet.complete(cid)["tx"]
     payment = d.wait_for_state(payment_id, "posted")
@@ -54,7 +47,7 @@ def test_applied_then_500_is_not_posted_twice(deploy):
 
 def test_applied_then_dropped_connection_is_not_posted_twice(deploy):
     d = deploy()
-    payment_id, cid = paid_payment(d, amount="62.00")
+    payment_id, cid = d.checkout(amount="62.00")
     d.alma.set_faults({"rules": [pay_rule("commit_then_drop", next=2)]})
     tx = d.cashnet.complete(cid)["tx"]
     d.wait_for_state(payment_id, "posted")
@@ -64,7 +57,7 @@ def test_applied_then_dropped_connection_is_not_posted_twice(deploy):
 
 def test_dropped_before_applying_is_sent_again_once(deploy):
     d = deploy()
-    payment_id, cid = paid_payment(d, amount="62.00")
+    payment_id, cid = d.checkout(amount="62.00")
     d.alma.set_faults({"rules": [pay_rule("drop", next=1)]})
     tx = d.cashnet.complete(cid)["tx"]
     d.wait_for_state(payment_id, "posted")
@@ -74,7 +67,7 @@ def test_dropped_before_applying_is_sent_again_once(deploy):
 
 def test_timeout_while_alma_applies_is_found_by_reading_back(deploy):
     d = deploy(alma_read_timeout="0.5", alma_recheck_seconds="3")
-    payment_id, cid = paid_payment(d, amount="62.00")
+    payment_id, cid = d.checkout(amount="62.00")
     d.alma.set_faults({"rules": [pay_rule("slow", latency_ms=1000, next=1)]})
     tx = d.cashnet.complete(cid)["tx"]
     d.wait_for_state(payment_id, "posted", timeout=30)
@@ -84,7 +77,7 @@ def test_timeout_while_alma_applies_is_found_by_reading_back(deploy):
 
 def test_throttled_by_alma_then_posted(deploy):
     d = deploy()
-    payment_id, cid = paid_payment(d)
+    payment_id, cid = d.checkout()
     d.alma.set_faults({"per_second_limit": 1})
     tx = d.cashnet.complete(cid)["tx"]
     d.wait_for_state(payment_id, "posted", timeout=60)
@@ -94,7 +87,7 @@ def test_throttled_by_alma_then_posted(deploy):
 
 def test_read_only_key_goes_to_attention_with_the_unapplied_amount(deploy):
     d = deploy(alma_api_key="sandbox-alma-readonly")
-    payment_id, cid = paid_payment(d, amount="62.00")
+    payment_id, cid = d.checkout(amount="62.00")
     d.cashnet.complete(cid)
     payment = d.wait_for_state(payment_id, "attention")
     assert payment.unapplied == D("62.00")
@@ -105,7 +98,7 @@ def test_read_only_key_goes_to_attention_with_the_unapplied_amount(deploy):
 
 def test_fee_waived_meanwhile_holds_the_money_for_staff(deploy):
     d = deploy()
-    payment_id, cid = paid_payment(d, amount="62.00")
+    payment_id, cid = d.checkout(amount="62.00")
     d.alma.set_fee("mkowalski", OVERDUE, balance="0.00", status="CLOSED")
     tx = d.cashnet.complete(cid)["tx"]
     payment = d.wait_for_state(payment_id, "attention")
@@ -116,7 +109,7 @@ def test_fee_waived_meanwhile_holds_the_money_for_staff(deploy):
 
 def test_fee_partly_paid_meanwhile_applies_what_fits(deploy):
     d = deploy()
-    payment_id, cid = paid_payment(d, amount="62.00")
+    payment_id, cid = d.checkout(amount="62.00")
     d.alma.set_fee("mkowalski", LOST, balance="50.00")
     tx = d.cashnet.complete(cid)["tx"]
     payment = d.wait_for_state(payment_id, "attention")
@@ -126,7 +119,7 @@ def test_fee_partly_paid_meanwhile_applies_what_fits(deploy):
 
 def test_remainder_moves_to_other_fees_when_configured(deploy):
     d = deploy(reallocate_remainder="true")
-    payment_id, cid = paid_payment(d, fee_ids=[LOST, OVERDUE], amount="62.00")
+    payment_id, cid = d.checkout(fee_ids=[LOST, OVERDUE], amount="62.00")
     d.alma.set_fee("mkowalski", OVERDUE, balance="0.00", status="CLOSED")
     tx = d.cashnet.complete(cid)["tx"]
     payment = d.wait_for_state(payment_id, "posted")
@@ -138,7 +131,7 @@ def test_remainder_moves_to_other_fees_when_configured(deploy):
 
 def test_alma_call_budget_for_a_payment(deploy):
     d = deploy()
-    payment_id, cid = paid_payment(d, amount="62.00")
+    payment_id, cid = d.checkout(amount="62.00")
     d.alma.clear_requests()
     d.cashnet.complete(cid)
     d.wait_for_state(payment_id, "posted")
@@ -178,7 +171,7 @@ def test_a_worker_settles_payments_left_paid_by_a_crash(deploy):
     """The last allocation was posted, then the process died before settling: the next
     worker's first sweep settles it."""
     d = deploy(run_worker=False)
-    payment_id, cid = paid_payment(d, amount="62.00")
+    payment_id, cid = d.checkout(amount="62.00")
     d.cashnet.complete(cid)
     for allocation in d.ledger.payment(payment_id).allocations:
         d.ledger.mark_posted(allocation.id, "applied")

@@ -132,10 +132,7 @@ def test_list_filters_and_json(deploy, cli):
 
 def test_attention_and_review_flags_are_listed_for_staff(deploy, cli):
     d = deploy()
-    patron = d.sign_in_sso("mkowalski")
-    created = d.start_payment(patron, amount="62.00")
-    cid = d.hand_off(created["checkout"])
-    waived_id = created["payment"]["id"]
+    waived_id, cid = d.checkout(amount="62.00")
     d.alma.set_fee("mkowalski", OVERDUE, balance="0.00", status="CLOSED")
     d.cashnet.complete(cid)
     d.wait_for_state(waived_id, "attention")
@@ -206,10 +203,7 @@ def _utc(moment):
 
 def test_show_json_has_everything_and_advice_for_attention(deploy, cli):
     d = deploy()
-    patron = d.sign_in_sso("mkowalski")
-    created = d.start_payment(patron, amount="62.00")
-    cid = d.hand_off(created["checkout"])
-    payment_id = created["payment"]["id"]
+    payment_id, cid = d.checkout("mkowalski", amount="62.00")
     d.alma.set_fee("mkowalski", OVERDUE, balance="0.00", status="CLOSED")
     tx = d.cashnet.complete(cid)["tx"]
     d.wait_for_state(payment_id, "attention")
@@ -270,10 +264,7 @@ def test_a_missing_ledger_is_an_error_not_a_new_empty_one(deploy, cli, tmp_path)
 
 def test_retry_after_staff_fix_the_fee_posts_exactly_once(deploy, cli):
     d = deploy()
-    patron = d.sign_in_sso("mkowalski")
-    created = d.start_payment(patron, amount="62.00")
-    cid = d.hand_off(created["checkout"])
-    payment_id = created["payment"]["id"]
+    payment_id, cid = d.checkout("mkowalski", amount="62.00")
     d.alma.set_fee("mkowalski", OVERDUE, balance="0.00", status="CLOSED")
     tx = d.cashnet.complete(cid)["tx"]
     d.wait_for_state(payment_id, "attention")
@@ -296,10 +287,7 @@ def test_retry_after_staff_fix_the_fee_posts_exactly_once(deploy, cli):
 
 def test_retry_tries_the_rest_a_fee_could_not_take(deploy, cli):
     d = deploy()
-    patron = d.sign_in_sso("mkowalski")
-    created = d.start_payment(patron, amount="62.00")
-    cid = d.hand_off(created["checkout"])
-    payment_id = created["payment"]["id"]
+    payment_id, cid = d.checkout("mkowalski", amount="62.00")
     d.alma.set_fee("mkowalski", LOST, balance="50.00")  # someone paid 10.00 at the desk
     tx = d.cashnet.complete(cid)["tx"]
     payment = d.wait_for_state(payment_id, "attention")
@@ -393,10 +381,7 @@ def test_export_is_the_money_taken_in_the_window_as_csv(deploy, cli, tmp_path):
 
 def test_fee_gone_from_alma_holds_the_money_for_staff(deploy):
     d = deploy()
-    patron = d.sign_in_sso("mkowalski")
-    created = d.start_payment(patron, amount="62.00")
-    cid = d.hand_off(created["checkout"])
-    payment_id = created["payment"]["id"]
+    payment_id, cid = d.checkout("mkowalski", amount="62.00")
     # The fee is deleted in Alma: absent from the list, and FEE says it does not exist.
     d.alma.set_fee("mkowalski", OVERDUE, balance="0.00", status="CLOSED")
     d.alma.set_faults({"rules": [{"match": {"method": "GET", "path": FEE_PATH + OVERDUE},
@@ -410,10 +395,7 @@ def test_fee_gone_from_alma_holds_the_money_for_staff(deploy):
 
 def test_fee_gone_moves_the_money_when_configured(deploy):
     d = deploy(reallocate_remainder="true")
-    patron = d.sign_in_sso("mkowalski")
-    created = d.start_payment(patron, fee_ids=[LOST, OVERDUE], amount="62.00")
-    cid = d.hand_off(created["checkout"])
-    payment_id = created["payment"]["id"]
+    payment_id, cid = d.checkout("mkowalski", fee_ids=[LOST, OVERDUE], amount="62.00")
     d.alma.set_fee("mkowalski", OVERDUE, balance="0.00", status="CLOSED")
     d.alma.set_faults({"rules": [{"match": {"method": "GET", "path": FEE_PATH + OVERDUE},
                                   "mode": "alma_error", "code": "401665"}]})
@@ -427,10 +409,7 @@ def test_fee_gone_moves_the_money_when_configured(deploy):
 
 def test_a_remainder_larger_than_the_other_fees_moves_in_part_and_waits_for_staff(deploy):
     d = deploy(reallocate_remainder="true")
-    patron = d.sign_in_sso("mkowalski")
-    created = d.start_payment(patron, fee_ids=[LOST], amount="60.00")
-    cid = d.hand_off(created["checkout"])
-    payment_id = created["payment"]["id"]
+    payment_id, cid = d.checkout("mkowalski", fee_ids=[LOST], amount="60.00")
     d.alma.set_fee("mkowalski", LOST, balance="0.00", status="CLOSED")  # waived meanwhile
     tx = d.cashnet.complete(cid)["tx"]
     payment = d.wait_for_state(payment_id, "attention")
