@@ -38,9 +38,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from kiosk.events import EventBus
 from kiosk.framing import framer_from_setting
 from kiosk.proxy_client import ProxyAnswer, ProxyClient, ProxyUnavailable
-from kiosk.reader import SerialReader
-from kiosk.service import KioskService, NoSession
+from kiosk.serial_reader import SerialReader
 from kiosk.settings import KioskSettings, is_loopback_host
+from kiosk.visits import KioskService, NoSession
 
 log = logging.getLogger("patronpay.kiosk.agent")
 
@@ -51,7 +51,7 @@ SHARED_ASSETS = ("style.css", "i18n.js", "api.js")
 
 
 class Reader(Protocol):
-    """What the agent needs of a reader (kiosk.reader.SerialReader or a test double)."""
+    """What the agent needs of a reader (kiosk.serial_reader.SerialReader or a test double)."""
 
     @property
     def state(self) -> str: ...

@@ -15,7 +15,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from proxy.config import Settings
-from proxy.services import Services, build_services
+from proxy.runtime import Services, build_services
 from proxy.web import api, auth, cashnet, kiosk
 from proxy.web.errors import EXCEPTION_HANDLERS
 from proxy.web.security import (

@@ -9,7 +9,7 @@ from itsdangerous import BadSignature
 
 from proxy.ledger import PaymentRecord
 from proxy.money import format_amount
-from proxy.sessions import iso_time, signer
+from proxy.patron_sessions import iso_time, signer
 
 # What the patron is told, per payment state.
 STATUS_TEXT = {

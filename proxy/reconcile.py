@@ -23,7 +23,7 @@ from proxy.config import Settings
 from proxy.fees import Fee, FeeRules, normalise_fee
 from proxy.ledger import OPEN_ALLOCATIONS, UNSETTLED, Ledger, PaymentRecord
 from proxy.money import ZERO, format_amount
-from proxy.services import alma_client
+from proxy.runtime import alma_client
 from proxy.staff import iso, open_ledger, shorten, table, when, window
 
 # Statuses, in the order the summary lists them; all but the FINE ones need staff.

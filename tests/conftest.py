@@ -19,7 +19,7 @@ from patronpay.demo import point_store_at, sandbox_environment
 from patronpay.serving import ServerThread, bind
 from proxy.app import create_app
 from proxy.config import Settings, load_settings
-from proxy.services import Services, build_services
+from proxy.runtime import Services, build_services
 from sandbox.app import create_sandbox_app
 
 # Timing never decides a test: no per-example deadline for property tests on a busy machine.

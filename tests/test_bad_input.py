@@ -4,7 +4,7 @@ the ledger, no call that writes to Alma."""
 import httpx
 import pytest
 
-from proxy.sessions import COOKIE_NAME
+from proxy.patron_sessions import COOKIE_NAME
 
 
 def error(response, status):

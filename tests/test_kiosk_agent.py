@@ -441,8 +441,8 @@ def test_a_finished_payment_whose_browser_never_returns_is_reset(kiosk, tmp_path
 
 
 def test_session_holder_deadlines_unit():
+    from kiosk.held_session import SessionHolder
     from kiosk.proxy_client import ProxySession
-    from kiosk.session import SessionHolder
 
     clock = FakeClock()
     holder = SessionHolder(lifetime_seconds=125, payment_max_seconds=600, after_result_seconds=120, clock=clock)

@@ -28,7 +28,7 @@ from test_kiosk_agent import (
 )
 
 from kiosk.framing import Framer
-from kiosk.reader import SerialReader
+from kiosk.serial_reader import SerialReader
 from kiosk.simulated_reader import ScannerSocket
 from patronpay.demo import KIOSK_ID, DemoKiosk
 from patronpay.serving import ServerThread

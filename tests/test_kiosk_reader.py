@@ -19,7 +19,7 @@ import serial
 
 from kiosk.cards import Credential, default_card_rules, normalise
 from kiosk.framing import Framer
-from kiosk.reader import SerialReader, open_port
+from kiosk.serial_reader import SerialReader, open_port
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "openpty"), reason="Linux/POSIX only")
 

@@ -26,7 +26,7 @@ from proxy.app import create_app
 from proxy.config import load_settings
 from proxy.patrons import Patron
 from proxy.payments import start_payment
-from proxy.services import build_services
+from proxy.runtime import build_services
 from sandbox.app import create_sandbox_app
 
 D = Decimal

@@ -177,6 +177,6 @@ def test_a_worker_settles_payments_left_paid_by_a_crash(deploy):
         d.ledger.mark_posted(allocation.id, "applied")
     assert d.ledger.payment(payment_id).state == "paid"
     from proxy.posting import PostingWorker
-    from proxy.services import posting_policy
+    from proxy.runtime import posting_policy
     PostingWorker(d.ledger, d.services.alma, posting_policy(d.settings))._sweep()
     assert d.ledger.payment(payment_id).state == "posted"

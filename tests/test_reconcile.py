@@ -14,7 +14,7 @@ from patronpay.cli import main
 from patronpay.demo import sandbox_environment
 from proxy.posting import PostingWorker
 from proxy.reconcile import reconcile
-from proxy.services import alma_client, posting_policy
+from proxy.runtime import alma_client, posting_policy
 from proxy.staff import day_start
 from sandbox.app import ALMA_API_KEY
 

@@ -14,7 +14,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from proxy.sessions import COOKIE_NAME, SessionStore
+from proxy.patron_sessions import COOKIE_NAME, SessionStore
 
 INST = "01PATRON_INST"
 

@@ -19,7 +19,7 @@ from test_crash import ProxyProcess, Rig, free_port, wait_for
 
 from proxy.alma import AlmaClient
 from proxy.posting import PostingWorker, owner_is_dead
-from proxy.services import posting_policy
+from proxy.runtime import posting_policy
 from sandbox.app import CASHNET_STORE
 
 pytestmark = pytest.mark.slow

@@ -20,8 +20,8 @@ from proxy.alma import (
     AlmaUserNotFound,
 )
 from proxy.fees import CurrencyMismatch
-from proxy.services import Services
-from proxy.sessions import COOKIE_NAME, Session
+from proxy.patron_sessions import COOKIE_NAME, Session
+from proxy.runtime import Services
 from proxy.web.errors import ApiError
 
 

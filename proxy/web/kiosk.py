@@ -21,8 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from proxy import kiosk_auth
 from proxy.alma import AlmaError, AlmaUserNotFound
 from proxy.logs import redact_path
+from proxy.patron_sessions import iso_time
 from proxy.patrons import patron_from_alma
-from proxy.sessions import iso_time
 from proxy.web.common import alma_failure, current_session, read_json_object, services
 from proxy.web.errors import ApiError, error_response
 from proxy.web.security import client_address

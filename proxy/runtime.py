@@ -13,11 +13,11 @@ from proxy.alma import AlmaClient
 from proxy.config import Settings
 from proxy.db import Database
 from proxy.ledger import Ledger
+from proxy.patron_sessions import SessionStore
 from proxy.payments import fee_rules
 from proxy.posting import PostingPolicy, PostingWorker
 from proxy.primo import PrimoVerifier
 from proxy.receipts import ReceiptTokens
-from proxy.sessions import SessionStore
 from proxy.throttle import FailureLimiter
 
 

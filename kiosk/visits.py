@@ -1,6 +1,6 @@
 """What the kiosk agent does, apart from HTTP: turn an accepted card into a proxy session, hold
 that session, forward the patron's calls to the proxy, and end the session on reset or when a
-deadline passes (kiosk/session.py), restarting the browser when the page cannot be trusted to
+deadline passes (kiosk/held_session.py), restarting the browser when the page cannot be trusted to
 reset itself (specs/kiosk.md §7).
 """
 
@@ -15,9 +15,9 @@ from pathlib import Path
 
 from kiosk.cards import Credential
 from kiosk.events import EventBus
+from kiosk.held_session import PatronSession, SessionHolder
 from kiosk.proxy_client import ProxyAnswer, ProxyClient, ProxySession, ProxyUnavailable
-from kiosk.reads import ReadOutcome, ReadPipeline
-from kiosk.session import PatronSession, SessionHolder
+from kiosk.scan_pipeline import ReadOutcome, ReadPipeline
 from kiosk.settings import KioskSettings
 
 log = logging.getLogger("patronpay.kiosk")

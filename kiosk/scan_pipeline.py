@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from kiosk.cards import CardRules, Credential, Rejection, credential_fingerprint, normalise
 
-log = logging.getLogger("patronpay.kiosk.reads")
+log = logging.getLogger("patronpay.kiosk.scan_pipeline")
 
 REPEAT_SECONDS = 2.0
 
