@@ -16,6 +16,7 @@ from starlette.staticfiles import StaticFiles
 
 from proxy.config import Settings
 from proxy.runtime import Services, build_services
+from proxy.signin import registry as signin_registry
 from proxy.web import api, auth, cashnet, kiosk
 from proxy.web.errors import EXCEPTION_HANDLERS
 from proxy.web.security import (
@@ -60,6 +61,7 @@ def create_app(settings: Settings, services: Services | None = None,
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         *api.routes,
+        *signin_registry.routes(),
         *auth.routes,
         *cashnet.routes,
         *kiosk.routes,

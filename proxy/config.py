@@ -23,7 +23,6 @@ from proxy.money import AmountError, parse_typed
 
 PREFIX = "PATRONPAY_"
 SITE_DIR = Path(__file__).resolve().parent.parent / "site"
-AUTH_METHOD_NAMES = ("sso", "cas", "primo", "alma")
 ALMA_METHODS = ("ONLINE", "CREDIT_CARD", "CASH")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -169,10 +168,13 @@ def _secret_mapping(value: Any) -> dict[str, str]:
 
 
 def _auth_methods(value: Any) -> tuple[str, ...]:
+    # Imported here: the sign-in modules import the web layer, which imports these settings.
+    from proxy.signin import registry
+
     methods = tuple(item.lower() for item in _list(value))
-    unknown = [m for m in methods if m not in AUTH_METHOD_NAMES]
+    unknown = [m for m in methods if m not in registry.names()]
     if unknown or not methods:
-        raise ValueError(f"choose from {', '.join(AUTH_METHOD_NAMES)}")
+        raise ValueError(f"choose from {', '.join(registry.names())}")
     return methods
 
 
@@ -353,10 +355,10 @@ class Settings:
 
 def _check_together(settings: Settings) -> None:
     """Settings that only make sense together."""
-    needs = {"cas": ("cas_url", settings.cas_url),
-             "primo": ("primo_institution", settings.primo_institution)}
-    for method, (name, value) in needs.items():
-        if method in settings.auth_methods and not value:
+    from proxy.signin import registry  # here, as in _auth_methods
+
+    for method, name in registry.required_settings(settings.auth_methods):
+        if not getattr(settings, name):
             raise ConfigError(f"{env_name(name)} is required when {PREFIX}AUTH_METHODS "
                               f"includes {method}")
 

@@ -15,6 +15,7 @@ from proxy.fees import CurrencyMismatch
 from proxy.money import format_amount
 from proxy.payments import read_fees, start_payment
 from proxy.receipts import receipt_json
+from proxy.signin import registry
 from proxy.web.auth import account_gone
 from proxy.web.common import (
     alma_failure,
@@ -31,11 +32,8 @@ log = logging.getLogger("patronpay.api")
 async def get_session(request: Request) -> Response:
     session = current_session(request)
     if session is None:
-        settings = services(request).settings
-        links = {"sso": settings.sso_login_url, "cas": "/auth/cas", "alma": "/auth/alma"}
-        return error_response(401, "not_signed_in", "Please sign in.", extra={
-            "methods": list(settings.auth_methods),
-            "links": {m: links[m] for m in settings.auth_methods if m in links}})
+        return error_response(401, "not_signed_in", "Please sign in.",
+                              extra=registry.page_choices(services(request).settings))
     return JSONResponse(session.to_json())
 
 
