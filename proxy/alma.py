@@ -1,8 +1,9 @@
 """The Alma Users API client: the only module that speaks to Alma.
 
-Every answer is parsed with Decimal. Every failure becomes one of the exceptions below, chosen
-so the caller knows what to do: tell the patron, retry later, or (for a payment call whose
-outcome is unknown) read the fee before ever sending the payment again (specs/alma.md §8).
+Every answer is parsed with Decimal. Every failure becomes one of the exceptions of
+proxy/alma_errors.py, chosen so the caller knows what to do: tell the patron, retry later, or
+(for a payment call whose outcome is unknown) read the fee before ever sending the payment again
+(specs/alma.md §8).
 """
 
 from __future__ import annotations
@@ -20,66 +21,30 @@ from urllib.parse import quote
 
 import httpx
 
+from proxy.alma_errors import (
+    AlmaConfigError,
+    AlmaError,
+    AlmaFeeNotFound,
+    AlmaInvalidCredentials,
+    AlmaInvalidRequest,
+    AlmaNotPayable,
+    AlmaOutcomeUnknown,
+    AlmaUnavailable,
+    AlmaUserNotFound,
+    error_for,
+)
 from proxy.money import format_amount
+
+# The exceptions are part of this client's interface: callers import them from here.
+__all__ = [
+    "AlmaClient", "AlmaConfigError", "AlmaError", "AlmaFeeNotFound", "AlmaInvalidCredentials",
+    "AlmaInvalidRequest", "AlmaNotPayable", "AlmaOutcomeUnknown", "AlmaUnavailable",
+    "AlmaUserNotFound", "RateLimiter", "connection_limit",
+]
 
 log = logging.getLogger("patronpay.alma")
 
-USER_NOT_FOUND = {"401861", "401651", "401890"}
-CONFIG_CODES = {"UNAUTHORIZED", "60258"}
 GET_RETRIES_ON_THROTTLE = 4
-
-
-class AlmaError(Exception):
-    """Alma refused or failed a call. `code` is Alma's errorCode when it sent one."""
-
-    def __init__(self, message: str, code: str = "", tracking_id: str = "", status: int = 0):
-        super().__init__(message)
-        self.code = code
-        self.tracking_id = tracking_id
-        self.status = status
-
-
-class AlmaUserNotFound(AlmaError):
-    """No patron with that identifier."""
-
-
-class AlmaFeeNotFound(AlmaError):
-    """No such fee for that patron."""
-
-
-class AlmaInvalidRequest(AlmaError):
-    """Alma found a parameter invalid (for a payment: usually a stale amount)."""
-
-
-class AlmaNotPayable(AlmaError):
-    """The library has restricted this fee from API payment: pay at the desk."""
-
-
-class AlmaConfigError(AlmaError):
-    """The API key is unknown, read-only or lacks the Users area: staff must fix configuration."""
-
-
-class AlmaInvalidCredentials(AlmaError):
-    """Guest sign-in failed (wrong password, or no such internal account: never say which)."""
-
-
-class AlmaUnavailable(AlmaError):
-    """A transient failure: connection trouble, a timeout, a 5xx, throttling. Try again later.
-    For a payment call, raised only when the request certainly never reached Alma."""
-
-    def __init__(self, message: str, *, daily_limit: bool = False, **kwargs: Any):
-        super().__init__(message, **kwargs)
-        self.daily_limit = daily_limit
-
-
-class AlmaOutcomeUnknown(AlmaError):
-    """A payment call that may or may not have been applied. Read the fee before retrying.
-    `in_flight` means Alma may still be working on it (timeout, dropped connection): wait
-    a little longer than the read timeout before reading."""
-
-    def __init__(self, message: str, *, in_flight: bool, **kwargs: Any):
-        super().__init__(message, **kwargs)
-        self.in_flight = in_flight
 
 
 class RateLimiter:
@@ -172,7 +137,7 @@ class AlmaClient:
         if response.status_code == 204:
             return
         error = _error_from(response)
-        if isinstance(error, AlmaUserNotFound) or error.code == "401866":
+        if isinstance(error, AlmaUserNotFound | AlmaInvalidCredentials):
             raise AlmaInvalidCredentials("invalid credentials", code=error.code,
                                          tracking_id=error.tracking_id, status=error.status)
         raise error
@@ -318,27 +283,7 @@ def _error_from(response: httpx.Response) -> AlmaError:
     if tracking:
         log.warning("alma error", extra={"event": "alma_error", "code": code,
                                          "tracking_id": tracking, "status": status})
-    kwargs = {"code": code, "tracking_id": tracking, "status": status}
-    if status == 429 or code in ("PER_SECOND_THRESHOLD", "DAILY_THRESHOLD"):
-        return AlmaUnavailable(f"Alma is throttling requests ({code or status})",
-                               daily_limit=code == "DAILY_THRESHOLD", **kwargs)
-    if status >= 500:
-        return AlmaUnavailable(f"Alma answered {status}", **kwargs)
-    if code in USER_NOT_FOUND:
-        return AlmaUserNotFound(message or "user not found", **kwargs)
-    if code == "401665":
-        return AlmaFeeNotFound(message or "fee not found", **kwargs)
-    if code == "60340":
-        return AlmaNotPayable(message or "fee restricted from online payment", **kwargs)
-    if code in CONFIG_CODES:
-        return AlmaConfigError(message or "Alma refused the API key for this call", **kwargs)
-    if code == "401666":
-        return AlmaInvalidRequest(message or "parameter not valid", **kwargs)
-    if code == "402119":
-        return AlmaUnavailable(message or "Alma general error", **kwargs)
-    if code:
-        return AlmaError(message or f"Alma error {code}", **kwargs)
-    return AlmaUnavailable(f"unexpected answer from Alma ({status})", status=status)
+    return error_for(status, code, message, tracking)
 
 
 def _first_error(body: Any) -> tuple[str, str, str]:
