@@ -31,6 +31,7 @@ from proxy.alma import (
 from proxy.fees import Fee, FeeRules, normalise_fee, normalise_fees, oldest_first
 from proxy.ledger import AllocationRecord, Ledger, PaymentRecord
 from proxy.money import ZERO, format_amount
+from proxy.states import OPEN_ALLOCATIONS, AllocationState, PaymentState
 
 log = logging.getLogger("patronpay.posting")
 
@@ -164,7 +165,7 @@ class PostingWorker:
     def _defer(self, payment_id: str, outcome: str) -> None:
         payment = self.ledger.payment(payment_id)
         for allocation in payment.allocations if payment else ():
-            if allocation.state in ("queued", "sending"):
+            if allocation.state in OPEN_ALLOCATIONS:
                 self.ledger.mark_retry(allocation.id, self._backoff(allocation), outcome)
 
     def _idle_wait(self) -> float:
@@ -189,7 +190,8 @@ class PostingWorker:
             return
         self._last_sweep = now
         for payment_id in self.ledger.expire_pending(self.policy.expiry_seconds):
-            log.info("payment expired", extra={"event": "expired", "payment_id": payment_id})
+            log.info("payment expired", extra={"event": PaymentState.EXPIRED,
+                                               "payment_id": payment_id})
         for payment_id in self.ledger.paid_with_nothing_left():
             state = self.ledger.settle_if_done(payment_id)
             log.info("payment settled", extra={"event": state, "payment_id": payment_id})
@@ -199,10 +201,10 @@ class PostingWorker:
     async def process(self, payment_id: str, lease: str) -> None:
         """One round for one payment, under `lease`."""
         payment = self.ledger.payment(payment_id)
-        if payment is None or payment.state != "paid":
+        if payment is None or payment.state != PaymentState.PAID:
             return
         now = self.clock()
-        due = [a for a in payment.allocations if a.state in ("queued", "sending")
+        due = [a for a in payment.allocations if a.state in OPEN_ALLOCATIONS
                and (a.next_attempt_at or 0) <= now]
         started = self.ledger.posting_started_at(payment.id) or payment.paid_at or now
         if due and now - started > self.policy.give_up_seconds:
@@ -213,7 +215,7 @@ class PostingWorker:
         if due:
             await self._post(payment, due, lease)
         state = self.ledger.settle_if_done(payment.id)
-        if state != "paid":
+        if state != PaymentState.PAID:
             log.info("payment settled", extra={"event": state, "payment_id": payment.id})
 
     async def _post(self, payment: PaymentRecord, due: list[AllocationRecord],
@@ -266,7 +268,7 @@ class PostingWorker:
                         fees: dict[str, Fee], lease: str) -> Fee | None:
         tx = payment.cashnet_tx or ""
         already = sum((a.amount for a in payment.allocations
-                       if a.fee_id == fee.id and a.state == "posted"), ZERO)
+                       if a.fee_id == fee.id and a.state == AllocationState.POSTED), ZERO)
         in_alma = fee.paid_with(tx)
         if in_alma == already + allocation.amount:
             self.ledger.mark_posted(allocation.id, "found in Alma")
@@ -331,7 +333,7 @@ class PostingWorker:
             if surplus <= ZERO:
                 break
             pending = sum((a.amount for a in payment.allocations
-                           if a.fee_id == fee.id and a.state in ("queued", "sending")), ZERO)
+                           if a.fee_id == fee.id and a.state in OPEN_ALLOCATIONS), ZERO)
             share = min(surplus, fee.balance - pending)
             if share > ZERO:
                 moves.append((fee.id, fee.type_code, fee.type_label, share))

@@ -10,17 +10,18 @@ from itsdangerous import BadSignature
 from proxy.ledger import PaymentRecord
 from proxy.money import format_amount
 from proxy.patron_sessions import iso_time, signer
+from proxy.states import IN_PROGRESS, AllocationState, PaymentState
 
 # What the patron is told, per payment state.
 STATUS_TEXT = {
-    "pending": "Waiting for CashNet to confirm your payment.",
-    "paid": "Payment received. Updating your library account.",
-    "posted": "Payment complete. Your library account is updated.",
-    "declined": "Your card was declined. No money was taken.",
-    "cancelled": "You cancelled the payment. No money was taken.",
-    "expired": "This payment was not completed.",
-    "attention": "Payment received. Library staff will finish updating your account.",
-    "resolved": "Payment received and settled by library staff.",
+    PaymentState.PENDING: "Waiting for CashNet to confirm your payment.",
+    PaymentState.PAID: "Payment received. Updating your library account.",
+    PaymentState.POSTED: "Payment complete. Your library account is updated.",
+    PaymentState.DECLINED: "Your card was declined. No money was taken.",
+    PaymentState.CANCELLED: "You cancelled the payment. No money was taken.",
+    PaymentState.EXPIRED: "This payment was not completed.",
+    PaymentState.ATTENTION: "Payment received. Library staff will finish updating your account.",
+    PaymentState.RESOLVED: "Payment received and settled by library staff.",
 }
 
 
@@ -46,7 +47,7 @@ def receipt_json(payment: PaymentRecord, first_name: str = "") -> dict:
             "id": payment.id,
             "state": payment.state,
             "status": STATUS_TEXT.get(payment.state, payment.state),
-            "final": payment.state not in ("pending", "paid"),
+            "final": payment.state not in IN_PROGRESS,
             "amount": format_amount(payment.amount),
             "currency": payment.currency,
             "created": iso_time(payment.created_at),
@@ -54,7 +55,7 @@ def receipt_json(payment: PaymentRecord, first_name: str = "") -> dict:
             "cashnet_tx": payment.cashnet_tx,
             "channel": "kiosk" if payment.channel.startswith("kiosk:") else "web",
             "allocations": [a.to_json() for a in payment.allocations
-                            if a.state != "moved"],
+                            if a.state != AllocationState.MOVED],
         },
         "patron": {"first_name": first_name or payment.patron_name.split(" ")[0]},
     }

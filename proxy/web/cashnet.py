@@ -20,6 +20,7 @@ from starlette.templating import Jinja2Templates
 
 from proxy.i18n import LANG_COOKIE, translator
 from proxy.notification import parse_message, payment_ids
+from proxy.states import EventKind, NoticeEffect, PaymentState
 from proxy.web.common import current_session, redirect_with_error, services
 from proxy.web.errors import ApiError
 from proxy.web.security import address_allowed, client_address
@@ -37,7 +38,7 @@ async def pay_page(request: Request) -> Response:
     payment = services(request).ledger.payment(request.path_params["payment_id"])
     if payment is None or payment.patron_id != session.patron.primary_id:
         return redirect_with_error("payment_not_found")
-    if payment.state != "pending":
+    if payment.state != PaymentState.PENDING:
         token = services(request).receipts.token(payment.id)
         return RedirectResponse("/receipt.html?" + urlencode({"r": token}), status_code=303)
     asked = request.query_params.get("lang")
@@ -81,7 +82,7 @@ async def postback(request: Request) -> Response:
         txn_ref_name=settings.cashnet_txn_ref_name)
     log.info("notification", extra={"event": "notification", "effect": outcome.effect,
                                     "payment_id": outcome.payment_id, "peer": peer})
-    task = BackgroundTask(svc.worker.wake) if outcome.effect == "paid" else None
+    task = BackgroundTask(svc.worker.wake) if outcome.effect == NoticeEffect.PAID else None
     return PlainTextResponse("OK", background=task)
 
 
@@ -97,9 +98,9 @@ async def browser_return(request: Request) -> Response:
     if payment is None:
         return RedirectResponse("/receipt.html?" + urlencode({"error": "unknown_payment"}),
                                 status_code=303)
-    if payment.state == "pending" and message.succeeded:
+    if payment.state == PaymentState.PENDING and message.succeeded:
         # A hint for reconciliation, never a state change: the browser's word proves nothing.
-        svc.ledger.add_event(payment.id, "return_claims_success", "browser",
+        svc.ledger.add_event(payment.id, EventKind.RETURN_CLAIMS_SUCCESS, "browser",
                              {"result": message.result, "tx": message.tx})
     if payment.channel.startswith("kiosk:"):
         # Back to the kiosk agent's own loopback page, which asks the agent for the state.
