@@ -1,5 +1,8 @@
 """CashNet's messages: tolerant parsing and the content checks of specs/cashnet.md §4.
 
+The checks themselves, in order and with what each failure does, are listed in
+proxy/cashnet_checks.py.
+
 Both the store notification (which moves money state) and the browser's sign-out data (which
 never does) are parsed here. Reading the raw bytes ourselves means a wrong Content-Type, a
 windows-1252 body, upper-case names or a leading `&` cannot hide a payment.
@@ -12,6 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from urllib.parse import unquote_plus
 
+from proxy import cashnet_checks
 from proxy.money import parse_echoed
 
 _INDEXED = re.compile(r"(itemcode|amount)([0-9]+)")
@@ -125,21 +129,9 @@ class StoredLine:
 
 
 def line_mismatch(message: Message, stored: list[StoredLine], custcode: str) -> str:
-    """Why the echoed lines differ from the hand-off we stored, or "" when they agree."""
-    if message.conflicts:
-        return f"conflicting values for {', '.join(message.conflicts)}"
-    echoed = message.lines()
-    if len(echoed) != len(stored):
-        return f"{len(echoed)} lines echoed, {len(stored)} issued"
-    for number, ((code, amount), line) in enumerate(zip(echoed, stored, strict=True), start=1):
-        if code.lower() != line.item_code.lower():
-            return f"line {number}: item code {code!r}, issued {line.item_code!r}"
-        if amount is None or amount != line.amount:
-            return f"line {number}: amount {amount}, issued {line.amount}"
-    echoed_custcode = message.get("custcode")
-    if echoed_custcode and echoed_custcode != custcode:
-        return "custcode differs from the one issued"
-    return ""
+    """Why the echoed lines differ from the hand-off we stored, or "" when they agree: the
+    first failing attention check of proxy/cashnet_checks.py."""
+    return cashnet_checks.echo_mismatch(cashnet_checks.Echo(message, stored, custcode))
 
 
 def _int(text: str) -> int | None:

@@ -7,7 +7,6 @@ the browser to the receipt.
 
 from __future__ import annotations
 
-import hmac
 import logging
 from pathlib import Path
 from urllib.parse import urlencode
@@ -18,12 +17,13 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
+from proxy.cashnet_checks import Arrival, refusal
 from proxy.i18n import LANG_COOKIE, translator
 from proxy.notification import parse_message, payment_ids
 from proxy.states import EventKind, NoticeEffect, PaymentState
 from proxy.web.common import current_session, redirect_with_error, services
 from proxy.web.errors import ApiError
-from proxy.web.security import address_allowed, client_address
+from proxy.web.security import client_address
 
 log = logging.getLogger("patronpay.cashnet")
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
@@ -56,26 +56,16 @@ async def pay_page(request: Request) -> Response:
     return response
 
 
-def _token_ok(request: Request, token: str) -> bool:
-    settings = services(request).settings
-    candidates = [settings.cashnet_postback_token, settings.cashnet_postback_token_previous]
-    return any(c and hmac.compare_digest(token.encode(), c.encode()) for c in candidates)
-
-
 async def postback(request: Request) -> Response:
     """CashNet's store notification: checks 1-8 of specs/cashnet.md §4, one transaction,
     then 200 at once. Alma is posted afterwards by the worker."""
     svc = services(request)
     settings = svc.settings
     peer = client_address(request.scope, settings.trusted_proxies)
-    if not _token_ok(request, request.path_params["token"]):
-        log.warning("notification with a wrong token", extra={"event": "postback_bad_token",
-                                                               "peer": peer})
-        raise ApiError(404, "not_found", "Not found.")
-    if settings.cashnet_allowed_ips and not address_allowed(peer, settings.cashnet_allowed_ips):
-        log.warning("notification from a disallowed address",
-                    extra={"event": "postback_bad_source", "peer": peer})
-        raise ApiError(403, "forbidden_source", "This address may not send notifications.")
+    refused = refusal(Arrival(request.path_params["token"], peer, settings))
+    if refused is not None:
+        log.warning(refused.log, extra={"event": refused.event, "peer": peer})
+        raise ApiError(refused.status, refused.code, refused.message)
     message = parse_message(await request.body(), request.url.query)
     outcome = svc.ledger.record_notification(
         message, peer=peer, ref_type=settings.cashnet_ref_type,

@@ -1,0 +1,87 @@
+"""The CashNet notification checks are one ordered, named list, each with what its failure does:
+arrivals are refused on the token before the address, and a success is compared with the
+hand-off conflicting fields first, then the line count, the lines and the custcode."""
+
+import ipaddress
+from decimal import Decimal
+from types import SimpleNamespace
+
+import pytest
+
+from proxy.cashnet_checks import CHECKS, Arrival, Check, Echo, Outcome, echo_mismatch, refusal
+from proxy.notification import StoredLine, parse_message
+
+TOKEN = "t" * 40
+STORED = [StoredLine("LIB-OVERDUE", Decimal("12.50")), StoredLine("LIB-LOST", Decimal("1080.00"))]
+MATCHING = ("result=0&tx=1&custcode=0012345678&itemcnt=2&itemcode1=LIB-OVERDUE&amount1=12.50"
+            "&itemcode2=LIB-LOST&amount2=1080.00")
+
+
+def test_the_checks_in_order_with_their_outcomes():
+    assert [(check.name, check.outcome) for check in CHECKS] == [
+        ("url_token", Outcome.REFUSE),
+        ("source_address", Outcome.REFUSE),
+        ("consistent_fields", Outcome.ATTENTION),
+        ("line_count", Outcome.ATTENTION),
+        ("lines", Outcome.ATTENTION),
+        ("custcode", Outcome.ATTENTION),
+    ]
+
+
+def arrival(token=TOKEN, peer="192.0.2.10", **settings):
+    """The settings the arrival checks read, with their defaults."""
+    configured = SimpleNamespace(**({"cashnet_postback_token": TOKEN,
+                                     "cashnet_postback_token_previous": "",
+                                     "cashnet_allowed_ips": ()} | settings))
+    return Arrival(token, peer, configured)
+
+
+def test_a_wrong_token_is_refused_first_even_from_a_disallowed_address():
+    allowed = (ipaddress.ip_network("198.51.100.0/24"),)
+    refused = refusal(arrival(token="x" * 40, cashnet_allowed_ips=allowed))
+    assert (refused.status, refused.code, refused.event) == (404, "not_found",
+                                                             "postback_bad_token")
+
+
+def test_the_previous_token_still_works_while_it_is_configured():
+    previous = "p" * 40
+    assert refusal(arrival(token=previous)) is not None
+    assert refusal(arrival(token=previous, cashnet_postback_token_previous=previous)) is None
+    # An empty previous token never matches an empty token in the URL.
+    assert refusal(arrival(token="")) is not None
+
+
+def test_the_source_address_is_checked_only_when_a_list_is_configured():
+    assert refusal(arrival()) is None
+    allowed = (ipaddress.ip_network("198.51.100.0/24"),)
+    refused = refusal(arrival(cashnet_allowed_ips=allowed))
+    assert (refused.status, refused.code, refused.event) == (403, "forbidden_source",
+                                                             "postback_bad_source")
+    assert refusal(arrival(peer="198.51.100.7", cashnet_allowed_ips=allowed)) is None
+
+
+def mismatch(body: str, stored=STORED, custcode="0012345678") -> str:
+    return echo_mismatch(Echo(parse_message(body.encode()), stored, custcode))
+
+
+@pytest.mark.parametrize("body, reason", [
+    (MATCHING, ""),
+    (MATCHING + "&itemcnt=3", "conflicting values for itemcnt"),
+    (MATCHING.replace("itemcnt=2", "itemcnt=1"), "1 lines echoed, 2 issued"),
+    (MATCHING.replace("itemcode2=LIB-LOST", "itemcode2=LIB-OTHER"),
+     "line 2: item code 'LIB-OTHER', issued 'LIB-LOST'"),
+    (MATCHING.replace("amount1=12.50", "amount1=1.25"), "line 1: amount 1.25, issued 12.50"),
+    (MATCHING.replace("custcode=0012345678", "custcode=99"), "custcode differs from the one issued"),
+    # The first failing check speaks: here the conflict, not the count or the custcode.
+    (MATCHING.replace("itemcnt=2", "itemcnt=1").replace("custcode=0012345678", "custcode=9")
+     + "&tx=2", "conflicting values for tx"),
+])
+def test_the_first_failing_echo_check_gives_the_reason(body, reason):
+    assert mismatch(body) == reason
+
+
+def test_a_refuse_check_must_say_what_the_sender_gets():
+    with pytest.raises(ValueError, match="refusal"):
+        Check("new_check", Outcome.REFUSE, lambda arrival: "")
+    with pytest.raises(ValueError, match="refusal"):
+        Check("new_check", Outcome.ATTENTION, lambda echo: "", CHECKS[0].refusal)
