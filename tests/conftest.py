@@ -1,10 +1,11 @@
 """Shared fixtures: a whole deployment (sandbox Alma and CashNet, and a proxy configured
-against them) on real loopback servers, and a patron's browser-like HTTP client."""
+against them) on real loopback servers, and a patron's browser-like HTTP client; a kiosk agent
+wired to a deployment and a fake card reader; the sandbox CashNet alone, with a stand-in for the
+proxy that records what it sends. Plain helpers are in tests/support/."""
 
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 from hypothesis import settings as hypothesis_settings
+from support.cashnet import Receiver
+from support.kiosk import FakeReaderPort, Kiosk, start_kiosk, stop_kiosks
+from support.waiting import wait_for
 
 from patronpay.demo import point_store_at, sandbox_environment
 from patronpay.serving import ServerThread, bind
@@ -21,6 +25,7 @@ from proxy.app import create_app
 from proxy.config import Settings, load_settings
 from proxy.runtime import Services, build_services
 from sandbox.app import create_sandbox_app
+from sandbox.cashnet import create_app as create_cashnet_app
 
 # Timing never decides a test: no per-example deadline for property tests on a busy machine.
 hypothesis_settings.register_profile("patronpay", deadline=None)
@@ -32,18 +37,6 @@ FAST_POSTING = {
     "alma_recheck_seconds": "2.5",
     "alma_read_timeout": "2",
 }
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Poll `predicate` until it returns something truthy, or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 @dataclass
@@ -135,7 +128,7 @@ class Deployment:
 
     def wait_for_state(self, payment_id: str, state: str, timeout: float = 15.0):
         return wait_for(lambda: (p := self.ledger.payment(payment_id)) and p.state == state and p,
-                        timeout, f"payment {payment_id} to be {state}")
+                        f"payment {payment_id} to be {state}", timeout=timeout)
 
     def alma_calls(self, method: str | None = None, op: str | None = None) -> list[dict]:
         calls = [r for r in self.alma.requests() if r["path"].startswith("/almaws/")]
@@ -180,3 +173,39 @@ def deploy(tmp_path: Path) -> Iterator[Callable[..., Deployment]]:
             client.close()
         deployment.proxy.stop()
         deployment.sandbox.stop()
+
+
+@pytest.fixture
+def kiosk(deploy, tmp_path: Path) -> Iterator[Callable[..., Kiosk]]:
+    """`kiosk(**options)` starts a deployment and a kiosk agent wired to it (see start_kiosk)."""
+    started: list[Kiosk] = []
+    yield lambda **options: start_kiosk(deploy, tmp_path, started, **options)
+    stop_kiosks(started)
+
+
+@pytest.fixture
+def fake_port(tmp_path: Path) -> Iterator[FakeReaderPort]:
+    """A card reader plugged in: a pty behind a /dev/serial/by-id style link."""
+    port = FakeReaderPort(tmp_path)
+    port.plug()
+    yield port
+    port.close_fds()
+
+
+@pytest.fixture(scope="module")
+def cashnet_server() -> Iterator[ServerThread]:
+    """The sandbox CashNet alone on a loopback port, one per test module; `.cashnet` is its
+    in-process state."""
+    app = create_cashnet_app()
+    with ServerThread(app) as running:
+        running.cashnet = app.state.cashnet  # type: ignore[attr-defined]
+        yield running
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    """A stand-in for the proxy on a loopback port, recording what the sandbox CashNet sends."""
+    receiver = Receiver()
+    with ServerThread(receiver.app) as server:
+        receiver.url = server.url
+        yield receiver

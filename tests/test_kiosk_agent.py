@@ -5,7 +5,6 @@ session it holds and its own deadlines (with an injected clock), its guards, its
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -14,33 +13,24 @@ import stat
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
 import httpx
 import pytest
+from support.kiosk import (
+    BANK_SWIPE,
+    DEADLINE,
+    MARIA,
+    SECRET,
+    THOMAS,
+    UNKNOWN,
+    Events,
+    record_text,
+)
+from support.waiting import wait_for
 
-from kiosk.agent import create_kiosk_app
 from kiosk.cards import default_card_rules
-from kiosk.settings import KioskConfigError, KioskSettings, load_kiosk_settings
-from patronpay.serving import ServerThread, bind
-
-SECRET = "kiosk-secret-0123456789abcdef0123456789"
-MARIA, THOMAS, UNKNOWN = "23191000105866", "23191000200063", "23191000999995"
-BANK_SWIPE = "%B4111111111111111^DOE/JANE^2812101?;4111111111111111=2812101?"
-DEADLINE = 10.0
-
-
-def wait_for(predicate: Callable[[], object], what: str, timeout: float = DEADLINE) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        threading.Event().wait(0.02)
+from kiosk.settings import KioskConfigError, load_kiosk_settings
+from patronpay.serving import bind
 
 
 class FakeClock:
@@ -54,138 +44,6 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-
-
-class Events:
-    """Reads the agent's event stream on a thread, reconnecting with Last-Event-ID as a
-    browser does, and lets the test wait for an event."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.events: list[dict] = []
-        self.raw: list[str] = []
-        self._changed = threading.Condition()
-        self._stop = threading.Event()
-        self._last_id = ""
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        self.wait(lambda e: e["type"] == "hello", "the first event")
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            headers = {"Last-Event-ID": self._last_id} if self._last_id else {}
-            try:
-                with httpx.stream("GET", self.url + "/api/events", headers=headers,
-                                  timeout=30.0) as response:
-                    for line in response.iter_lines():
-                        self._line(line)
-            except httpx.HTTPError:
-                if self._stop.wait(0.1):
-                    return
-
-    def _line(self, line: str) -> None:
-        with self._changed:
-            self.raw.append(line)
-            if line.startswith("id: "):
-                self._last_id = line[4:]
-            elif line.startswith("data: "):
-                self.events.append(json.loads(line[6:]))
-                self._changed.notify_all()
-
-    def since(self, start: int) -> list[dict]:
-        """Events after the first `start`, without the stream's own hellos."""
-        with self._changed:
-            return [e for e in self.events[start:] if e["type"] != "hello"]
-
-    def wait(self, predicate: Callable[[dict], bool], what: str, start: int = 0) -> dict:
-        with self._changed:
-            found = self._changed.wait_for(
-                lambda: next((e for e in self.events[start:] if predicate(e)), None), DEADLINE)
-        if not found:
-            raise AssertionError(f"timed out waiting for {what}; got {self.events}")
-        return found
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(DEADLINE)
-
-
-@dataclass
-class Kiosk:
-    d: object
-    server: ServerThread
-    app: object
-    clients: list[httpx.Client] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
-    def service(self):
-        return self.app.state.kiosk
-
-    def page(self) -> httpx.Client:
-        """The kiosk page's fetch(): same origin."""
-        client = httpx.Client(base_url=self.url, headers={"Origin": self.url}, timeout=15.0)
-        self.clients.append(client)
-        return client
-
-    def scan(self, data: str) -> dict:
-        response = self.page().post("/api/read", json={"source": "wedge", "data": data})
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def session(self) -> dict | None:
-        return self.page().get("/api/session").json()["session"]
-
-    def handle(self) -> str:
-        session = self.session()
-        assert session is not None
-        return session["handle"]
-
-    def proxy_sessions(self) -> list[tuple]:
-        return [tuple(r) for r in self.d.services.db.read(
-            "SELECT patron_id, channel, ended_at IS NULL FROM sessions ORDER BY created_at")]
-
-
-def start_kiosk(deploy, tmp_path, started: list[Kiosk], reader_factory=None, clock=time.time,
-                stream_seconds=2.0, **overrides) -> Kiosk:
-    """A deployment and a kiosk agent wired to it; `overrides` go to KioskSettings."""
-    sock = bind("127.0.0.1", 0)
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    d = deploy(kiosk_keys=f"lib1={SECRET}", kiosk_return_url=url + "/kiosk/return")
-    values = {"kiosk_id": "lib1", "kiosk_secret": SECRET, "proxy_url": d.url,
-              "reset_file": str(tmp_path / f"reset-browser-{len(started)}")} | overrides
-    app = create_kiosk_app(KioskSettings(**values), reader=reader_factory, clock=clock,
-                           stream_seconds=stream_seconds)
-    kiosk = Kiosk(d, ServerThread(app, sock=sock).start(), app)
-    started.append(kiosk)
-    return kiosk
-
-
-def stop_kiosks(started: list[Kiosk]) -> None:
-    for kiosk in started:
-        for client in kiosk.clients:
-            client.close()
-        kiosk.server.stop()
-
-
-@pytest.fixture
-def kiosk(deploy, tmp_path) -> Iterator[Callable[..., Kiosk]]:
-    """`kiosk(**options)` starts a deployment and an agent (see start_kiosk)."""
-    started: list[Kiosk] = []
-    yield lambda **options: start_kiosk(deploy, tmp_path, started, **options)
-    stop_kiosks(started)
-
-
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
-
-
-def record_text(record: logging.LogRecord) -> str:
-    """What a log line says: its message and the fields passed with `extra=`."""
-    extra = {k: v for k, v in vars(record).items() if k not in _STANDARD}
-    return record.getMessage() + " " + json.dumps(extra, default=str)
 
 
 def logged_text(caplog) -> str:

@@ -13,7 +13,6 @@ time; the agent's own deadlines run on the real clock and are not reached here."
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 import time
@@ -21,21 +20,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
-from test_kiosk_agent import BANK_SWIPE, MARIA, Kiosk, start_kiosk, stop_kiosks, wait_for
+from playwright.sync_api import Browser, Page, Route, expect
+from support.kiosk import BANK_SWIPE, MARIA, Kiosk
+from support.waiting import wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "browser"))
 from browser_support import (  # noqa: E402 - shared with tests/browser, which is not a package
     AXE_JS,
-    CHROMIUM,
     INTL,
     LANGS,
-    LAUNCH_ARGS,
     WAIT_MS,
+    launched_chromium,
     strings,
     text,
 )
-from test_web_layout import contrast as contrast_ratio  # noqa: E402
+from browser_support import contrast as contrast_ratio  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -49,15 +48,8 @@ expect.set_options(timeout=WAIT_MS)
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (bash .ci/run does)")
-    if not AXE_JS.exists():
-        pytest.fail(f"{AXE_JS} is missing: run `npm ci --prefix tests/browser` (bash .ci/run does)")
-    args = LAUNCH_ARGS + (["--no-sandbox"] if os.geteuid() == 0 else [])
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+    with launched_chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture(params=LANGS)
@@ -69,13 +61,6 @@ def lang(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def L(lang: str) -> dict[str, str]:  # noqa: N802 - reads like the site's t()
     return strings(lang)
-
-
-@pytest.fixture
-def kiosk(deploy, tmp_path) -> Iterator:
-    started: list[Kiosk] = []
-    yield lambda **options: start_kiosk(deploy, tmp_path, started, **options)
-    stop_kiosks(started)
 
 
 @pytest.fixture

@@ -9,23 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
-from pathlib import Path
 
 import httpx
 import pytest
 import serial
-from test_kiosk_agent import (
-    BANK_SWIPE,
-    MARIA,
-    Events,
-    Kiosk,
-    record_text,
-    start_kiosk,
-    stop_kiosks,
-    wait_for,
-)
+from support.kiosk import BANK_SWIPE, MARIA, Events, Kiosk, record_text
+from support.waiting import wait_for
 
 from kiosk.framing import Framer
 from kiosk.serial_reader import SerialReader
@@ -38,38 +29,6 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "openpty"), reason="Linux/POSIX 
 LOST, OVERDUE, DAMAGED = "7730018830004146", "7730012450004146", "7730020010004146"
 
 
-class FakeReaderPort:
-    """A pty with a `/dev/serial/by-id`-style link to its slave side, made and unmade the way
-    udev does it: the link appears atomically, and unplugging removes it."""
-
-    NAME = "usb-Fake_Reader_0001-if00"
-
-    def __init__(self, directory: Path) -> None:
-        self.link = directory / self.NAME
-        self.master = self.slave = -1
-
-    def plug(self) -> None:
-        self.master, self.slave = os.openpty()
-        temporary = self.link.with_name(self.NAME + ".new")
-        temporary.symlink_to(os.ttyname(self.slave))
-        os.replace(temporary, self.link)
-
-    def unplug(self) -> None:
-        self.link.unlink()
-        self.close_fds()
-
-    def close_fds(self) -> None:
-        for fd in (self.master, self.slave):
-            if fd >= 0:
-                os.close(fd)
-        self.master = self.slave = -1
-
-    def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.master, view):]
-
-
 def serial_reader(path: str, opener=None) -> Callable:
     """A reader factory for the agent: SerialReader with fast reconnects for tests."""
     def make(on_frame, on_state, on_overflow):
@@ -77,21 +36,6 @@ def serial_reader(path: str, opener=None) -> Callable:
         return SerialReader(path, on_frame, Framer("eol"), 9600, on_state, backoff_initial=0.02,
                             backoff_max=0.1, on_overflow=on_overflow, **options)
     return make
-
-
-@pytest.fixture
-def kiosk(deploy, tmp_path) -> Iterator[Callable[..., Kiosk]]:
-    started: list[Kiosk] = []
-    yield lambda **options: start_kiosk(deploy, tmp_path, started, **options)
-    stop_kiosks(started)
-
-
-@pytest.fixture
-def fake_port(tmp_path) -> Iterator[FakeReaderPort]:
-    port = FakeReaderPort(tmp_path)
-    port.plug()
-    yield port
-    port.close_fds()
 
 
 def reader_state(k: Kiosk) -> str:

@@ -12,10 +12,11 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 import serial
+from support.kiosk import FakeReaderPort
+from support.waiting import wait_for
 
 from kiosk.cards import Credential, default_card_rules, normalise
 from kiosk.framing import Framer
@@ -61,21 +62,6 @@ class Recorder:
         self.wait_for(lambda: self.states.count("connected") >= times, f"connected x{times}")
 
 
-def wait_until(predicate: Callable[[], bool], what: str) -> None:
-    """For conditions nobody notifies about (a framer's pending bytes): poll to a deadline."""
-    deadline = time.monotonic() + DEADLINE
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        threading.Event().wait(0.005)
-
-
-def write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
 def assert_logs_hold_no_data(
     caplog: pytest.LogCaptureFixture, reader: SerialReader, *pieces: bytes
 ) -> None:
@@ -96,45 +82,6 @@ def running(reader: SerialReader) -> Iterator[SerialReader]:
         yield reader
     finally:
         assert reader.stop(timeout=DEADLINE)
-
-
-class FakeReaderPort:
-    """A pty with a `/dev/serial/by-id`-style symlink to its slave side, made and unmade
-    the way udev does it: the link appears atomically, and unplugging removes it."""
-
-    NAME = "usb-Fake_Reader_0001-if00"
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.link = directory / self.NAME
-        self.master = self.slave = -1
-
-    def plug(self) -> None:
-        self.master, self.slave = os.openpty()
-        temporary = self.directory / (self.NAME + ".new")
-        temporary.symlink_to(os.ttyname(self.slave))
-        os.replace(temporary, self.link)
-
-    def unplug(self) -> None:
-        self.link.unlink()
-        self.close_fds()
-
-    def close_fds(self) -> None:
-        for fd in (self.master, self.slave):
-            if fd >= 0:
-                os.close(fd)
-        self.master = self.slave = -1
-
-    def write(self, data: bytes) -> None:
-        write_all(self.master, data)
-
-
-@pytest.fixture
-def fake_port(tmp_path: Path) -> Iterator[FakeReaderPort]:
-    port = FakeReaderPort(tmp_path)
-    port.plug()
-    yield port
-    port.close_fds()
 
 
 @pytest.fixture
@@ -224,7 +171,7 @@ def test_partial_frame_then_terminator_in_a_later_write(fake_port: FakeReaderPor
     with running(pty_reader(fake_port, recorder, framer)):
         recorder.wait_connected()
         fake_port.write(b"2319100")
-        wait_until(lambda: framer.pending == 7, "the partial frame to be read")
+        wait_for(lambda: framer.pending == 7, "the partial frame to be read", timeout=DEADLINE)
         fake_port.write(b"0105866\r\n")
         recorder.wait_for(lambda: recorder.frames != [], "a frame")
         fake_port.write(b"\r")  # a lone terminator later: empty, dropped
@@ -275,7 +222,7 @@ def test_heartbeat_advances_while_idle(fake_port: FakeReaderPort) -> None:
     with running(pty_reader(fake_port, recorder)) as reader:
         recorder.wait_connected()
         first = reader.last_heartbeat
-        wait_until(lambda: reader.last_heartbeat > first, "a later heartbeat")
+        wait_for(lambda: reader.last_heartbeat > first, "a later heartbeat", timeout=DEADLINE)
 
 
 def test_stop_wakes_a_blocked_read(fake_port: FakeReaderPort) -> None:
@@ -401,7 +348,7 @@ def test_permission_denied_is_logged_once(debug_logs) -> None:
     path = "/dev/serial/by-id/usb-Fake_Reader_0001-if00"
     reader = SerialReader(path, lambda f: None, Framer(), opener=denied, **FAST)
     with running(reader):
-        wait_until(lambda: len(calls) >= 4, "four open attempts")
+        wait_for(lambda: len(calls) >= 4, "four open attempts", timeout=DEADLINE)
         assert reader.state == "disconnected"
     errors = [r for r in debug_logs.records if r.levelno >= logging.ERROR]
     assert [r.getMessage() for r in errors] == [
@@ -414,7 +361,7 @@ def test_permission_denied_is_logged_once(debug_logs) -> None:
 def test_bad_url_is_a_configuration_error(debug_logs) -> None:
     reader = SerialReader("nosuch://x", lambda f: None, Framer(), **FAST)
     with running(reader):
-        wait_until(lambda: reader.state == "disconnected", "disconnected")
+        wait_for(lambda: reader.state == "disconnected", "disconnected", timeout=DEADLINE)
     assert [r.levelname for r in debug_logs.records] == ["ERROR"]
     assert "configuration error: not a usable port" in debug_logs.records[0].getMessage()
 

@@ -9,48 +9,25 @@ from html.parser import HTMLParser
 
 import httpx
 import pytest
+from support.cashnet import PAYMENT_ID, example
 
 from patronpay.serving import ServerThread
-from sandbox.cashnet import check_bind, create_app, is_loopback_host
+from sandbox.cashnet import check_bind, is_loopback_host
 from sandbox.cashnet_store import StoreConfigError
 
-PAYMENT_ID = "9c4e0d2a7b1f48e3a6d5c8b7e2f1a0d9"
 ONE_LINE = {"itemcnt": "1", "itemcode2": None, "amount2": None, "desc2": None, "qty2": None}
 
 
-@pytest.fixture(scope="module")
-def served():
-    app = create_app()
-    with ServerThread(app) as server:
-        yield server, app.state.cashnet
+@pytest.fixture
+def server(cashnet_server: ServerThread) -> ServerThread:
+    """The sandbox CashNet, reset."""
+    cashnet_server.cashnet.reset()  # type: ignore[attr-defined]
+    return cashnet_server
 
 
 @pytest.fixture
-def server(served):
-    server, sandbox = served
-    sandbox.reset()
-    return server
-
-
-@pytest.fixture
-def sandbox(served):
-    return served[1]
-
-
-def example(**changes: str) -> dict[str, str]:
-    """The spec's §2.3 hand-off, with changes (a value of None removes the field)."""
-    fields = {
-        "itemcnt": "2",
-        "itemcode1": "LIB-OVERDUE", "amount1": "12.50", "desc1": "Overdue fine", "qty1": "1",
-        "itemcode2": "LIB-LOST", "amount2": "1080.00", "desc2": "Lost item replacement",
-        "qty2": "1",
-        "custcode": "0012345678", "fname": "Ana", "lname": "Rivera",
-        "email": "ana.rivera@example.edu",
-        "signouturl": f"http://127.0.0.1:9/cashnet/return?p={PAYMENT_ID}",
-        "ref1type1": "PAYMENT_ID", "ref1val1": PAYMENT_ID,
-    }
-    fields.update(changes)
-    return {name: value for name, value in fields.items() if value is not None}
+def sandbox(cashnet_server: ServerThread):
+    return cashnet_server.cashnet  # type: ignore[attr-defined]
 
 
 class _Attrs(HTMLParser):

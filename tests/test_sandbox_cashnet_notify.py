@@ -9,123 +9,26 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-import time
 from datetime import date
 from urllib.parse import parse_qsl
 
 import httpx
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse
-from starlette.routing import Route
+from support.cashnet import PAYMENT_ID, TOKEN, example, notifying
+from support.waiting import wait_for
 
-from patronpay.serving import ServerThread
-from sandbox.cashnet import create_app
 from sandbox.cashnet_sandbox import CheckoutConflict
-
-PAYMENT_ID = "9c4e0d2a7b1f48e3a6d5c8b7e2f1a0d9"
-TOKEN = "Zp4vQ9wX2mK7nR1sT8uY3bC6dF0gH5jL"
-BUSINESS_DAY = date(2025, 3, 14)
-
-
-class Receiver:
-    """Records every request; answers with queued statuses, then 200."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.hits: list[dict] = []
-        self.statuses: list[int] = []
-        self.reply = "OK"
-        self.app = Starlette(routes=[Route("/{path:path}", self._handle, methods=["GET", "POST"])])
-
-    async def _handle(self, request: Request) -> PlainTextResponse:
-        body = await request.body()
-        with self._lock:
-            self.hits.append({
-                "method": request.method, "path": request.url.path,
-                "query": request.url.query, "headers": dict(request.headers), "body": body,
-                "client": request.client.host,
-            })
-            status = self.statuses.pop(0) if self.statuses else 200
-            return PlainTextResponse(self.reply, status)
-
-    def clear(self) -> None:
-        with self._lock:
-            self.hits, self.statuses, self.reply = [], [], "OK"
-
-    def bodies(self) -> list[bytes]:
-        with self._lock:
-            return [hit["body"] for hit in self.hits]
-
-    def wait_for(self, count: int, timeout: float = 10.0) -> list[dict]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                if len(self.hits) >= count:
-                    return list(self.hits)
-            time.sleep(0.01)
-        raise AssertionError(f"expected {count} requests, got {len(self.hits)}")
-
-
-def wait_until(predicate, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError("condition not met before the deadline")
-
-
-@pytest.fixture(scope="module")
-def receiver():
-    receiver = Receiver()
-    with ServerThread(receiver.app) as server:
-        receiver.url = server.url
-        yield receiver
-
-
-@pytest.fixture(scope="module")
-def served():
-    app = create_app()
-    with ServerThread(app) as server:
-        yield server, app.state.cashnet
 
 
 @pytest.fixture
-def sandbox(served, receiver):
+def sandbox(cashnet_server, receiver):
     """The sandbox with LIBFINESTEST notifying the receiver, on a pinned business day."""
-    server, sandbox = served
-    sandbox.reset()
-    receiver.clear()
-    sandbox.today = lambda: BUSINESS_DAY
-    sandbox.configure_store(
-        "LIBFINESTEST",
-        notify_success_url=f"{receiver.url}/cashnet/postback/{TOKEN}",
-        notify_failure_url=f"{receiver.url}/cashnet/postback/{TOKEN}",
-    )
-    sandbox.url = server.url
-    return sandbox
-
-
-def example(**changes: str | None) -> dict[str, str]:
-    fields = {
-        "itemcnt": "2",
-        "itemcode1": "LIB-OVERDUE", "amount1": "12.50", "desc1": "Overdue fine", "qty1": "1",
-        "itemcode2": "LIB-LOST", "amount2": "1080.00", "desc2": "Lost item replacement",
-        "qty2": "1",
-        "custcode": "0012345678", "fname": "Ana", "lname": "Rivera",
-        "email": "ana.rivera@example.edu",
-        "signouturl": f"http://127.0.0.1:9/cashnet/return?p={PAYMENT_ID}",
-        "ref1type1": "PAYMENT_ID", "ref1val1": PAYMENT_ID, "payment_ref": PAYMENT_ID,
-    }
-    fields.update(changes)
-    return {name: value for name, value in fields.items() if value is not None}
+    return notifying(cashnet_server, receiver)
 
 
 def open_checkout(sandbox, **changes: str | None) -> str:
-    response = httpx.post(f"{sandbox.url}/LIBFINESTEST", data=example(**changes))
+    fields = example(**({"payment_ref": PAYMENT_ID} | changes))
+    response = httpx.post(f"{sandbox.url}/LIBFINESTEST", data=fields)
     assert "x-emulator-error" not in response.headers, response.text
     return response.headers["x-emulator-checkout"]
 
@@ -319,7 +222,7 @@ def test_no_retry_by_default_and_retries_when_configured(sandbox, receiver):
     receiver.statuses = [503, 500, 200]
     cid = open_checkout(sandbox)
     sandbox.complete(cid)
-    records = wait_until(lambda: (r := sandbox.notifications(cid)) and len(r) == 3 and r)
+    records = wait_for(lambda: (r := sandbox.notifications(cid)) and len(r) == 3 and r)
     assert [(r["attempt"], r["status"]) for r in records] == [(1, 503), (2, 500), (3, 200)]
     assert len({hit["body"] for hit in receiver.hits[1:]}) == 1
 
@@ -341,7 +244,7 @@ def test_duplicate_with_delay_arrives_later_and_does_not_hold_the_first(sandbox,
     assert [r["delivery"] for r in result["notifications"]] == [0]
     hits = receiver.wait_for(2)
     assert [hit["body"] for hit in hits] == [SUCCESS_BODY, SUCCESS_BODY]
-    wait_until(lambda: len(sandbox.notifications(cid)) == 2)
+    wait_for(lambda: len(sandbox.notifications(cid)) == 2)
 
 
 def test_hold_until_release(sandbox, receiver):
@@ -379,8 +282,8 @@ def test_delay_delivers_by_itself(sandbox, receiver):
     cid = open_checkout(sandbox)
     sandbox.complete(cid, faults={"delay_s": 0.05})
     assert [hit["body"] for hit in receiver.wait_for(1)] == [SUCCESS_BODY]
-    wait_until(lambda: sandbox.checkout(cid)["pending_notifications"] == 0)
-    assert [r["status"] for r in wait_until(lambda: sandbox.notifications(cid))] == [200]
+    wait_for(lambda: sandbox.checkout(cid)["pending_notifications"] == 0)
+    assert [r["status"] for r in wait_for(lambda: sandbox.notifications(cid))] == [200]
 
 
 def test_drop(sandbox, receiver):

@@ -7,52 +7,23 @@ every request below goes to an action URL read out of the previous page's HTML.
 from __future__ import annotations
 
 import json
-import threading
-from datetime import date
 from html.parser import HTMLParser
 from urllib.parse import parse_qsl, urlencode, urljoin
 
 import httpx
 import pytest
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse
-from starlette.routing import Mount, Route
+from starlette.routing import Mount
+from support.cashnet import PAYMENT_ID, TOKEN, Receiver, example, notifying
 
 from patronpay.serving import ServerThread
 from sandbox.cashnet import create_app
 
-PAYMENT_ID = "9c4e0d2a7b1f48e3a6d5c8b7e2f1a0d9"
-TOKEN = "Zp4vQ9wX2mK7nR1sT8uY3bC6dF0gH5jL"
 CARD = {"card_number": "4000056655665556", "card_expiry": "EXPSENTINEL",
         "card_cvv": "CVVSENTINEL", "payer_name": "NAMESENTINEL"}
 
 
-# ----- a receiving app and an HTML form reader ------------------------------------------------
-
-
-class Receiver:
-    """Stands in for the proxy: records notifications and sign-out requests."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.hits: list[dict] = []
-        self.app = Starlette(routes=[Route("/{path:path}", self._handle, methods=["GET", "POST"])])
-
-    async def _handle(self, request: Request) -> PlainTextResponse:
-        body = await request.body()
-        with self._lock:
-            self.hits.append({"method": request.method, "path": request.url.path,
-                              "query": request.url.query, "body": body})
-        return PlainTextResponse("OK")
-
-    def clear(self) -> None:
-        with self._lock:
-            self.hits.clear()
-
-    def snapshot(self) -> list[dict]:
-        with self._lock:
-            return list(self.hits)
+# ----- an HTML form reader -------------------------------------------------------------------
 
 
 class Page(HTMLParser):
@@ -147,53 +118,14 @@ def submit(base: str, form: dict, **kwargs) -> httpx.Response:
 # ----- fixtures -------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def receiver():
-    receiver = Receiver()
-    with ServerThread(receiver.app) as server:
-        receiver.url = server.url
-        yield receiver
-
-
-@pytest.fixture(scope="module")
-def served():
-    app = create_app()
-    with ServerThread(app) as server:
-        yield server, app.state.cashnet
-
-
 @pytest.fixture
-def sandbox(served, receiver):
-    server, sandbox = served
-    sandbox.reset()
-    receiver.clear()
-    sandbox.today = lambda: date(2025, 3, 14)
-    sandbox.configure_store(
-        "LIBFINESTEST",
-        notify_success_url=f"{receiver.url}/cashnet/postback/{TOKEN}",
-        notify_failure_url=f"{receiver.url}/cashnet/postback/{TOKEN}",
-    )
-    sandbox.url = server.url
-    return sandbox
-
-
-def example(receiver, **changes: str | None) -> dict[str, str]:
-    fields = {
-        "itemcnt": "2",
-        "itemcode1": "LIB-OVERDUE", "amount1": "12.50", "desc1": "Overdue fine", "qty1": "1",
-        "itemcode2": "LIB-LOST", "amount2": "1080.00", "desc2": "Lost item replacement",
-        "qty2": "1",
-        "custcode": "0012345678", "fname": "Ana", "lname": "Rivera",
-        "email": "ana.rivera@example.edu",
-        "signouturl": f"{receiver.url}/cashnet/return?p={PAYMENT_ID}",
-        "ref1type1": "PAYMENT_ID", "ref1val1": PAYMENT_ID,
-    }
-    fields.update(changes)
-    return {name: value for name, value in fields.items() if value is not None}
+def sandbox(cashnet_server, receiver):
+    """The sandbox with LIBFINESTEST notifying the receiver, on a pinned business day."""
+    return notifying(cashnet_server, receiver)
 
 
 def checkout_page(sandbox, receiver, **changes) -> tuple[str, httpx.Response]:
-    response = httpx.post(f"{sandbox.url}/LIBFINESTEST", data=example(receiver, **changes))
+    response = httpx.post(f"{sandbox.url}/LIBFINESTEST", data=example(receiver.url, **changes))
     assert response.status_code == 200 and "x-emulator-error" not in response.headers
     return response.headers["x-emulator-checkout"], response
 
@@ -251,7 +183,7 @@ def test_pay_through_the_page_notifies_before_the_receipt(sandbox, receiver):
 
 
 def test_get_handoff_then_pay(sandbox, receiver):
-    response = httpx.get(f"{sandbox.url}/libfinestest", params=example(receiver))
+    response = httpx.get(f"{sandbox.url}/libfinestest", params=example(receiver.url))
     action = submit(sandbox.url, Page(response.text).forms[0], button="pay")
     assert action.status_code == 303 and notified_results(receiver) == ["0"]
 

@@ -8,11 +8,15 @@ evaluated in the page rather than added as a <script> tag: our pages' Content-Se
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from playwright.sync_api import Page
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 HERE = Path(__file__).resolve().parent
@@ -24,6 +28,21 @@ INTL = {"en": "en-US", "es": "es-US"}
 LANGS = ["en", "es"]
 WAIT_MS = 15_000
 BLOCKING_IMPACTS = ("serious", "critical")
+
+
+@contextlib.contextmanager
+def launched_chromium() -> Iterator[Browser]:
+    """Debian's Chromium under Playwright, headless; a missing Chromium or axe-core fails the
+    test with how to install it."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (bash .ci/run does)")
+    if not AXE_JS.exists():
+        pytest.fail(f"{AXE_JS} is missing: run `npm ci --prefix tests/browser` (bash .ci/run does)")
+    args = LAUNCH_ARGS + (["--no-sandbox"] if os.geteuid() == 0 else [])
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+        yield browser
+        browser.close()
 
 
 def strings(lang: str) -> dict[str, str]:
@@ -63,3 +82,15 @@ def off_the_loop(function, *args, **kwargs):
     Playwright sync API keeps an event loop running on the test's own thread."""
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(function, *args, **kwargs).result(timeout=60)
+
+
+def luminance(hex_colour: str) -> float:
+    channels = [int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(a: str, b: str) -> float:
+    """WCAG's contrast ratio of two "#rrggbb" colours."""
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)

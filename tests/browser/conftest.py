@@ -3,23 +3,12 @@ the test on any script error or CSP refusal, and the per-language parametrisatio
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import (
-    AXE_JS,
-    CHROMIUM,
-    INTL,
-    LANGS,
-    LAUNCH_ARGS,
-    WAIT_MS,
-    assert_accessible,
-    strings,
-)
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from browser_support import INTL, LANGS, WAIT_MS, assert_accessible, launched_chromium, strings
+from playwright.sync_api import Browser, Page, expect
 
 expect.set_options(timeout=WAIT_MS)
 
@@ -29,15 +18,8 @@ def chromium() -> Iterator[Browser]:
     """One Chromium per test module. Not per session: Playwright's sync API keeps an event
     loop running on the main thread while it is started, which would break the sandbox
     helpers (asyncio.run) of the non-browser tests collected after these."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (bash .ci/run does)")
-    if not AXE_JS.exists():
-        pytest.fail(f"{AXE_JS} is missing: run `npm ci --prefix tests/browser` (bash .ci/run does)")
-    args = LAUNCH_ARGS + (["--no-sandbox"] if os.geteuid() == 0 else [])
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+    with launched_chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture

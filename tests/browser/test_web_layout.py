@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 import pytest
-from browser_support import off_the_loop
+from browser_support import contrast, off_the_loop
 from playwright.sync_api import Page, expect
 
 STYLE = Path(__file__).resolve().parents[2] / "site" / "style.css"
@@ -92,17 +92,6 @@ TEXT_PAIRS = [("ink", "paper"), ("ink", "soft"), ("muted", "paper"), ("muted", "
 # Non-text: borders of inputs, the focus ring against both backgrounds it meets.
 UI_PAIRS = [("ink", "paper"), ("focus", "accent"), ("ink", "focus"), ("line", "paper"),
             ("ok", "soft")]
-
-
-def luminance(hex_colour: str) -> float:
-    channels = [int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
-    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
-    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
-
-
-def contrast(a: str, b: str) -> float:
-    high, low = sorted((luminance(a), luminance(b)), reverse=True)
-    return (high + 0.05) / (low + 0.05)
 
 
 def test_palette_contrast_meets_wcag_aa():
