@@ -1,7 +1,7 @@
 """Shared fixtures: a whole deployment (sandbox Alma and CashNet, and a proxy configured
 against them) on real loopback servers, and a patron's browser-like HTTP client; a kiosk agent
-wired to a deployment and a fake card reader; the sandbox CashNet alone, with a stand-in for the
-proxy that records what it sends. Plain helpers are in tests/support/."""
+wired to a deployment and a fake card reader; the sandbox Alma alone; the sandbox CashNet alone,
+with a stand-in for the proxy that records what it sends. Plain helpers are in tests/support/."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ from patronpay.serving import ServerThread, bind
 from proxy.app import create_app
 from proxy.config import Settings, load_settings
 from proxy.runtime import Services, build_services
+from sandbox.alma import AlmaSandbox
+from sandbox.alma import create_app as create_alma_app
 from sandbox.app import create_sandbox_app
 from sandbox.cashnet import create_app as create_cashnet_app
 
@@ -209,3 +211,21 @@ def receiver() -> Iterator[Receiver]:
     with ServerThread(receiver.app) as server:
         receiver.url = server.url
         yield receiver
+
+
+@pytest.fixture(scope="module")
+def alma_server() -> Iterator[ServerThread]:
+    """The sandbox Alma alone on a loopback port, one per test module; `.alma` is its
+    in-process state."""
+    app = create_alma_app()
+    with ServerThread(app) as running:
+        running.alma = app.state.alma  # type: ignore[attr-defined]
+        yield running
+
+
+@pytest.fixture
+def alma(alma_server: ServerThread) -> AlmaSandbox:
+    """That sandbox Alma's state, back to its seed."""
+    sandbox: AlmaSandbox = alma_server.alma  # type: ignore[attr-defined]
+    sandbox.reset()
+    return sandbox

@@ -30,25 +30,16 @@ TRACKING_RE = re.compile(r"^E01-\d{10}-[A-Z]{5}-AWAE\d{9}$")
 USERS = "/almaws/v1/users"
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[ServerThread]:
-    app = create_app()
-    with ServerThread(app) as running:
-        running.alma = app.state.alma  # type: ignore[attr-defined]
-        yield running
+@pytest.fixture
+def alma(alma: AlmaSandbox) -> AlmaSandbox:
+    """The sandbox from its seed (tests/conftest.py), with the clock frozen at NOW."""
+    alma.set_clock(NOW)
+    return alma
 
 
 @pytest.fixture
-def alma(server: ServerThread) -> AlmaSandbox:
-    sandbox: AlmaSandbox = server.alma  # type: ignore[attr-defined]
-    sandbox.reset()
-    sandbox.set_clock(NOW)
-    return sandbox
-
-
-@pytest.fixture
-def client(server: ServerThread, alma: AlmaSandbox) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, headers=HEADERS, timeout=10) as http:
+def client(alma_server: ServerThread, alma: AlmaSandbox) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=alma_server.url, headers=HEADERS, timeout=10) as http:
         yield http
 
 
@@ -134,12 +125,12 @@ def seed_fee_docs(base: str) -> list[dict[str, Any]]:
 # -- LIST ------------------------------------------------------------------------------------
 
 
-def test_list_answers_the_whole_fees_document(client: httpx.Client, server: ServerThread) -> None:
+def test_list_answers_the_whole_fees_document(client: httpx.Client, alma_server: ServerThread) -> None:
     response = client.get(f"{USERS}/mkowalski/fees")
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json;charset=UTF-8"
     assert body(response) == {
-        "fee": seed_fee_docs(server.url),
+        "fee": seed_fee_docs(alma_server.url),
         "total_record_count": 3,
         "total_sum": Decimal("77.25"),
         "currency": "USD",
@@ -230,22 +221,22 @@ def test_fees_for_unknown_user_answer_401861(
 
 
 def test_email_shaped_primary_id_in_a_percent_encoded_segment(
-    client: httpx.Client, server: ServerThread
+    client: httpx.Client, alma_server: ServerThread
 ) -> None:
     document = body(client.get(f"{USERS}/ana.rivera%40example.edu/fees"))
     assert [f["id"] for f in document["fee"]] == ["7730050010004146", "7730050020004146"]
     assert document["fee"][0]["link"] == (
-        f"{server.url}{USERS}/ana.rivera@example.edu/fees/7730050010004146")
+        f"{alma_server.url}{USERS}/ana.rivera@example.edu/fees/7730050010004146")
     assert document["total_sum"] == Decimal("27.4")
 
 
 # -- FEE -------------------------------------------------------------------------------------
 
 
-def test_fee_answers_one_fee_document(client: httpx.Client, server: ServerThread) -> None:
+def test_fee_answers_one_fee_document(client: httpx.Client, alma_server: ServerThread) -> None:
     response = client.get(f"{USERS}/mkowalski/fees/7730018830004146")
     assert response.status_code == 200
-    assert body(response) == seed_fee_docs(server.url)[0]
+    assert body(response) == seed_fee_docs(alma_server.url)[0]
 
 
 def test_fee_of_another_user_or_unknown_is_401665(client: httpx.Client) -> None:
@@ -258,13 +249,13 @@ def test_fee_of_another_user_or_unknown_is_401665(client: httpx.Client) -> None:
 
 
 def test_partial_payment_lowers_balance_and_appends_a_transaction(
-    client: httpx.Client, alma: AlmaSandbox, server: ServerThread
+    client: httpx.Client, alma: AlmaSandbox, alma_server: ServerThread
 ) -> None:
     response = pay(client, "mkowalski", "7730012450004146", op="pay", amount="1.25",
                    method="CREDIT_CARD", external_transaction_id="8815502",
                    comment="CashNet payment")
     assert response.status_code == 200
-    expected = seed_fee_docs(server.url)[1] | {
+    expected = seed_fee_docs(alma_server.url)[1] | {
         "balance": Decimal("3.5"),
         "status_time": NOW_TEXT,
         "transaction": [{
@@ -519,17 +510,17 @@ def test_auth_accepts_the_right_password_only(client: httpx.Client, alma: AlmaSa
     {"Accept": "application/json", "Authorization": f"Bearer {KEY}"},
 ])
 def test_missing_or_unknown_key_is_plain_text_400(
-    server: ServerThread, alma: AlmaSandbox, headers: dict[str, str]
+    alma_server: ServerThread, alma: AlmaSandbox, headers: dict[str, str]
 ) -> None:
-    response = httpx.get(f"{server.url}{USERS}/mkowalski/fees", headers=headers)
+    response = httpx.get(f"{alma_server.url}{USERS}/mkowalski/fees", headers=headers)
     assert (response.status_code, response.text) == (400, "Invalid API Key")
     assert response.headers["content-type"].startswith("text/plain")
 
 
 def test_key_in_query_works_and_is_redacted_in_the_log(
-    server: ServerThread, alma: AlmaSandbox
+    alma_server: ServerThread, alma: AlmaSandbox
 ) -> None:
-    response = httpx.get(f"{server.url}{USERS}/mkowalski/fees",
+    response = httpx.get(f"{alma_server.url}{USERS}/mkowalski/fees",
                          params={"apikey": KEY, "format": "json"})
     assert body(response)["total_record_count"] == 3
     entry = alma.requests()[-1]
@@ -538,10 +529,10 @@ def test_key_in_query_works_and_is_redacted_in_the_log(
 
 
 def test_read_only_key_reads_but_every_post_is_unauthorized(
-    server: ServerThread, alma: AlmaSandbox
+    alma_server: ServerThread, alma: AlmaSandbox
 ) -> None:
     headers = {"Authorization": f"apikey {READ_ONLY_KEY}", "Accept": "application/json"}
-    with httpx.Client(base_url=server.url, headers=headers) as read_only:
+    with httpx.Client(base_url=alma_server.url, headers=headers) as read_only:
         assert read_only.get(f"{USERS}/mkowalski/fees").status_code == 200
         before = alma.user_state("mkowalski")
         posts = [
@@ -560,16 +551,16 @@ def test_read_only_key_reads_but_every_post_is_unauthorized(
         assert error_code(without_json) == "UNAUTHORIZED"  # read-only comes before JSON
 
 
-def test_json_only_rule(server: ServerThread, alma: AlmaSandbox) -> None:
+def test_json_only_rule(alma_server: ServerThread, alma: AlmaSandbox) -> None:
     key = {"Authorization": f"apikey {KEY}"}
     for headers in (key, key | {"Accept": "application/xml"}, key | {"Accept": "*/*"}):
-        response = httpx.get(f"{server.url}{USERS}/nobody/fees", headers=headers)
+        response = httpx.get(f"{alma_server.url}{USERS}/nobody/fees", headers=headers)
         assert (response.status_code, response.text) == (400, "emulator serves JSON only")
         assert response.headers["content-type"].startswith("text/plain")
-    response = httpx.get(f"{server.url}{USERS}/mkowalski/fees", headers=key,
+    response = httpx.get(f"{alma_server.url}{USERS}/mkowalski/fees", headers=key,
                          params={"format": "json"})
     assert response.status_code == 200
-    no_key = httpx.get(f"{server.url}{USERS}/mkowalski/fees")
+    no_key = httpx.get(f"{alma_server.url}{USERS}/mkowalski/fees")
     assert no_key.text == "Invalid API Key"  # the key is checked before the JSON rule
 
 

@@ -5,62 +5,40 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
+from support.alma import payments_carrying
+from support.waiting import wait_for
 
 from patronpay.serving import ServerThread
-from sandbox.alma import AlmaSandbox, create_app
+from sandbox.alma import AlmaSandbox
 from sandbox.alma_faults import FaultSettings, Gate
 
 HEADERS = {"Authorization": "apikey sandbox-alma-key", "Accept": "application/json"}
-FEE_URL = "/almaws/v1/users/mkowalski/fees/7730012450004146"
+OVERDUE = "7730012450004146"
+FEE_URL = f"/almaws/v1/users/mkowalski/fees/{OVERDUE}"
 LIST_URL = "/almaws/v1/users/mkowalski/fees"
 PAY = {"op": "pay", "amount": "1.00", "method": "ONLINE", "external_transaction_id": "4242"}
 PAY_RULE = {"method": "POST", "path": "/almaws/v1/users/*/fees/*"}
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[ServerThread]:
-    app = create_app()
-    with ServerThread(app) as running:
-        running.alma = app.state.alma  # type: ignore[attr-defined]
-        yield running
-
-
 @pytest.fixture
-def alma(server: ServerThread) -> AlmaSandbox:
-    sandbox: AlmaSandbox = server.alma  # type: ignore[attr-defined]
-    sandbox.reset()
-    return sandbox
-
-
-@pytest.fixture
-def client(server: ServerThread, alma: AlmaSandbox) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, headers=HEADERS, timeout=10) as http:
+def client(alma_server: ServerThread, alma: AlmaSandbox) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=alma_server.url, headers=HEADERS, timeout=10) as http:
         yield http
 
 
-def payments(alma: AlmaSandbox, ext_id: str = "4242") -> list[Decimal]:
-    fee = alma.user_state("mkowalski")["fees"][1]
-    assert fee["id"] == "7730012450004146"
-    return [t["amount"] for t in fee["transactions"] if t["external_transaction_id"] == ext_id]
+def payments(alma: AlmaSandbox) -> list[Decimal]:
+    """The amounts PAY has paid on the overdue fine."""
+    return payments_carrying(alma, PAY["external_transaction_id"]).get(OVERDUE, [])
 
 
 def faults_of(alma: AlmaSandbox) -> list[tuple[Any, ...]]:
     return [(e["method"], e["status"], e["fault"], e["committed"]) for e in alma.requests()]
-
-
-def wait_for(condition: Any, deadline_s: float = 10.0) -> None:
-    """Poll (bounded) until condition() is true."""
-    deadline = time.monotonic() + deadline_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        time.sleep(0.02)
 
 
 # -- hanging up --------------------------------------------------------------------------------
@@ -137,11 +115,11 @@ def test_http_5xx_and_alma_error_leave_state_alone(
 
 
 def test_latency_past_the_client_timeout_still_applies(
-    server: ServerThread, alma: AlmaSandbox
+    alma_server: ServerThread, alma: AlmaSandbox
 ) -> None:
     alma.set_faults({"latency_ms": 1500, "latency_jitter_ms": 100})
     with (
-        httpx.Client(base_url=server.url, headers=HEADERS, timeout=0.3) as impatient,
+        httpx.Client(base_url=alma_server.url, headers=HEADERS, timeout=0.3) as impatient,
         pytest.raises(httpx.ReadTimeout),
     ):
         impatient.post(FEE_URL, params=PAY)
@@ -167,7 +145,7 @@ def test_per_second_threshold_then_ok_after_the_window(
     assert (throttled["status"], throttled["fault"], throttled["committed"]) == (
         429, "per_second_limit", False)
     assert len(payments(alma)) == statuses.count(200)  # the throttled PAY was not applied
-    wait_for(lambda: client.get(LIST_URL).status_code == 200, deadline_s=5)
+    wait_for(lambda: client.get(LIST_URL).status_code == 200, timeout=5)
 
 
 def test_per_second_threshold_body(client: httpx.Client, alma: AlmaSandbox) -> None:
@@ -268,7 +246,7 @@ def test_bad_fault_settings_are_refused(
     assert client.put("/_emulator/faults", json=faults).status_code == 400
 
 
-def test_slow_rule_delays_only_matching_calls_and_still_applies(server, alma, client):
+def test_slow_rule_delays_only_matching_calls_and_still_applies(alma_server, alma, client):
     """A `slow` rule: the matching PAY times out at the client and is applied anyway; the
     LIST before it is not delayed."""
     alma.set_faults({"rules": [{"match": PAY_RULE, "mode": "slow", "latency_ms": 600, "next": 1}]})

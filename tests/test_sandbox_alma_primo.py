@@ -11,31 +11,16 @@ import jwt
 import pytest
 
 from patronpay.serving import ServerThread
-from sandbox.alma import AlmaSandbox, create_app
+from sandbox.alma import AlmaSandbox
 
 INST = "01PATRON_INST"
 KID = f"primaPrivateKey-{INST}"
 JWKS_URL = f"/auth/{INST}/jwks.json"
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[ServerThread]:
-    app = create_app()
-    with ServerThread(app) as running:
-        running.alma = app.state.alma  # type: ignore[attr-defined]
-        yield running
-
-
 @pytest.fixture
-def alma(server: ServerThread) -> AlmaSandbox:
-    sandbox: AlmaSandbox = server.alma  # type: ignore[attr-defined]
-    sandbox.reset()
-    return sandbox
-
-
-@pytest.fixture
-def client(server: ServerThread, alma: AlmaSandbox) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=10) as http:  # no API key: JWKS is public
+def client(alma_server: ServerThread, alma: AlmaSandbox) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=alma_server.url, timeout=10) as http:  # no API key: JWKS is public
         yield http
 
 
