@@ -7,6 +7,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
+from patronpay.bursar_commands import add_bursar_commands
 from proxy.config import ConfigError, is_loopback_host, load_settings
 
 
@@ -177,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.set_defaults(handler=cmd_sandbox)
 
     _add_staff_commands(commands)
+    add_bursar_commands(commands)
     return parser
 
 

@@ -120,9 +120,11 @@ class AlmaClient:
 
     # --- the calls ---
 
-    async def get_user(self, user_id: str, id_type: str = "all_unique") -> dict:
-        """USER: the patron record (brief view), by any unique identifier."""
-        params = {"user_id_type": id_type, "view": "brief"}
+    async def get_user(self, user_id: str, id_type: str = "all_unique",
+                       view: str = "brief") -> dict:
+        """USER: the patron record, by any unique identifier; the brief view unless asked
+        for `full` (which adds the user's blocks)."""
+        params = {"user_id_type": id_type, "view": view}
         return await self._get(f"/users/{_segment(user_id)}", params)
 
     async def authenticate(self, user_id: str, password: str) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from proxy.bursar import columns as bursar
 from proxy.money import AmountError, parse_typed
 
 PREFIX = "PATRONPAY_"
@@ -335,7 +336,67 @@ class Settings:
     kiosk_max_skew_seconds: int = setting(
         _positive_int, "How old (or how far in the future) a kiosk's signed request may be.", 60)
 
-    def public_origin(self) -> str:
+    # --- bursar models (docs/bursar.md) ---
+    bursar_report_path: str = setting(
+        _text, "Catalog path of the Analytics fines-and-fees report read by `bursar export` and "
+        "`bursar holds`, e.g. `/shared/Example University/Reports/Bursar/Fines`.", "")
+    bursar_report_columns: dict[str, str] = setting(
+        bursar.parse_report_columns, "`field=Heading,...`: the report's column headings where "
+        "they differ from the defaults (fee_id=Fine Fee Id, primary_id=Primary Identifier, "
+        "campus_id=Primary Identifier, first_name=First Name, last_name=Last Name, "
+        "fee_type=Fine Fee Type, amount=Remaining Amount, status=Fine Fee Status, "
+        "created=Fine Fee Creation Date, owner=Owner, title=Title).", {})
+    bursar_report_page_size: int = setting(
+        bursar.parse_page_size, "Rows per Analytics page (a multiple of 25, at most 1000).", 1000)
+    bursar_report_wait_seconds: Decimal = setting(
+        _positive_number, "Seconds to wait before asking again while Analytics answers \"still "
+        "loading\" (an empty page that is not finished).", Decimal(5))
+    bursar_report_retries: int = setting(
+        _positive_int, "\"Still loading\" answers in a row after which the report is asked for "
+        "afresh (twice), then given up.", 12)
+    bursar_export_rows: str = setting(
+        bursar.parse_export_rows, "`patron` (one row per patron, the total owed) or `fee` (one "
+        "row per fee) in the file for the bursar.", "patron")
+    bursar_export_columns: dict[str, str] = setting(
+        bursar.parse_export_columns, "The columns of the file for the bursar, in order, as "
+        "`field=Header,...` (a field alone keeps its name as header). Fields: campus_id, "
+        "primary_id, name, amount, item_code, description, date, term, fee_id, fee_type, fees.",
+        bursar.parse_export_columns(bursar.EXPORT_DEFAULT))
+    bursar_item_code: str = setting(
+        _text, "Item code (PeopleSoft item type, CashNet code) of a row for the bursar; empty "
+        "uses PATRONPAY_CASHNET_ITEM_CODE.", "")
+    bursar_item_codes: dict[str, str] = setting(
+        _mapping, "`FEETYPE=CODE,...`: item codes per Alma fee type in the file for the bursar; "
+        "empty uses PATRONPAY_CASHNET_ITEM_CODES.", {})
+    bursar_term: str = setting(
+        _text, "Term code written in the `term` column (e.g. `2025FA`), agreed with the "
+        "bursar.", "")
+    bursar_outbox: str = setting(
+        _text, "Folder where `bursar export` and `bursar holds` write their files for the "
+        "campus to collect; empty writes the export to standard output.", "")
+    bursar_inbox: str = setting(
+        _text, "Drop folder of the bursar's payments files (where SFTP lands them), read by "
+        "`bursar import --inbox`; handled files move to `done/` or `rejected/` below it.", "")
+    bursar_inbox_settle_seconds: int = setting(
+        _positive_int, "A file in the inbox is taken only once it has not changed for this many "
+        "seconds (it may still be being written).", 60)
+    bursar_import_columns: dict[str, str] = setting(
+        bursar.parse_import_columns, "`field=HEADER,...`: headers of the payments file where "
+        "they differ from the field names (patron_id, amount, transaction_id, date, fee_id, "
+        "item_code), e.g. `patron_id=EMPLID,amount=AMOUNT_PAID`.", {})
+    bursar_id_type: str = setting(
+        _required_text, "Alma `user_id_type` of the campus id in the bursar's files "
+        "(`all_unique`, `UNIV_ID`, ...).", "all_unique")
+    bursar_date_format: str = setting(
+        _required_text, "strftime format of dates in the payments file (and of the `date` column "
+        "of the export).", "%Y-%m-%d")
+    bursar_hold_min: Decimal = setting(
+        _amount, "A patron owing more than this is listed by `bursar holds`.", Decimal("0.00"))
+    bursar_block_types: tuple[str, ...] = setting(
+        _list, "Alma user block types (comma list, e.g. `CASH,LOAN`) that also put a patron on "
+        "the holds list; empty: blocks are not read.", ())
+
+def public_origin(self) -> str:
         parts = urlsplit(self.public_url)
         return f"{parts.scheme}://{parts.netloc}"
 

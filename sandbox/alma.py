@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from sandbox.alma_analytics import AnalyticsReports
 from sandbox.alma_api import AlmaError
 from sandbox.alma_control import control_routes
 from sandbox.alma_drop import ConnectionDropped
@@ -41,6 +42,7 @@ def load_seed() -> dict[str, Any]:
 def create_app(seed: dict | None = None) -> Starlette:
     sandbox = AlmaSandbox(seed if seed is not None else load_seed())
     routes = AlmaRoutes(sandbox)
+    analytics = AnalyticsReports(sandbox)
     app = Starlette(
         routes=[
             Route(USERS, routes.get_user, methods=["GET"]),
@@ -50,11 +52,13 @@ def create_app(seed: dict | None = None) -> Starlette:
             Route(USERS + "/fees/{fee_id}", routes.get_fee, methods=["GET"]),
             Route(USERS + "/fees/{fee_id}", routes.pay_fee, methods=["POST"]),
             Route("/auth/{inst}/jwks.json", routes.jwks, methods=["GET"]),
+            Route("/almaws/v1/analytics/reports", analytics.reports, methods=["GET"]),
             *control_routes(sandbox),
         ],
         middleware=[Middleware(AlmaGateway, sandbox=sandbox)],
     )
     app.state.alma = sandbox
+    app.state.alma_analytics = analytics
     return app
 
 

@@ -166,14 +166,30 @@ def render_user(user: User, *, brief: bool, expand: set[str]) -> dict[str, Any]:
         ],
     }
     if not brief:  # `view=brief` keeps core data, e-mails and identifiers only
-        document.update({"user_block": [], "user_note": [], "user_statistic": [],
-                         "user_role": []})
+        document.update({"user_block": [render_block(block) for block in user.blocks],
+                         "user_note": [], "user_statistic": [], "user_role": []})
     active = sum((f.balance for f in user.fees if f.status == "ACTIVE"), Decimal("0.00"))
     document["fees"] = {"value": active} if "fees" in expand else None
     document["loans"] = {"value": 0} if "loans" in expand else None
     document["requests"] = {"value": 0} if "requests" in expand else None
     document["link"] = None
     return document
+
+
+def render_block(block: dict[str, Any]) -> dict[str, Any]:
+    """A user block as Alma shows it in the full user record."""
+    kind = str(block.get("type", "GENERAL"))
+    return {
+        "block_type": {"value": kind, "desc": kind.title()},
+        "block_description": {"value": str(block.get("description", kind)),
+                              "desc": str(block.get("description", kind))},
+        "block_status": str(block.get("status", "ACTIVE")),
+        "block_note": block.get("note"),
+        "created_by": "System",
+        "created_date": block.get("created_date"),
+        "expiry_date": block.get("expiry_date"),
+        "segment_type": "Internal",
+    }
 
 
 def error_document(

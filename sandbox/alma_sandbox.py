@@ -112,6 +112,16 @@ class AlmaSandbox:
         with self._lock:
             return user_to_raw(self._state.user_by_primary_id(primary_id))
 
+    def all_users(self) -> list[dict[str, Any]]:
+        """Raw state of every user, in seed order (the data of the Analytics report)."""
+        with self._lock:
+            return [user_to_raw(user) for user in self._state.users]
+
+    def set_blocks(self, primary_id: str, blocks: list[dict[str, Any]]) -> None:
+        """Replace a user's blocks: `{"type": "CASH", "status": "ACTIVE", "note": ...}`."""
+        with self._lock:
+            self._state.user_by_primary_id(primary_id).blocks = copy.deepcopy(blocks)
+
     def add_user(self, user: dict[str, Any]) -> str:
         """Add a user shaped like a seed entry (fees included); returns the primary ID."""
         with self._lock:

@@ -111,6 +111,7 @@ class User:
     emails: list[Email] = field(default_factory=list)
     identifiers: list[Identifier] = field(default_factory=list)
     fees: list[Fee] = field(default_factory=list)
+    blocks: list[dict[str, Any]] = field(default_factory=list)  # {type, status, note}
 
 
 @dataclass
@@ -212,6 +213,7 @@ class AlmaState:
                 Identifier(i["type"], i["value"], i.get("status", "ACTIVE"))
                 for i in data.get("identifiers", [])
             ],
+            blocks=[dict(block) for block in data.get("blocks", [])],
         )
         self.users.append(user)
         try:
@@ -319,4 +321,5 @@ def user_to_raw(user: User) -> dict[str, Any]:
         "identifiers": [{"type": i.type, "value": i.value, "status": i.status}
                         for i in user.identifiers],
         "fees": [fee_to_raw(fee) for fee in sorted(user.fees, key=Fee.sort_key)],
+        "blocks": copy.deepcopy(user.blocks),
     }

@@ -10,13 +10,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Mount, Route
 
-from sandbox import alma, cas, cashnet, primo, sso
+from sandbox import alma, bursar, cas, cashnet, primo, sso
 
 ALMA_PREFIX = "/alma"
 CASHNET_PREFIX = "/cashnet"
 CAS_PREFIX = "/cas"
 PRIMO_PREFIX = "/primo"
 SSO_PREFIX = "/sso"
+BURSAR_PREFIX = "/bursar"
 ALMA_API_KEY = "sandbox-alma-key"
 CASHNET_STORE = "LIBFINESTEST"
 
@@ -30,6 +31,7 @@ def urls(base: str) -> dict[str, str]:
         "cas_url": f"{base}{CAS_PREFIX}",
         "primo_page": f"{base}{PRIMO_PREFIX}/",
         "sso_login": f"{base}{SSO_PREFIX}/login",
+        "bursar_page": f"{base}{BURSAR_PREFIX}/",
     }
 
 
@@ -53,6 +55,7 @@ def create_sandbox_app(alma_seed: dict | None = None,
     patrons = [user["primary_id"] for user in seed.get("users", [])]
     primo_app = primo.create_primo_app(alma_app.state.alma, patrons)
     sso_app = sso.create_app(campus_users)
+    bursar_app = bursar.create_app()
     app = Starlette(routes=[
         Route("/", index),
         Mount(ALMA_PREFIX, app=alma_app),
@@ -60,10 +63,13 @@ def create_sandbox_app(alma_seed: dict | None = None,
         Mount(CAS_PREFIX, app=cas_app),
         Mount(PRIMO_PREFIX, app=primo_app),
         Mount(SSO_PREFIX, app=sso_app),
+        Mount(BURSAR_PREFIX, app=bursar_app),
     ])
     app.state.alma = alma_app.state.alma
     app.state.cashnet = cashnet_app.state.cashnet
     app.state.cas = cas_app.state.cas
     app.state.primo = primo_app.state.primo
     app.state.sso = sso_app.state.sso
+    app.state.bursar = bursar_app.state.bursar
+    app.state.alma_analytics = alma_app.state.alma_analytics
     return app

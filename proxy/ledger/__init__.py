@@ -14,6 +14,7 @@ say, the notification state machine is read and reviewed in one file.
     queue        which payment a posting worker takes next, and its lease
     allocations  what the worker records per allocation; settling a payment
     staff        retry and resolve
+    external     money taken elsewhere (the bursar's payments file), entered once
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from proxy.db import Database
 from proxy.ledger.allocations import Allocations
 from proxy.ledger.entries import Entries
 from proxy.ledger.expiry import Expiry
+from proxy.ledger.external import ExternalPayments, ExternalShare
 from proxy.ledger.notices import Notices
 from proxy.ledger.queue import Queue
 from proxy.ledger.reads import Reads
@@ -50,6 +52,7 @@ class Ledger:
         self._queue = Queue(self._store)
         self._allocations = Allocations(self._store)
         self._staff = StaffActions(self._store, self._reads)
+        self._external = ExternalPayments(self._store, self._reads)
 
     @classmethod
     def open_existing(cls, path: Path | str) -> Ledger:
@@ -189,3 +192,16 @@ class Ledger:
 
     def resolve(self, payment_id: str, note: str, actor: str) -> PaymentRecord:
         return self._staff.resolve(payment_id, note, actor)
+
+    # --- money taken elsewhere ---
+
+    def record_external_payment(self, *, channel: str, transaction_id: str, patron_id: str,
+                                patron_name: str, custcode: str, amount: Decimal,
+                                currency: str, item_code: str, description: str,
+                                shares: Iterable[ExternalShare], unapplied_reason: str,
+                                source: dict) -> tuple[PaymentRecord, bool]:
+        return self._external.record(
+            channel=channel, transaction_id=transaction_id, patron_id=patron_id,
+            patron_name=patron_name, custcode=custcode, amount=amount, currency=currency,
+            item_code=item_code, description=description, shares=list(shares),
+            unapplied_reason=unapplied_reason, source=source)
