@@ -95,18 +95,25 @@ class AlmaRoutes:
         write: bool,
         commits: bool = False,
     ) -> Response:
-        """Run one call: `write` ones are refused to read-only keys, `commits` ones change state."""
-        api_key = self.sandbox.api_key(presented_key(request))
-        if api_key is None:
-            return PlainTextResponse("Invalid API Key", 400)
+        """Run one call: `write` ones are refused to read-only keys, `commits` ones change state.
+        Keys added by the `api_keys` fault knob answer as their kind says."""
+        presented = presented_key(request)
+        api_key = self.sandbox.api_key(presented)
+        kind = self.sandbox.settings.api_keys.get(presented or "")
+        refusal_status = self.sandbox.settings.key_refusal_status
+        if api_key is None and kind is None:
+            return PlainTextResponse("Invalid API Key", refusal_status)
         try:
-            if write and api_key.read_only:
+            if kind == "no_users" or (write and api_key is not None and api_key.read_only):
                 raise AlmaError("UNAUTHORIZED")
             if not wants_json(request):
                 return PlainTextResponse("emulator serves JSON only", 400)
+            if kind == "other_institution":  # its institution has none of these patrons
+                raise AlmaError("401861", user_id=request.path_params["user_id"])
             document = action()
         except AlmaError as error:
-            return error_response(self.sandbox, error.code, error.message)
+            status = refusal_status if error.code == "UNAUTHORIZED" else 400
+            return error_response(self.sandbox, error.code, error.message, status=status)
         if commits:
             request.scope[CONTEXT_KEY].committed = True
         if document is None:

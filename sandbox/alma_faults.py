@@ -3,6 +3,18 @@
 `FaultSettings.parse` validates what a test sends to `PUT /_emulator/faults` (an unknown knob is
 an error, so a typo cannot silently test nothing). `Gate` holds the moving parts: the sliding
 one-second window, the daily count, each rule's `next` countdown and the seeded RNGs.
+
+Besides the spec's knobs, four model what a go-live check must tell apart (the project's own
+decisions, as Alma's exact answers are open questions):
+  `key_refusal_status`  the HTTP status of a refused key: 400 (default), 401 or 403, with the
+                        same bodies (`Invalid API Key` as text, `UNAUTHORIZED` as JSON);
+  `api_keys`            extra keys, `{key: kind}`: `no_users` (a key without the Users area:
+                        `UNAUTHORIZED` on every users call) or `other_institution` (a key of
+                        another institution on this host: none of these patrons exist for it);
+  `date_offset_seconds` the `Date` header sent N seconds off the real time (0: the server's own);
+  `jwks_es256`          false serves the key set without its ES256 (EC P-256) keys.
+A key of another region is simply unknown here (`Invalid API Key`): run a second sandbox
+seeded with another institution to stand for the other region's host.
 """
 
 from __future__ import annotations
@@ -25,7 +37,10 @@ MODES = ("http_5xx", "drop", "commit_then_500", "commit_then_drop", "alma_error"
 KNOBS = {
     "seed", "latency_ms", "latency_jitter_ms", "per_second_limit", "daily_limit", "rules",
     "error_style", "number_style", "zero_fee_currency",
+    "key_refusal_status", "api_keys", "date_offset_seconds", "jwks_es256",
 }
+KEY_REFUSAL_STATUSES = (400, 401, 403)
+API_KEY_KINDS = ("no_users", "other_institution")
 DEFAULT_PER_SECOND_LIMIT = 25
 
 
@@ -35,6 +50,21 @@ def _count(value: Any, name: str, *, allow_none: bool) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
     return value
+
+
+def _whole(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    return value
+
+
+def _api_keys(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise ValueError("api_keys must be an object {key: kind}")
+    for key, kind in value.items():
+        if not key or kind not in API_KEY_KINDS:
+            raise ValueError(f"api_keys: each kind must be one of {API_KEY_KINDS}")
+    return dict(value)
 
 
 @dataclass
@@ -107,6 +137,10 @@ class FaultSettings:
     error_style: str = "plain"
     number_style: str = "mixed"
     zero_fee_currency: str | None = None
+    key_refusal_status: int = 400
+    api_keys: dict[str, str] = field(default_factory=dict)
+    date_offset_seconds: int = 0
+    jwks_es256: bool = True
 
     @classmethod
     def parse(cls, data: dict[str, Any]) -> FaultSettings:
@@ -131,11 +165,19 @@ class FaultSettings:
             error_style=data.get("error_style", "plain"),
             number_style=data.get("number_style", "mixed"),
             zero_fee_currency=data.get("zero_fee_currency"),
+            key_refusal_status=data.get("key_refusal_status", 400),
+            api_keys=_api_keys(data.get("api_keys") or {}),
+            date_offset_seconds=_whole(data.get("date_offset_seconds", 0), "date_offset_seconds"),
+            jwks_es256=data.get("jwks_es256", True),
         )
         if settings.error_style not in ERROR_STYLES:
             raise ValueError(f"error_style must be one of {ERROR_STYLES}")
         if settings.number_style not in NUMBER_STYLES:
             raise ValueError(f"number_style must be one of {NUMBER_STYLES}")
+        if settings.key_refusal_status not in KEY_REFUSAL_STATUSES:
+            raise ValueError(f"key_refusal_status must be one of {KEY_REFUSAL_STATUSES}")
+        if not isinstance(settings.jwks_es256, bool):
+            raise ValueError("jwks_es256 must be true or false")
         return settings
 
 

@@ -9,7 +9,9 @@ key set is public and fetched without an API key).
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
+from email.utils import formatdate
 from http import HTTPStatus
 from urllib.parse import parse_qs
 
@@ -53,6 +55,21 @@ def error_response(
     return Response(dumps(document), status_code=status, media_type=JSON_TYPE)
 
 
+def _dated(send: Send, offset: int) -> Send:
+    """Stamp each answer with a `Date` `offset` seconds off the real time (the
+    `date_offset_seconds` knob). The server may add its own `Date` too: run it with
+    `date_header=False` to send only this one."""
+
+    async def stamped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            date = formatdate(time.time() + offset, usegmt=True).encode()
+            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
+            message = {**message, "headers": [*headers, (b"date", date)]}
+        await send(message)
+
+    return stamped
+
+
 class AlmaGateway:
     """Pure ASGI middleware: everything outside `/_emulator/` passes the gate and is logged."""
 
@@ -65,6 +82,9 @@ class AlmaGateway:
         if scope["type"] != "http" or path == "/_emulator" or path.startswith("/_emulator/"):
             await self.app(scope, receive, send)
             return
+        offset = self.sandbox.settings.date_offset_seconds
+        if offset:
+            send = _dated(send, offset)
         delay = self.sandbox.latency_seconds()
         if delay:
             # Not cancelled when the client gives up: the call is still applied afterwards.

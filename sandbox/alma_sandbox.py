@@ -206,8 +206,12 @@ class AlmaSandbox:
             return self._keys.rotate(same_kid=same_kid, sandbox=sandbox)
 
     def jwks(self, *, sandbox: bool) -> dict[str, Any]:
+        """The key set; without its ES256 keys while the `jwks_es256` knob is off."""
         with self._lock:
-            return self._keys.jwks(sandbox=sandbox)
+            key_set = self._keys.jwks(sandbox=sandbox)
+            if not self._gate.settings.jwks_es256:
+                key_set["keys"] = [key for key in key_set["keys"] if key.get("kty") != "EC"]
+            return key_set
 
     # -- used by the gateway -----------------------------------------------------------------------
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections.abc import Iterator
 from decimal import Decimal
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -15,7 +17,7 @@ from support.alma import payments_carrying
 from support.waiting import wait_for
 
 from patronpay.serving import ServerThread
-from sandbox.alma import AlmaSandbox
+from sandbox.alma import AlmaSandbox, create_app
 from sandbox.alma_faults import FaultSettings, Gate
 
 HEADERS = {"Authorization": "apikey sandbox-alma-key", "Accept": "application/json"}
@@ -237,6 +239,11 @@ def test_control_endpoints_are_neither_throttled_nor_logged(
     {"error_style": "xml"},
     {"number_style": "scientific"},
     {"latency_ms": -5},
+    {"key_refusal_status": 500},
+    {"api_keys": {"k": "superuser"}},
+    {"api_keys": ["k"]},
+    {"date_offset_seconds": "90"},
+    {"jwks_es256": "no"},
 ])
 def test_bad_fault_settings_are_refused(
     client: httpx.Client, alma: AlmaSandbox, faults: dict[str, Any]
@@ -255,3 +262,68 @@ def test_slow_rule_delays_only_matching_calls_and_still_applies(alma_server, alm
         client.post(FEE_URL, params=PAY, timeout=0.2)
     wait_for(lambda: payments(alma) == [Decimal("1.00")])
     assert faults_of(alma) == [("GET", 200, None, False), ("POST", 200, "slow", True)]
+
+
+# -- what a go-live check must tell apart ------------------------------------------------------
+
+
+def alma_error_code(response: httpx.Response) -> str:
+    return response.json()["errorList"]["error"][0]["errorCode"]
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_key_refusals_can_answer_401_or_403(client: httpx.Client, alma: AlmaSandbox,
+                                            status: int) -> None:
+    alma.set_faults({"key_refusal_status": status})
+    unknown = client.get("/almaws/v1/users/mkowalski", headers={"Authorization": "apikey nope"})
+    assert (unknown.status_code, unknown.text) == (status, "Invalid API Key")
+    read_only = client.post(FEE_URL, params=PAY,
+                            headers={"Authorization": "apikey sandbox-alma-readonly"})
+    assert read_only.status_code == status
+    assert alma_error_code(read_only) == "UNAUTHORIZED"
+    assert client.get(LIST_URL).status_code == 200  # the good key is untouched
+
+
+def test_a_key_without_the_users_area_is_unauthorized_even_to_read(
+    client: httpx.Client, alma: AlmaSandbox
+) -> None:
+    alma.set_faults({"api_keys": {"catalog-only-key": "no_users"}})
+    response = client.get(LIST_URL, headers={"Authorization": "apikey catalog-only-key"})
+    assert response.status_code == 400
+    assert alma_error_code(response) == "UNAUTHORIZED"
+    alma.reset()
+    gone = client.get(LIST_URL, headers={"Authorization": "apikey catalog-only-key"})
+    assert gone.text == "Invalid API Key"
+
+
+def test_a_key_of_another_institution_finds_none_of_these_patrons(
+    client: httpx.Client, alma: AlmaSandbox
+) -> None:
+    alma.set_faults({"api_keys": {"other-campus-key": "other_institution"}})
+    response = client.get("/almaws/v1/users/mkowalski",
+                          headers={"Authorization": "apikey other-campus-key"})
+    assert response.status_code == 400
+    assert alma_error_code(response) == "401861"
+    assert client.get("/almaws/v1/users/mkowalski").status_code == 200
+
+
+def test_date_header_can_be_off_by_n_seconds() -> None:
+    app = create_app()
+    app.state.alma.set_faults({"date_offset_seconds": -600})
+    with ServerThread(app, date_header=False) as running, \
+            httpx.Client(base_url=running.url, headers=HEADERS, timeout=10) as http:
+        before = time.time()
+        response = http.get(LIST_URL)
+        after = time.time()
+    dates = response.headers.get_list("date")
+    assert len(dates) == 1
+    sent = parsedate_to_datetime(dates[0]).timestamp()
+    assert before - 600 - 1 <= sent <= after - 600 + 1
+
+
+def test_key_set_without_es256_keys(client: httpx.Client, alma: AlmaSandbox) -> None:
+    url = "/auth/01PATRON_INST/jwks.json"
+    assert "EC" in {key["kty"] for key in client.get(url).json()["keys"]}
+    alma.set_faults({"jwks_es256": False})
+    kinds = {key["kty"] for key in client.get(url).json()["keys"]}
+    assert kinds == {"RSA"}
