@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from patronpay.bursar_commands import add_bursar_commands
+from patronpay.check_command import add_check_command
 from proxy.config import ConfigError, is_loopback_host, load_settings
 
 
@@ -179,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_staff_commands(commands)
     add_bursar_commands(commands)
+    add_check_command(commands)
     return parser
 
 

@@ -3,12 +3,15 @@
 (as systemd credentials provide secrets).
 
 Every setting is one field of `Settings`; its metadata carries the parser, the help text and
-whether it is secret. A bad or missing setting stops start-up with one line naming it.
+whether it is secret. A bad or missing setting stops start-up with one line naming it; so does
+an unknown `PATRONPAY_*` name, as in the TOML file (the kiosk agent's `PATRONPAY_KIOSK_*` names
+are known too, so one environment may serve both).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import ipaddress
 import os
 import tomllib
@@ -336,6 +339,11 @@ class Settings:
     kiosk_max_skew_seconds: int = setting(
         _positive_int, "How old (or how far in the future) a kiosk's signed request may be.", 60)
 
+    # --- the go-live check ---
+    check_patron: str = setting(
+        _text, "A test patron's Alma primary id that `patronpay check` reads with its fees "
+        "(it never pays or changes anything); empty skips that part of the check.", "")
+
     # --- bursar models (docs/bursar.md) ---
     bursar_report_path: str = setting(
         _text, "Catalog path of the Analytics fines-and-fees report read by `bursar export` and "
@@ -435,6 +443,7 @@ def setting_fields() -> list[dataclasses.Field]:
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read the settings; raise ConfigError naming the first bad or missing one."""
     environ = os.environ if environ is None else environ
+    _refuse_unknown_names(environ)
     file_values = _read_toml(environ.get(PREFIX + "CONFIG", ""))
     values: dict[str, Any] = {}
     for f in setting_fields():
@@ -452,6 +461,28 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     settings = Settings(**values)
     _check_together(settings)
     return settings
+
+
+def known_environment_names() -> set[str]:
+    """Every `PATRONPAY_*` name start-up accepts: each setting and its `_FILE` twin, the TOML
+    file's name, and the kiosk agent's own `PATRONPAY_KIOSK_*` names (one environment may
+    serve both, as in the demo), so neither refuses the other's."""
+    from kiosk.settings import HELP as KIOSK_HELP
+    from kiosk.settings import PREFIX as KIOSK_PREFIX
+
+    settings = [env_name(f.name) for f in setting_fields()]
+    kiosk = [KIOSK_PREFIX + suffix for suffix in KIOSK_HELP]
+    return {PREFIX + "CONFIG"} | {n for name in settings + kiosk for n in (name, name + "_FILE")}
+
+
+def _refuse_unknown_names(environ: Mapping[str, str]) -> None:
+    """A mistyped name would otherwise be ignored and its default used without a word."""
+    known = known_environment_names()
+    for name in sorted(environ):
+        if name.startswith(PREFIX) and name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(f"{name} is not a patronpay setting{hint}")
 
 
 def _raw_value(field_name: str, environ: Mapping[str, str], file_values: dict) -> Any:

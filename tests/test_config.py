@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from proxy.config import ConfigError, env_name, load_settings, reference_table, setting_fields
+from proxy.config import (
+    ConfigError,
+    env_name,
+    known_environment_names,
+    load_settings,
+    reference_table,
+    setting_fields,
+)
 
 BASE = {
     "PATRONPAY_PUBLIC_URL": "https://pay.library.example.edu/",
@@ -133,3 +140,34 @@ def test_readme_configuration_table_is_current():
     """Regenerate with: python -m proxy.config"""
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     assert reference_table() in readme
+
+
+def test_an_unknown_environment_name_stops_start_up_with_a_suggestion():
+    with pytest.raises(ConfigError) as caught:
+        load_settings(BASE | {"PATRONPAY_CASHNET_POSTBACK_TOKN": "s3cret-" + "x" * 40})
+    assert str(caught.value) == ("PATRONPAY_CASHNET_POSTBACK_TOKN is not a patronpay setting "
+                                 "(did you mean PATRONPAY_CASHNET_POSTBACK_TOKEN?)")
+    with pytest.raises(ConfigError, match=r"^PATRONPAY_COLOUR is not a patronpay setting$"):
+        load_settings(BASE | {"PATRONPAY_COLOUR": "blue"})
+
+
+def test_names_of_the_kiosk_agent_and_file_twins_are_not_refused():
+    """One environment may serve the proxy and the kiosk agent (the demo does)."""
+    from kiosk.settings import HELP, PREFIX
+
+    kiosk = {PREFIX + suffix: "anything" for suffix in HELP}
+    twins = {name + "_FILE": "/nonexistent" for name in kiosk}
+    assert load_settings(BASE | kiosk | twins | {"OTHER_PROGRAM_SETTING": "x"}).public_url
+    assert known_environment_names() >= {"PATRONPAY_CONFIG", "PATRONPAY_ALMA_API_KEY_FILE"}
+
+
+def test_shipped_examples_and_code_use_only_known_names():
+    root = Path(__file__).resolve().parent.parent
+    files = [path for folder in ("systemd", "bench", "patronpay", "sandbox", "kiosk", "tools",
+                                 "proxy", ".ci")
+             for path in (root / folder).rglob("*") if path.is_file()
+             and path.suffix not in (".pyc", ".png", ".jpg")]
+    names = {name for path in files
+             for name in re.findall(r"PATRONPAY_[A-Z0-9_]*[A-Z0-9](?![A-Z0-9_*])",
+                                    path.read_text(errors="ignore"))}
+    assert sorted(names - known_environment_names()) == []

@@ -1,0 +1,80 @@
+"""CashNet: the checkout URL answers as a store, the notification token and sender allow-list
+are sound, and each payable fee type seen on the test patron has its item code."""
+
+from __future__ import annotations
+
+import httpx
+
+from proxy.check import readonly
+from proxy.check.report import Result, fail, ok, warn
+from proxy.config import PREFIX, Settings
+from proxy.fees import FeeList
+
+MIN_TOKEN_LENGTH = 32
+# What CashNet's error page says when the store itself is the problem (its result codes).
+STORE_ERRORS = {
+    "improper merchant code": "CashNet does not know this store (702)",
+    "web site disabled": "CashNet has this store disabled (701)",
+}
+
+
+async def check_checkout_url(settings: Settings, http: httpx.AsyncClient) -> Result:
+    """A GET with no items: CashNet shows its page (or an error about the items) for a store it
+    knows, and says so when it does not know the store."""
+    url = settings.cashnet_checkout_url
+    answer = await readonly.get(http, url)
+    action = f"check {PREFIX}CASHNET_CHECKOUT_URL: the store name comes from CashNet"
+    if isinstance(answer, str):
+        return fail("cashnet.checkout", f"{url} cannot be reached ({answer})",
+                    "check the URL, DNS, and that this machine may connect out to CashNet")
+    if answer.status_code >= 500 or answer.status_code == 404:
+        return fail("cashnet.checkout", f"{url} answers HTTP {answer.status_code}", action)
+    page = answer.text.lower()
+    for phrase, problem in STORE_ERRORS.items():
+        if phrase in page:
+            return fail("cashnet.checkout", f"{problem} at {url}", action)
+    return ok("cashnet.checkout", f"{url} answers (HTTP {answer.status_code})")
+
+
+def check_token(settings: Settings) -> Result:
+    token = settings.cashnet_postback_token
+    if len(token) < MIN_TOKEN_LENGTH:  # start-up refuses these too; kept for completeness
+        return fail("cashnet.token", f"the notification token has {len(token)} characters",
+                    f"set {PREFIX}CASHNET_POSTBACK_TOKEN to 32+ random URL-safe characters")
+    if settings.cashnet_postback_token_previous:
+        return warn("cashnet.token", "the previous notification token is still accepted",
+                    f"remove {PREFIX}CASHNET_POSTBACK_TOKEN_PREVIOUS once CashNet's store "
+                    "sends the new one")
+    return ok("cashnet.token", f"the notification token has {len(token)} characters")
+
+
+def check_allowed_senders(settings: Settings) -> Result:
+    networks = settings.cashnet_allowed_ips
+    if not networks:
+        return warn("cashnet.senders", "notifications are accepted from any address (the URL "
+                    "token is the only guard)", f"set {PREFIX}CASHNET_ALLOWED_IPS to the "
+                    "sender addresses CashNet gives you")
+    everyone = [str(net) for net in networks if net.prefixlen == 0]
+    if everyone:
+        return fail("cashnet.senders", f"the sender allow-list includes {everyone[0]}, which "
+                    "is everyone", f"list only CashNet's senders in {PREFIX}CASHNET_ALLOWED_IPS")
+    return ok("cashnet.senders", "notifications are accepted only from "
+              + ", ".join(str(net) for net in networks))
+
+
+def check_item_codes(settings: Settings, fees: FeeList | None) -> list[Result]:
+    """Fee types without their own code go to the default item code: right for a library that
+    books every fee alike, an oversight for one that lists codes per type."""
+    types = sorted({fee.type_code.upper() for fee in fees.payable}) if fees else []
+    if not types:
+        return []  # nothing seen: alma.patron says why
+    codes = settings.cashnet_item_codes
+    default = settings.cashnet_item_code
+    if not codes:
+        return [ok("cashnet.item_codes", f"every fee type goes to item code {default}")]
+    missing = [fee_type for fee_type in types if fee_type not in codes]
+    if missing:
+        return [warn("cashnet.item_codes", f"{', '.join(missing)} (seen on the test patron) "
+                     f"would go to the default item code {default}", f"add TYPE=CODE to "
+                     f"{PREFIX}CASHNET_ITEM_CODES if the bursar books them apart")]
+    return [ok("cashnet.item_codes", ", ".join(f"{t}={codes[t]}" for t in types))]

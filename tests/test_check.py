@@ -1,0 +1,368 @@
+"""`patronpay check` against the sandbox over loopback: a sound installation passes, and each
+fault that would stop it taking money turns the right line to fail (or warn), saying what to
+do. The check only ever reads: the sandbox's request log proves it."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import os
+import re
+import secrets
+import socket
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from patronpay.demo import point_store_at, sandbox_environment
+from patronpay.serving import ServerThread
+from proxy.check import passed, render_json, render_text, run_checks
+from proxy.check.readonly import NotARead, ReadOnlyTransport
+from proxy.check.report import Result
+from proxy.config import load_settings
+from proxy.db import SCHEMA_VERSION, Database
+from sandbox.alma import load_seed
+from sandbox.app import create_sandbox_app
+
+ROOT = Path(__file__).resolve().parent.parent
+PUBLIC_URL = "http://127.0.0.1:8000"
+SITE = str(ROOT / "site")
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[ServerThread]:
+    app = create_sandbox_app()
+    with ServerThread(app) as running:
+        running.app = app  # type: ignore[attr-defined]
+        yield running
+
+
+@pytest.fixture
+def env(sandbox: ServerThread, tmp_path: Path) -> dict[str, str]:
+    """The demo's configuration pointed at the sandbox, with a test patron and CashNet's
+    senders listed: everything a go-live needs."""
+    sandbox.app.state.alma.reset()  # type: ignore[attr-defined]
+    environment = sandbox_environment(
+        PUBLIC_URL, sandbox.url, tmp_path / "ledger.sqlite3", secrets.token_urlsafe(32),
+        site_dir=SITE, check_patron="mkowalski", cashnet_allowed_ips="127.0.0.1/32")
+    point_store_at(sandbox.app, load_settings(environment))  # type: ignore[attr-defined]
+    return environment
+
+
+def alma(sandbox: ServerThread):
+    return sandbox.app.state.alma  # type: ignore[attr-defined]
+
+
+def lines(results: list[Result]) -> dict[str, Result]:
+    return {result.check: result for result in results}
+
+
+def failed(results: list[Result]) -> dict[str, str]:
+    return {r.check: r.message for r in results if r.status == "fail"}
+
+
+def closed_port_url(path: str = "") -> str:
+    """A loopback URL nobody listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}{path}"
+
+
+# -- a sound installation --------------------------------------------------------------------
+
+
+def test_a_sound_installation_passes_with_only_the_trial_warning(env, sandbox):
+    results = run_checks(env)
+    assert passed(results)
+    assert {r.check for r in results if r.status == "warn"} == {"signin.public_url"}
+    assert list(lines(results)) == [
+        "settings", "ledger", "site", "alma.api", "alma.key", "alma.clock", "alma.patron",
+        "cashnet.checkout", "cashnet.token", "cashnet.senders", "cashnet.item_codes",
+        "signin.public_url", "signin.trusted_proxies", "signin.sso", "signin.cas",
+        "signin.primo", "kiosks"]
+    assert "3 payable, 77.25 USD" in lines(results)["alma.patron"].message
+
+
+def test_the_check_only_reads_alma(env, sandbox):
+    before = alma(sandbox).user_state("mkowalski")
+    alma(sandbox).clear_requests()
+    run_checks(env)
+    requests = alma(sandbox).requests()
+    assert requests and {r["method"] for r in requests} == {"GET"}
+    assert not any(r["committed"] for r in requests)
+    assert alma(sandbox).user_state("mkowalski") == before
+
+
+def test_the_transport_refuses_anything_but_a_get():
+    async def post() -> None:
+        async with httpx.AsyncClient(transport=ReadOnlyTransport()) as http:
+            await http.post(closed_port_url("/almaws/v1/users/x"), params={"op": "pay"})
+
+    with pytest.raises(NotARead):
+        asyncio.run(post())
+
+
+def test_the_command_prints_one_line_per_check_and_exits_0(env):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PATRONPAY_")}
+    done = subprocess.run([sys.executable, "-m", "patronpay", "check"], env=clean | env,
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stderr == ""
+    out = done.stdout.splitlines()
+    assert out[0].split()[:2] == ["ok", "settings"]
+    assert out[-1] == "ready to take payments: 16 ok, 1 warnings, 0 failed"
+    as_json = subprocess.run([sys.executable, "-m", "patronpay", "check", "--json"],
+                             env=clean | env, capture_output=True, text=True, timeout=60,
+                             cwd=ROOT)
+    document = json.loads(as_json.stdout)
+    assert as_json.returncode == 0 and document["ok"] is True
+    assert document["checks"][0] == {"check": "settings", "status": "ok", "action": "",
+                                     "message": "every setting is valid (read from the "
+                                                "environment)"}
+
+
+def test_a_failure_exits_1(env):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PATRONPAY_")}
+    env["PATRONPAY_ALMA_API_KEY"] = "not-a-key"
+    done = subprocess.run([sys.executable, "-m", "patronpay", "check", "--json"],
+                          env=clean | env, capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 1 and done.stderr == ""
+    assert json.loads(done.stdout)["ok"] is False
+
+
+# -- settings, ledger, site ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"PATRONPAY_CHECK_PATRONS": "mkowalski"},
+     "PATRONPAY_CHECK_PATRONS is not a patronpay setting (did you mean PATRONPAY_CHECK_PATRON?)"),
+    ({"PATRONPAY_CASHNET_POSTBACK_TOKEN": "short"},
+     "PATRONPAY_CASHNET_POSTBACK_TOKEN is not valid: needs at least 32"),
+    ({"PATRONPAY_KIOSK_KEYS": "lib1=tooshort"},
+     "PATRONPAY_KIOSK_KEYS is not valid: each kiosk secret needs at least 32 characters"),
+    ({"PATRONPAY_PUBLIC_URL": "http://pay.library.example.edu"},
+     "PATRONPAY_PUBLIC_URL is not valid: must use https"),
+    ({"PATRONPAY_SITE_DIR": "/nonexistent/site"}, "PATRONPAY_SITE_DIR is not valid"),
+])
+def test_a_bad_setting_is_the_one_failing_line(env, change, expected):
+    results = run_checks(env | change)
+    assert [(r.check, r.status) for r in results] == [("settings", "fail")]
+    assert results[0].message.startswith(expected)
+    secrets_given = [v for k, v in change.items() if k.endswith(("_TOKEN", "_KEYS"))]
+    assert not any(value in results[0].message for value in secrets_given)
+
+
+def test_ledger_that_cannot_be_created(env, tmp_path):
+    (tmp_path / "file").write_text("")
+    results = lines(run_checks(env | {"PATRONPAY_DATABASE": str(tmp_path / "file" / "l.db")}))
+    assert results["ledger"].status == "fail"
+    assert "is not a folder" in results["ledger"].message
+
+
+def test_ledger_of_another_schema_or_not_a_ledger(env, tmp_path):
+    path = tmp_path / "ledger.sqlite3"
+    Database(path).close()
+    assert lines(run_checks(env))["ledger"].message.endswith(f"is writable, schema {SCHEMA_VERSION}")
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    ledger = lines(run_checks(env))["ledger"]
+    assert (ledger.status, ledger.message) == ("fail", f"{path} has schema 99; this patronpay "
+                                                       f"uses {SCHEMA_VERSION}")
+    path.unlink()
+    path.write_bytes(b"not a database at all" * 100)
+    ledger = lines(run_checks(env))["ledger"]
+    assert ledger.status == "fail" and "cannot be used" in ledger.message
+    assert path.read_bytes() == b"not a database at all" * 100  # looked at, not touched
+
+
+# -- Alma ------------------------------------------------------------------------------------
+
+
+def test_alma_unreachable(env):
+    results = run_checks(env | {"PATRONPAY_ALMA_API_URL": closed_port_url("/almaws/v1")})
+    assert failed(results).keys() == {"alma.api"}
+    assert "cannot be reached" in failed(results)["alma.api"]
+    assert not {"alma.key", "alma.clock", "alma.patron"} & lines(results).keys()
+
+
+def test_alma_down(env, sandbox):
+    alma(sandbox).set_faults({"rules": [{"match": {"path": "/almaws/*"}, "mode": "http_5xx",
+                                         "status": 503}]})
+    assert failed(run_checks(env)) == {"alma.api": "Alma answered HTTP 503"}
+
+
+def test_alma_url_that_is_not_the_api(env, sandbox):
+    results = run_checks(env | {"PATRONPAY_ALMA_API_URL": sandbox.url + "/alma/almaws/v2"})
+    assert "not as the Alma API does" in failed(results)["alma.api"]
+    assert "/almaws/v1" in lines(results)["alma.api"].action
+
+
+@pytest.mark.parametrize("status", [400, 401, 403])
+def test_a_wrong_key(env, sandbox, status):
+    alma(sandbox).set_faults({"key_refusal_status": status})
+    results = run_checks(env | {"PATRONPAY_ALMA_API_KEY": "l7xx-mistyped"})
+    assert failed(results) == {"alma.key": "Alma does not know this API key (Invalid API Key)"}
+    assert lines(results)["alma.api"].status == "ok"
+
+
+@pytest.mark.parametrize("status", [400, 403])
+def test_a_key_without_users_permission(env, sandbox, status):
+    alma(sandbox).set_faults({"key_refusal_status": status,
+                              "api_keys": {"l7xx-bibs-only": "no_users"}})
+    results = run_checks(env | {"PATRONPAY_ALMA_API_KEY": "l7xx-bibs-only"})
+    assert failed(results) == {
+        "alma.key": "Alma knows the API key but refuses it for the Users API (UNAUTHORIZED)"}
+    assert "Users area with read/write" in lines(results)["alma.key"].action
+
+
+def test_the_api_url_of_another_region(env):
+    """Another region's host knows neither our key nor our institution."""
+    seed = copy.deepcopy(load_seed())
+    seed["institution"]["code"] = "01OTHER_INST"
+    seed["api_keys"] = [{"key": "other-region-key", "label": "theirs", "read_only": False}]
+    with ServerThread(create_sandbox_app(alma_seed=seed)) as other_region:
+        results = run_checks(env | {"PATRONPAY_ALMA_API_URL":
+                                    other_region.url + "/alma/almaws/v1"})
+    message = failed(results)["alma.key"]
+    assert message.endswith("does not serve institution 01PATRON_INST: PATRONPAY_ALMA_API_URL "
+                            "is another region's host")
+    assert "api-eu" in lines(results)["alma.key"].action
+
+
+def test_a_key_of_another_institution(env, sandbox):
+    alma(sandbox).set_faults({"api_keys": {"l7xx-other-campus": "other_institution"}})
+    results = run_checks(env | {"PATRONPAY_ALMA_API_KEY": "l7xx-other-campus"})
+    assert lines(results)["alma.key"].status == "ok"
+    assert failed(results) == {"alma.patron": "Alma has no patron 'mkowalski'"}
+    assert "another institution" in lines(results)["alma.patron"].action
+
+
+@pytest.mark.parametrize("offset, status, fragment", [
+    (120, "fail", "s behind Alma's"),
+    (-3600, "fail", "s ahead of Alma's"),
+    (-30, "ok", "agrees with Alma's"),
+])
+def test_clock_against_alma_date(env, sandbox, offset, status, fragment):
+    alma(sandbox).set_faults({"date_offset_seconds": offset})
+    clock = lines(run_checks(env))["alma.clock"]
+    assert clock.status == status and fragment in clock.message
+    seconds = int(re.search(r"(\d+) s", clock.message).group(1))
+    assert abs(seconds - abs(offset)) <= 2  # Date has whole seconds
+    if status == "fail":
+        assert "timedatectl" in clock.action
+
+
+def test_no_test_patron_or_one_without_payable_fees(env):
+    unset = lines(run_checks({k: v for k, v in env.items() if k != "PATRONPAY_CHECK_PATRON"}))
+    assert unset["alma.patron"].status == "warn"
+    assert "PATRONPAY_CHECK_PATRON is not set" in unset["alma.patron"].message
+    assert "cashnet.item_codes" not in unset
+    no_fees = lines(run_checks(env | {"PATRONPAY_CHECK_PATRON": "pchen"}))
+    assert no_fees["alma.patron"].status == "warn"
+    assert no_fees["alma.patron"].message == ("pchen has no fee patronpay may take payment for "
+                                              "(0 active)")
+
+
+def test_currency_other_than_alma(env):
+    results = run_checks(env | {"PATRONPAY_CURRENCY": "EUR"})
+    assert failed(results) == {"alma.patron": "Alma reports USD, patronpay is set to EUR"}
+
+
+# -- CashNet ---------------------------------------------------------------------------------
+
+
+def test_fee_type_without_its_item_code(env):
+    item_codes = lines(run_checks(env | {"PATRONPAY_CHECK_PATRON": "jsmith"}))["cashnet.item_codes"]
+    assert item_codes.status == "warn"
+    assert item_codes.message.startswith("CARDRENEWAL (seen on the test patron) would go to the "
+                                         "default item code LIB-FINE")
+
+
+def test_cashnet_unreachable_or_unknown_store(env, sandbox):
+    gone = run_checks(env | {"PATRONPAY_CASHNET_CHECKOUT_URL": closed_port_url("/LIBFINES")})
+    assert "cannot be reached" in failed(gone)["cashnet.checkout"]
+    unknown = run_checks(env | {"PATRONPAY_CASHNET_CHECKOUT_URL":
+                                sandbox.url + "/cashnet/NOSUCHSTORE"})
+    assert failed(unknown)["cashnet.checkout"].startswith(
+        "CashNet does not know this store (702)")
+
+
+def test_senders_and_previous_token(env):
+    results = lines(run_checks(env | {"PATRONPAY_CASHNET_ALLOWED_IPS": "",
+                                      "PATRONPAY_CASHNET_POSTBACK_TOKEN_PREVIOUS": "p" * 40}))
+    assert results["cashnet.senders"].status == "warn"
+    assert "any address" in results["cashnet.senders"].message
+    assert results["cashnet.token"].status == "warn"
+    everyone = run_checks(env | {"PATRONPAY_CASHNET_ALLOWED_IPS": "0.0.0.0/0"})
+    assert "which is everyone" in failed(everyone)["cashnet.senders"]
+
+
+# -- sign-in and kiosks ----------------------------------------------------------------------
+
+
+def test_public_url_on_https_is_ok(env):
+    result = lines(run_checks(env | {"PATRONPAY_PUBLIC_URL": "https://pay.library.example.edu"}))
+    assert result["signin.public_url"].status == "ok"
+
+
+@pytest.mark.parametrize("proxies, status", [
+    ("0.0.0.0/0", "fail"), ("::/0", "fail"), ("10.0.0.0/8", "warn"),
+    ("192.0.2.10/32,127.0.0.1/32", "ok"),
+])
+def test_who_may_set_the_sso_header(env, proxies, status):
+    result = lines(run_checks(env | {"PATRONPAY_TRUSTED_PROXIES": proxies}))
+    assert result["signin.trusted_proxies"].status == status
+    if status != "ok":
+        assert "may set the SSO header" in result["signin.trusted_proxies"].message
+
+
+def test_cas_unreachable_or_not_cas(env, sandbox):
+    gone = run_checks(env | {"PATRONPAY_CAS_URL": closed_port_url("/cas")})
+    assert "cannot be reached" in failed(gone)["signin.cas"]
+    wrong = run_checks(env | {"PATRONPAY_CAS_URL": sandbox.url + "/sso"})
+    assert failed(wrong)["signin.cas"].endswith("answers HTTP 404")
+
+
+def test_primo_key_set_without_es256_or_missing(env, sandbox):
+    alma(sandbox).set_faults({"jwks_es256": False})
+    assert "has no ES256 key" in failed(run_checks(env))["signin.primo"]
+    alma(sandbox).reset()
+    wrong = run_checks(env | {"PATRONPAY_PRIMO_JWKS_URL":
+                              sandbox.url + "/alma/auth/01WRONG_INST/jwks.json"})
+    assert failed(wrong)["signin.primo"].endswith("answers HTTP 404")
+
+
+def test_sso_login_page_unreachable(env):
+    results = run_checks(env | {"PATRONPAY_SSO_LOGIN_URL": closed_port_url("/login")})
+    assert "cannot be reached" in failed(results)["signin.sso"]
+
+
+def test_kiosks(env):
+    one = lines(run_checks(env | {"PATRONPAY_KIOSK_KEYS": "lib1=" + "a" * 40}))
+    assert one["kiosks"].status == "ok"
+    shared = lines(run_checks(env | {"PATRONPAY_KIOSK_KEYS":
+                                     f"lib1={'a' * 40},lib2={'a' * 40}"}))
+    assert shared["kiosks"].status == "warn"
+    assert shared["kiosks"].message == "kiosks lib1 and lib2 share a secret"
+
+
+# -- output ------------------------------------------------------------------------------------
+
+
+def test_values_from_outside_cannot_drive_the_terminal(env, sandbox):
+    alma(sandbox).add_fee("pchen", {"type": "LOCKER\x1b[2J\u202eKEY", "status": "ACTIVE",
+                                    "original_amount": "5.00", "balance": "5.00",
+                                    "owner": "MAIN"})
+    results = run_checks(env | {"PATRONPAY_CHECK_PATRON": "pchen"})
+    text = render_text(results)
+    assert "\x1b" not in text and "\u202e" not in text
+    assert "LOCKER\\x1b[2J\\u202eKEY" in text
+    document = render_json(results)
+    assert "\x1b" not in document and json.loads(document)["ok"] is True
