@@ -7,8 +7,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from patronpay.bursar_commands import add_bursar_commands
-from patronpay.check_command import add_check_command
+from patronpay.staff_commands import add_staff_commands
 from proxy.config import ConfigError, is_loopback_host, load_settings
 
 
@@ -85,68 +84,6 @@ def cmd_kiosk(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_payments(args: argparse.Namespace) -> int:
-    from proxy import staff
-
-    try:
-        return staff.run(args, load_settings(), sys.stdout)
-    except staff.StaffError as exc:
-        print(f"patronpay: {exc}", file=sys.stderr)
-        return 2
-
-
-def cmd_reconcile(args: argparse.Namespace) -> int:
-    from proxy import reconcile
-    from proxy.staff import StaffError
-
-    try:
-        return reconcile.run(args, load_settings(), sys.stdout)
-    except StaffError as exc:
-        print(f"patronpay: {exc}", file=sys.stderr)
-        return 2
-
-
-def _add_staff_commands(commands: argparse._SubParsersAction) -> None:
-    """`payments` (list, show, retry, resolve, export) and `reconcile`: dates are YYYY-MM-DD
-    in UTC, and an --until day counts in full."""
-    payments = commands.add_parser("payments", help="staff: the payments in the ledger")
-    actions = payments.add_subparsers(dest="payments_command", required=True, metavar="ACTION")
-    listing = actions.add_parser("list", help="payments, newest last, with filters")
-    listing.add_argument("--state", help="pending, paid, posted, declined, cancelled, expired, "
-                         "attention or resolved")
-    listing.add_argument("--patron", help="Alma primary id")
-    listing.add_argument("--tx", help="CashNet transaction number")
-    listing.add_argument("--since", help="created on or after this day")
-    listing.add_argument("--until", help="created on or before this day")
-    listing.add_argument("--attention", action="store_true",
-                         help="only payments needing staff (attention, or flagged for review)")
-    listing.add_argument("--json", action="store_true")
-    show = actions.add_parser("show", help="one payment with its full event trail")
-    show.add_argument("payment_id")
-    show.add_argument("--json", action="store_true")
-    retry = actions.add_parser("retry", help="send a payment in attention back to posting")
-    retry.add_argument("payment_id")
-    retry.add_argument("--actor", help="who does this (default: your user name)")
-    retry.add_argument("--json", action="store_true")
-    resolve = actions.add_parser("resolve", help="close a payment settled by hand")
-    resolve.add_argument("payment_id")
-    resolve.add_argument("--note", required=True, help="what was done (refund, manual posting)")
-    resolve.add_argument("--actor", help="who does this (default: your user name)")
-    resolve.add_argument("--json", action="store_true")
-    export = actions.add_parser("export", help="CSV of the money taken, for the bursar")
-    export.add_argument("--since", required=True, help="paid on or after this day")
-    export.add_argument("--until", required=True, help="paid on or before this day")
-    export.add_argument("--output", help="file to write (default: standard output)")
-    payments.set_defaults(handler=cmd_payments)
-
-    reconcile = commands.add_parser(
-        "reconcile", help="staff: compare the ledger with Alma (changes nothing)")
-    reconcile.add_argument("--since", required=True, help="payments created on or after this day")
-    reconcile.add_argument("--until", help="... and on or before this day (default: today)")
-    reconcile.add_argument("--json", action="store_true")
-    reconcile.set_defaults(handler=cmd_reconcile)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="patronpay",
@@ -178,9 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="allow a non-loopback address (campus staging)")
     sandbox.set_defaults(handler=cmd_sandbox)
 
-    _add_staff_commands(commands)
-    add_bursar_commands(commands)
-    add_check_command(commands)
+    add_staff_commands(commands)
     return parser
 
 

@@ -9,22 +9,18 @@ posted. Alma is the reconciliation key's keeper: the number travels as
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TextIO
 
 from proxy.alma import AlmaClient, AlmaError, AlmaFeeNotFound
-from proxy.config import Settings
 from proxy.fees import Fee, FeeRules, normalise_fee
-from proxy.ledger import OPEN_ALLOCATIONS, UNSETTLED, Ledger, PaymentRecord
+from proxy.ledger import Ledger, PaymentRecord
 from proxy.money import ZERO, format_amount
-from proxy.runtime import alma_client
-from proxy.staff import iso, open_ledger, shorten, table, when, window
+from proxy.states import OPEN_ALLOCATIONS, UNSETTLED, AllocationState, EventKind, PaymentState
+from proxy.terminal import iso, shorten, table, when
 
 # Statuses, in the order the summary lists them; all but the FINE ones need staff.
 STATUSES = ("ok", "posting", "resolved", "attention", "review", "mismatch", "unreadable",
@@ -132,7 +128,7 @@ def compare(payment: PaymentRecord, fees: dict[str, Fee]) -> Finding:
     postings: dict[str, int] = defaultdict(int)
     open_fees = set()
     for a in payment.allocations:
-        if a.state == "posted" and a.amount > 0:
+        if a.state == AllocationState.POSTED and a.amount > 0:
             posted[a.fee_id] += a.amount
             postings[a.fee_id] += 1
         if a.state in OPEN_ALLOCATIONS:
@@ -172,7 +168,7 @@ def _judge(finding: Finding, check: FeeCheck, fee_seen: bool) -> None:
         return
     finding.problems.append(shows)
     extra = check.alma - check.ledger
-    if extra > 0 and p.state == "attention" and p.unapplied >= extra:
+    if extra > 0 and p.state == PaymentState.ATTENTION and p.unapplied >= extra:
         finding.advice.append(
             f"Alma already has {format_amount(extra)} on fee {fee} that patronpay holds as "
             f"not applied: `patronpay payments retry {p.id}` finds it in Alma and records it.")
@@ -201,16 +197,16 @@ def _status(finding: Finding) -> str:
     if p.review:
         finding.advice.append(f"Flagged for review: {p.review} (then `patronpay payments "
                               f"resolve {p.id} --note '...'`)")
-    if p.state == "resolved":
+    if p.state == PaymentState.RESOLVED:
         return "resolved"  # staff settled it by hand; differences are theirs, shown as found
     if finding.problems:
         return "mismatch"
     if p.review:
         return "review"
-    if p.state == "attention":
+    if p.state == PaymentState.ATTENTION:
         finding.advice.append(f"{p.reason} (see `patronpay payments show {p.id}`)")
         return "attention"
-    return "posting" if p.state == "paid" else "ok"
+    return "posting" if p.state == PaymentState.PAID else "ok"
 
 
 def no_notice(payment: PaymentRecord) -> Finding:
@@ -227,7 +223,7 @@ def no_notice(payment: PaymentRecord) -> Finding:
 def to_check(ledger: Ledger, payments: Sequence[PaymentRecord]) -> list[PaymentRecord]:
     """Payments with money taken, and unsettled ones a returning browser claimed paid."""
     def claimed(p: PaymentRecord) -> bool:
-        return p.state in UNSETTLED and any(e["kind"] == "return_claims_success"
+        return p.state in UNSETTLED and any(e["kind"] == EventKind.RETURN_CLAIMS_SUCCESS
                                             for e in ledger.events(p.id))
 
     return [p for p in payments if p.cashnet_tx or claimed(p)]
@@ -304,28 +300,3 @@ def _day(moment: float | None, end: bool = False) -> str:
     if moment is None:
         return "now" if end else "the beginning"
     return when(moment - 1 if end else moment)[:10]
-
-
-async def _run(ledger: Ledger, settings: Settings, since: float | None,
-               until: float | None) -> Report:
-    alma = alma_client(settings)
-    try:
-        return await reconcile(ledger, alma, since=since, until=until)
-    finally:
-        await alma.aclose()
-
-
-def run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    """`patronpay reconcile`: 0 when nothing needs staff, 1 when something does."""
-    since, until = window(args.since, args.until)
-    ledger = open_ledger(settings)
-    try:
-        report = asyncio.run(_run(ledger, settings, since, until))
-    finally:
-        ledger.db.close()
-    if args.json:
-        json.dump(report.to_json(), out, indent=2)
-        out.write("\n")
-    else:
-        print(render(report), file=out)
-    return 1 if report.needs_staff else 0

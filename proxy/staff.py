@@ -1,32 +1,26 @@
-"""Staff tools on the ledger: `patronpay payments list|show|retry|resolve|export`.
+"""What staff see of the ledger: a payment summed up (with what to do about it), its full
+detail, both as text for the terminal, the bursar's CSV, and the day windows staff ask about.
 
-They read the same ledger as `patronpay serve` (the settings name it) and never call Alma:
-`retry` hands a payment back to the running service's posting worker, which reads the fee in
-Alma before paying, as always. Times are shown and taken in UTC; dates are `YYYY-MM-DD`, and a
-`--until` date includes that whole day.
+Times are shown and taken in UTC; dates are `YYYY-MM-DD`, and a `--until` date includes that
+whole day. The commands that use these are in patronpay/staff_commands.py.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
-import getpass
 import json
-import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import TextIO
 
-from proxy.config import Settings
-from proxy.db import Database
-from proxy.ledger import STATES, Ledger, PaymentRecord
+from proxy.ledger import Ledger, PaymentRecord
 from proxy.money import format_amount
+from proxy.states import PaymentState
+from proxy.terminal import iso, shorten, table, when
 
 EXPORT_COLUMNS = ("date", "payment_id", "patron_id", "cashnet_tx", "batchno", "amount",
                   "currency", "fees", "unapplied", "state")
-NOTE_WIDTH = 60
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
@@ -59,44 +53,6 @@ def window(since: str | None, until: str | None) -> tuple[float | None, float | 
     if start is not None and end is not None and end <= start:
         raise StaffError("--until is before --since")
     return start, end
-
-
-def when(moment: float | None) -> str:
-    """A ledger time as `2025-03-14 10:40:05` (UTC), or `-`."""
-    if moment is None:
-        return "-"
-    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def iso(moment: float | None) -> str | None:
-    if moment is None:
-        return None
-    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z")
-
-
-# --- the ledger ---
-
-
-def open_ledger(settings: Settings) -> Ledger:
-    """The ledger `serve` writes; refuses to create an empty one at a mistyped path."""
-    if not Path(settings.database).is_file():
-        raise StaffError(f"no ledger at {settings.database} (PATRONPAY_DATABASE)")
-    return Ledger(Database(settings.database))
-
-
-def get_payment(ledger: Ledger, payment_id: str) -> PaymentRecord:
-    payment = ledger.payment(payment_id.strip())
-    if payment is None:
-        raise StaffError(f"no payment {payment_id!r} in the ledger")
-    return payment
-
-
-def default_actor() -> str:
-    try:
-        return os.environ.get("SUDO_USER") or getpass.getuser()
-    except (KeyError, OSError):
-        return "staff"
 
 
 # --- what a payment looks like to staff ---
@@ -151,7 +107,7 @@ def advice(payment: PaymentRecord) -> str:
         return ("Check this payment in CashNet: " + payment.review + ". Refund any extra "
                 f"charge in CashNet, then `patronpay payments resolve {payment.id} --note "
                 "'what you did'`.")
-    if payment.state != "attention":
+    if payment.state != PaymentState.ATTENTION:
         return ""
     if not payment.cashnet_tx:
         return ("CashNet reported success without a transaction number: find the payment in "
@@ -176,26 +132,6 @@ def fees_cell(payment: PaymentRecord) -> str:
 
 
 # --- text output ---
-
-
-def table(headers: Sequence[str], rows: Iterable[Sequence[str]],
-          right: Iterable[int] = ()) -> str:
-    """Columns aligned with two spaces between them; `right` columns are right-aligned."""
-    rows = [list(map(str, row)) for row in rows]
-    right = set(right)
-    widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headers)]
-
-    def line(cells: Sequence[str]) -> str:
-        padded = [c.rjust(w) if i in right else c.ljust(w)
-                  for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
-        return "  ".join(padded).rstrip()
-
-    return "\n".join([line(headers)] + [line(row) for row in rows])
-
-
-def shorten(text: str, width: int = NOTE_WIDTH) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def render_list(payments: Sequence[PaymentRecord]) -> str:
@@ -274,74 +210,7 @@ def _indent(text: str) -> str:
     return "\n".join("  " + row for row in text.splitlines())
 
 
-# --- the commands ---
-
-
-def cmd_list(ledger: Ledger, args: argparse.Namespace, out: TextIO) -> int:
-    since, until = window(args.since, args.until)
-    if args.state and args.state not in STATES:
-        raise StaffError(f"--state must be one of {', '.join(STATES)}")
-    payments = ledger.find_payments(state=args.state, patron_id=args.patron, tx=args.tx,
-                                    since=since, until=until, needs_review=args.attention,
-                                    limit=None)
-    if args.json:
-        json.dump([summary(p) for p in payments], out, indent=2)
-        out.write("\n")
-    else:
-        print(render_list(payments), file=out)
-    return 0
-
-
-def cmd_show(ledger: Ledger, args: argparse.Namespace, out: TextIO) -> int:
-    info = detail(ledger, get_payment(ledger, args.payment_id))
-    if args.json:
-        json.dump(info, out, indent=2)
-        out.write("\n")
-    else:
-        print(render_detail(info), file=out)
-    return 0
-
-
-def cmd_retry(ledger: Ledger, args: argparse.Namespace, out: TextIO) -> int:
-    payment = get_payment(ledger, args.payment_id)
-    try:
-        payment = ledger.retry(payment.id, args.actor or default_actor())
-    except ValueError as exc:
-        raise StaffError(str(exc)) from None
-    return _acted(payment, "sent back to the posting worker; it reads Alma before paying",
-                  args, out)
-
-
-def cmd_resolve(ledger: Ledger, args: argparse.Namespace, out: TextIO) -> int:
-    payment = get_payment(ledger, args.payment_id)
-    try:
-        payment = ledger.resolve(payment.id, args.note, args.actor or default_actor())
-    except ValueError as exc:
-        raise StaffError(str(exc)) from None
-    return _acted(payment, "resolved", args, out)
-
-
-def _acted(payment: PaymentRecord, what: str, args: argparse.Namespace, out: TextIO) -> int:
-    if args.json:
-        json.dump(summary(payment), out, indent=2)
-        out.write("\n")
-    else:
-        print(f"payment {payment.id}: {what}; state is now {payment.state}", file=out)
-    return 0
-
-
-def cmd_export(ledger: Ledger, args: argparse.Namespace, out: TextIO) -> int:
-    """Money CashNet took in the window (by the day it was paid), one row per payment."""
-    since, until = window(args.since, args.until)
-    payments = [p for p in ledger.find_payments(since=since, until=until, by="paid_at",
-                                                limit=None) if p.cashnet_tx]
-    if args.output:
-        with open(args.output, "w", newline="", encoding="utf-8") as handle:
-            write_csv(payments, handle)
-        print(f"{len(payments)} payment(s) written to {args.output}", file=out)
-    else:
-        write_csv(payments, out)
-    return 0
+# --- the bursar's export ---
 
 
 def write_csv(payments: Sequence[PaymentRecord], handle: TextIO) -> None:
@@ -352,16 +221,3 @@ def write_csv(payments: Sequence[PaymentRecord], handle: TextIO) -> None:
         writer.writerow([paid, p.id, p.patron_id, p.cashnet_tx, p.batchno,
                          format_amount(p.amount), p.currency, fees_cell(p),
                          format_amount(p.unapplied), p.state])
-
-
-COMMANDS = {"list": cmd_list, "show": cmd_show, "retry": cmd_retry, "resolve": cmd_resolve,
-            "export": cmd_export}
-
-
-def run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    """`patronpay payments <action>`; raises StaffError for the terminal."""
-    ledger = open_ledger(settings)
-    try:
-        return COMMANDS[args.payments_command](ledger, args, out)
-    finally:
-        ledger.db.close()

@@ -1,0 +1,228 @@
+"""The staff commands, `patronpay payments list|show|retry|resolve|export` and `patronpay
+reconcile`: their arguments and what each does.
+
+They read the same ledger as `patronpay serve` (the settings name it). `payments` never calls
+Alma: `retry` hands a payment back to the running service's posting worker, which reads the
+fee in Alma before paying, as always. `reconcile` reads Alma and changes nothing. Dates are
+`YYYY-MM-DD` in UTC, and an `--until` day counts in full. What a command cannot do is one line
+on standard error and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import sys
+from typing import TYPE_CHECKING, TextIO
+
+from proxy.config import Settings, load_settings
+from proxy.ledger import Ledger, PaymentRecord
+from proxy.staff import (
+    StaffError,
+    detail,
+    render_detail,
+    render_list,
+    summary,
+    window,
+    write_csv,
+)
+from proxy.states import STATES
+
+if TYPE_CHECKING:
+    from proxy.reconcile import Report
+
+
+def add_staff_commands(commands: argparse._SubParsersAction) -> None:
+    """`payments` (list, show, retry, resolve, export) and `reconcile`: dates are YYYY-MM-DD
+    in UTC, and an --until day counts in full."""
+    payments = commands.add_parser("payments", help="staff: the payments in the ledger")
+    actions = payments.add_subparsers(dest="payments_command", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="payments, newest last, with filters")
+    listing.add_argument("--state", help=", ".join(STATES[:-1]) + " or " + STATES[-1])
+    listing.add_argument("--patron", help="Alma primary id")
+    listing.add_argument("--tx", help="CashNet transaction number")
+    listing.add_argument("--since", help="created on or after this day")
+    listing.add_argument("--until", help="created on or before this day")
+    listing.add_argument("--attention", action="store_true",
+                         help="only payments needing staff (attention, or flagged for review)")
+    listing.add_argument("--json", action="store_true")
+    show = actions.add_parser("show", help="one payment with its full event trail")
+    show.add_argument("payment_id")
+    show.add_argument("--json", action="store_true")
+    retry = actions.add_parser("retry", help="send a payment in attention back to posting")
+    retry.add_argument("payment_id")
+    retry.add_argument("--actor", help="who does this (default: your user name)")
+    retry.add_argument("--json", action="store_true")
+    resolve = actions.add_parser("resolve", help="close a payment settled by hand")
+    resolve.add_argument("payment_id")
+    resolve.add_argument("--note", required=True, help="what was done (refund, manual posting)")
+    resolve.add_argument("--actor", help="who does this (default: your user name)")
+    resolve.add_argument("--json", action="store_true")
+    export = actions.add_parser("export", help="CSV of the money taken, for the bursar")
+    export.add_argument("--since", required=True, help="paid on or after this day")
+    export.add_argument("--until", required=True, help="paid on or before this day")
+    export.add_argument("--output", help="file to write (default: standard output)")
+    payments.set_defaults(handler=cmd_payments)
+
+    reconcile = commands.add_parser(
+        "reconcile", help="staff: compare the ledger with Alma (changes nothing)")
+    reconcile.add_argument("--since", required=True, help="payments created on or after this day")
+    reconcile.add_argument("--until", help="... and on or before this day (default: today)")
+    reconcile.add_argument("--json", action="store_true")
+    reconcile.set_defaults(handler=cmd_reconcile)
+
+
+def cmd_payments(args: argparse.Namespace) -> int:
+    try:
+        return run_payments(args, load_settings(), sys.stdout)
+    except StaffError as exc:
+        print(f"patronpay: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    try:
+        return run_reconcile(args, load_settings(), sys.stdout)
+    except StaffError as exc:
+        print(f"patronpay: {exc}", file=sys.stderr)
+        return 2
+
+
+def open_ledger(settings: Settings) -> Ledger:
+    """The ledger `serve` writes; refuses to create an empty one at a mistyped path."""
+    try:
+        return Ledger.open_existing(settings.database)
+    except FileNotFoundError:
+        raise StaffError(f"no ledger at {settings.database} (PATRONPAY_DATABASE)") from None
+
+
+def get_payment(ledger: Ledger, payment_id: str) -> PaymentRecord:
+    payment = ledger.payment(payment_id.strip())
+    if payment is None:
+        raise StaffError(f"no payment {payment_id!r} in the ledger")
+    return payment
+
+
+def default_actor() -> str:
+    try:
+        return os.environ.get("SUDO_USER") or getpass.getuser()
+    except (KeyError, OSError):
+        return "staff"
+
+
+# --- patronpay payments ---
+
+
+def run_payments(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """`patronpay payments <action>`; raises StaffError for the terminal."""
+    ledger = open_ledger(settings)
+    try:
+        return ACTIONS[args.payments_command](ledger, args, out)
+    finally:
+        ledger.db.close()
+
+
+def list_payments(ledger: Ledger, args: argparse.Namespace, out: TextIO) -> int:
+    since, until = window(args.since, args.until)
+    if args.state and args.state not in STATES:
+        raise StaffError(f"--state must be one of {', '.join(STATES)}")
+    payments = ledger.find_payments(state=args.state, patron_id=args.patron, tx=args.tx,
+                                    since=since, until=until, needs_review=args.attention,
+                                    limit=None)
+    if args.json:
+        json.dump([summary(p) for p in payments], out, indent=2)
+        out.write("\n")
+    else:
+        print(render_list(payments), file=out)
+    return 0
+
+
+def show_payment(ledger: Ledger, args: argparse.Namespace, out: TextIO) -> int:
+    info = detail(ledger, get_payment(ledger, args.payment_id))
+    if args.json:
+        json.dump(info, out, indent=2)
+        out.write("\n")
+    else:
+        print(render_detail(info), file=out)
+    return 0
+
+
+def retry_payment(ledger: Ledger, args: argparse.Namespace, out: TextIO) -> int:
+    payment = get_payment(ledger, args.payment_id)
+    try:
+        payment = ledger.retry(payment.id, args.actor or default_actor())
+    except ValueError as exc:
+        raise StaffError(str(exc)) from None
+    return _acted(payment, "sent back to the posting worker; it reads Alma before paying",
+                  args, out)
+
+
+def resolve_payment(ledger: Ledger, args: argparse.Namespace, out: TextIO) -> int:
+    payment = get_payment(ledger, args.payment_id)
+    try:
+        payment = ledger.resolve(payment.id, args.note, args.actor or default_actor())
+    except ValueError as exc:
+        raise StaffError(str(exc)) from None
+    return _acted(payment, "resolved", args, out)
+
+
+def _acted(payment: PaymentRecord, what: str, args: argparse.Namespace, out: TextIO) -> int:
+    if args.json:
+        json.dump(summary(payment), out, indent=2)
+        out.write("\n")
+    else:
+        print(f"payment {payment.id}: {what}; state is now {payment.state}", file=out)
+    return 0
+
+
+def export_payments(ledger: Ledger, args: argparse.Namespace, out: TextIO) -> int:
+    """Money CashNet took in the window (by the day it was paid), one row per payment."""
+    since, until = window(args.since, args.until)
+    payments = [p for p in ledger.find_payments(since=since, until=until, by="paid_at",
+                                                limit=None) if p.cashnet_tx]
+    if args.output:
+        with open(args.output, "w", newline="", encoding="utf-8") as handle:
+            write_csv(payments, handle)
+        print(f"{len(payments)} payment(s) written to {args.output}", file=out)
+    else:
+        write_csv(payments, out)
+    return 0
+
+
+ACTIONS = {"list": list_payments, "show": show_payment, "retry": retry_payment,
+           "resolve": resolve_payment, "export": export_payments}
+
+
+# --- patronpay reconcile ---
+
+
+def run_reconcile(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """`patronpay reconcile`: 0 when nothing needs staff, 1 when something does."""
+    # Imported here: only this command talks to Alma, and the Alma client pulls in the
+    # whole service's runtime.
+    from proxy.reconcile import reconcile, render
+    from proxy.runtime import alma_client
+
+    since, until = window(args.since, args.until)
+    ledger = open_ledger(settings)
+
+    async def check() -> Report:
+        alma = alma_client(settings)
+        try:
+            return await reconcile(ledger, alma, since=since, until=until)
+        finally:
+            await alma.aclose()
+
+    try:
+        report = asyncio.run(check())
+    finally:
+        ledger.db.close()
+    if args.json:
+        json.dump(report.to_json(), out, indent=2)
+        out.write("\n")
+    else:
+        print(render(report), file=out)
+    return 1 if report.needs_staff else 0

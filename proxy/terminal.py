@@ -1,0 +1,45 @@
+"""Text for a staff member's terminal, shared by the staff commands: aligned tables, ledger
+times in UTC, and notes shortened to fit a line."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+NOTE_WIDTH = 60
+
+
+def when(moment: float | None) -> str:
+    """A ledger time as `2025-03-14 10:40:05` (UTC), or `-`."""
+    if moment is None:
+        return "-"
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def iso(moment: float | None) -> str | None:
+    """A ledger time for JSON output: ISO 8601 in UTC to the millisecond, or None."""
+    if moment is None:
+        return None
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]],
+          right: Iterable[int] = ()) -> str:
+    """Columns aligned with two spaces between them; `right` columns are right-aligned."""
+    rows = [list(map(str, row)) for row in rows]
+    right = set(right)
+    widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = [c.rjust(w) if i in right else c.ljust(w)
+                  for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
+        return "  ".join(padded).rstrip()
+
+    return "\n".join([line(headers)] + [line(row) for row in rows])
+
+
+def shorten(text: str, width: int = NOTE_WIDTH) -> str:
+    """`text` on one line (whitespace runs become one space), cut to `width` with `...`."""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 3] + "..."
