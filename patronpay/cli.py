@@ -7,6 +7,8 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
+from patronpay.bursar_commands import add_bursar_commands
+from patronpay.check_command import add_check_command
 from patronpay.staff_commands import add_staff_commands
 from proxy.config import ConfigError, is_loopback_host, load_settings
 
@@ -116,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.set_defaults(handler=cmd_sandbox)
 
     add_staff_commands(commands)
+    add_bursar_commands(commands)
+    add_check_command(commands)
     return parser
 
 
