@@ -523,7 +523,7 @@ def _read_toml(path: str) -> dict[str, Any]:
 
 
 def reference_table() -> str:
-    """The README's configuration reference, generated from the settings themselves."""
+    """The settings table of docs/configuration.md, generated from the settings themselves."""
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     for f in setting_fields():
         if f.default is not dataclasses.MISSING:
