@@ -9,106 +9,24 @@ in Alma carrying the CashNet transaction number.
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import sqlite3
-import subprocess
-import sys
-import threading
-import time
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
 import pytest
-
-from patronpay.demo import point_store_at, sandbox_environment
-from patronpay.serving import ServerThread
-from proxy.config import load_settings
-from proxy.db import Database
-from proxy.ledger import Ledger
-from sandbox.app import CASHNET_STORE, create_sandbox_app
+from support.alma import payments_carrying
+from support.rig import Rig
+from support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
 D = Decimal
-ROOT = Path(__file__).resolve().parent.parent
 LOST, OVERDUE = "7730018830004146", "7730012450004146"
 FEES = "/almaws/v1/users/*/fees"
 EXPECTED_62 = {LOST: [D("60.00")], OVERDUE: [D("2.00")]}
-# Fast retries, and a look-before-pay window (2.5 s from the send) longer than any slow call
-# the tests open (1.5 s), as production's 25 s is longer than its 20 s read timeout.
-PROXY_SETTINGS = {"posting_backoff_cap_seconds": "0.2", "alma_read_timeout": "3",
-                  "alma_recheck_seconds": "2.5", "log_level": "INFO"}
-
-
-def wait_for(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class ProxyProcess:
-    """`python -m patronpay serve --port P` as a child process, with its log in a file."""
-
-    def __init__(self, env: dict[str, str], port: int, log_path: Path) -> None:
-        self.env = env
-        self.port = port
-        self.log_path = log_path
-        self.process: subprocess.Popen | None = None
-        self.starts = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> ProxyProcess:
-        self.starts += 1
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "patronpay", "serve", "--port", str(self.port)],
-                env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        wait_for(self._healthy, 30, "patronpay serve to answer /healthz")
-        return self
-
-    def _healthy(self) -> bool:
-        if self.process.poll() is not None:
-            raise AssertionError(f"patronpay serve exited with {self.process.returncode}:\n"
-                                 + self.log_path.read_text()[-3000:])
-        try:
-            return httpx.get(self.url + "/healthz", timeout=0.5).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def signal(self, sig: int) -> None:
-        os.kill(self.process.pid, sig)
-
-    def kill(self) -> None:
-        """SIGKILL: no cleanup of any kind, then reap it (a zombie would still look alive)."""
-        self.signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-
-    def posted_lines(self) -> list[str]:
-        return [line for line in self.log_path.read_text().splitlines()
-                if '"event": "allocation_posted"' in line]
 
 
 def connections_to(port: int) -> list[tuple[int, int, int | None]]:
@@ -124,91 +42,6 @@ def connections_to(port: int) -> list[tuple[int, int, int | None]]:
     unsent = {lport: tx for lport, rport, state, tx, _ in rows if rport == port and state == "01"}
     return [(rport, rx, unsent.get(rport)) for lport, rport, state, _, rx in rows
             if lport == port and state == "01"]
-
-
-class Rig:
-    """A sandbox in this process and a proxy child process on one ledger file."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.sandbox_app = create_sandbox_app()
-        self.sandbox = ServerThread(self.sandbox_app).start()
-        port = free_port()
-        self.database = tmp_path / "ledger.sqlite3"
-        settings_env = sandbox_environment(f"http://127.0.0.1:{port}", self.sandbox.url,
-                                           self.database, "t" * 40, **PROXY_SETTINGS)
-        self.settings = load_settings(settings_env)
-        point_store_at(self.sandbox_app, self.settings)
-        # CashNet re-delivers a notification that got no 2xx: every 1.5 s, up to 5 times.
-        self.cashnet.configure_store(CASHNET_STORE, retries=5, retry_delay_s=1.5,
-                                     notify_timeout_s=10)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PATRONPAY_")}
-        env.update(settings_env, PYTHONUNBUFFERED="1")
-        self.proxy = ProxyProcess(env, port, tmp_path / "proxy.log")
-        self.ledger = Ledger(Database(self.database))
-
-    @property
-    def alma(self):
-        return self.sandbox_app.state.alma
-
-    @property
-    def cashnet(self):
-        return self.sandbox_app.state.cashnet
-
-    def close(self) -> None:
-        self.proxy.stop()
-        self.ledger.db.close()
-        self.sandbox.stop()
-
-    # --- a patron's payment ---
-
-    def start_payment(self, patron: str = "mkowalski", **body) -> tuple[str, str]:
-        """Sign in, create a payment, hand it to CashNet: (payment id, checkout id)."""
-        with httpx.Client(base_url=self.proxy.url, headers={"Origin": self.proxy.url},
-                          timeout=15) as client:
-            assert client.get("/auth/sso", headers={"X-Remote-User": patron}).status_code == 303
-            client.headers["X-CSRF-Token"] = client.get("/api/session").json()["csrf_token"]
-            response = client.post("/api/payments", json=body)
-            assert response.status_code == 201, response.text
-            created = response.json()
-        checkout = created["checkout"]
-        handed = httpx.post(checkout["action"], data=checkout["fields"], timeout=15)
-        return created["payment"]["id"], handed.headers["X-Emulator-Checkout"]
-
-    def complete_in_background(self, cid: str) -> threading.Thread:
-        thread = threading.Thread(target=self.cashnet.complete, args=(cid,), daemon=True)
-        thread.start()
-        return thread
-
-    # --- what the ledger and Alma say ---
-
-    def payment(self, payment_id: str):
-        return self.ledger.payment(payment_id)
-
-    def wait_for_state(self, payment_id: str, state: str, timeout: float = 30.0):
-        return wait_for(lambda: (p := self.payment(payment_id)) and p.state == state and p,
-                        timeout, f"payment {payment_id} to be {state}")
-
-    def allocations(self, payment_id: str) -> list[tuple]:
-        return [(a.fee_id, a.amount, a.state, a.outcome)
-                for a in self.payment(payment_id).allocations]
-
-    def pays(self, fee_id: str | None = None) -> list[dict]:
-        return [r for r in self.alma.requests() if r["method"] == "POST"
-                and "pay" in r["query"].get("op", [])
-                and (fee_id is None or r["path"].endswith("/" + fee_id))]
-
-    def in_alma(self, tx: str, patron: str = "mkowalski") -> dict[str, list[Decimal]]:
-        """{fee id: amounts of the PAYMENT transactions carrying tx}, fees with any."""
-        found = {}
-        for fee in self.alma.user_state(patron)["fees"]:
-            amounts = [t["amount"] for t in fee.get("transactions", [])
-                       if t.get("type") == "PAYMENT" and t.get("external_transaction_id") == tx]
-            if amounts:
-                found[fee["id"]] = amounts
-        return found
-
-    def notification_outcomes(self, payment_id: str) -> list[str]:
-        return [n["outcome"] for n in self.ledger.notifications(payment_id)]
 
 
 @pytest.fixture
@@ -232,7 +65,7 @@ def assert_posted_exactly_once(rig: Rig, payment_id: str, outcomes: list[str]) -
     assert (payment.applied, payment.unapplied) == (D("62.00"), D("0.00"))
     assert rig.allocations(payment_id) == [
         (LOST, D("60.00"), "posted", outcomes[0]), (OVERDUE, D("2.00"), "posted", outcomes[1])]
-    assert rig.in_alma(tx) == EXPECTED_62
+    assert payments_carrying(rig.alma, tx) == EXPECTED_62
 
 
 # --- before the notification is recorded ---
@@ -243,8 +76,8 @@ def test_killed_before_reading_the_notification(rig):
     payment_id, cid = rig.start_payment(amount="62.00")
     rig.proxy.signal(signal.SIGSTOP)  # frozen: CashNet's delivery waits in the socket
     delivery = rig.complete_in_background(cid)
-    wait_for(lambda: any(unread for _, unread, _ in connections_to(rig.proxy.port)), 10,
-             "the notification to wait unread in the proxy's socket")
+    wait_for(lambda: any(unread for _, unread, _ in connections_to(rig.proxy.port)),
+             "the notification to wait unread in the proxy's socket", timeout=10)
     rig.proxy.kill()
     delivery.join(15)
     # Nothing of it reached the ledger; CashNet saw a failed delivery.
@@ -252,7 +85,7 @@ def test_killed_before_reading_the_notification(rig):
     first = rig.cashnet.notifications(cid)[0]
     assert (first["attempt"], first["status"]) == (1, None) and first["error"]
     rig.proxy.start()
-    wait_for(lambda: rig.payment(payment_id).state == "posted", 30, "posted after restart")
+    rig.wait_for_state(payment_id, "posted")
     assert_posted_exactly_once(rig, payment_id, ["applied", "applied"])
     assert rig.notification_outcomes(payment_id) == ["paid"]
     attempts = rig.cashnet.notifications(cid)
@@ -283,7 +116,7 @@ def test_killed_while_recording_the_notification(rig):
                 return True
             return False
 
-        wait_for(inside_the_write, 10, "the proxy to be inside the notification's write")
+        wait_for(inside_the_write, "the proxy to be inside the notification's write", timeout=10)
         rig.proxy.kill()
     finally:
         lock.execute("ROLLBACK")
@@ -295,7 +128,7 @@ def test_killed_while_recording_the_notification(rig):
         "pending", None, [])
     assert [a.state for a in payment.allocations] == ["planned", "planned"]
     rig.proxy.start()
-    wait_for(lambda: rig.payment(payment_id).state == "posted", 30, "posted after restart")
+    rig.wait_for_state(payment_id, "posted")
     assert_posted_exactly_once(rig, payment_id, ["applied", "applied"])
     assert rig.notification_outcomes(payment_id) == ["paid"]
     assert len(rig.pays()) == 2
@@ -312,13 +145,13 @@ def test_killed_after_recording_before_posting(rig):
     assert [n["status"] for n in completion["notifications"]] == [200]
     # The worker is reading the patron's fees (slowly) when the process dies.
     wait_for(lambda: any(r["path"].endswith("/fees") and r["status"] is None
-                         for r in rig.alma.requests()), 10, "the worker's LIST in flight")
+                         for r in rig.alma.requests()), "the worker's LIST in flight", timeout=10)
     rig.proxy.kill()
     payment = rig.payment(payment_id)
     assert (payment.state, [a.state for a in payment.allocations]) == ("paid", ["queued", "queued"])
     assert rig.pays() == []
     rig.proxy.start()
-    wait_for(lambda: rig.payment(payment_id).state == "posted", 30, "posted after restart")
+    rig.wait_for_state(payment_id, "posted")
     assert_posted_exactly_once(rig, payment_id, ["applied", "applied"])
     # CashNet never saw our 200 (say) and sends the notification again: a duplicate, nothing more.
     body = urlencode([tuple(pair) for pair in completion["fields"]])
@@ -327,7 +160,7 @@ def test_killed_after_recording_before_posting(rig):
     assert (again.status_code, again.text) == (200, "OK")
     assert rig.notification_outcomes(payment_id) == ["paid", "same"]
     assert len(rig.pays()) == 2
-    assert rig.in_alma(payment.cashnet_tx) == EXPECTED_62
+    assert payments_carrying(rig.alma, payment.cashnet_tx) == EXPECTED_62
 
 
 def test_killed_between_two_fee_postings_after_alma_applied_the_second(rig):
@@ -337,17 +170,17 @@ def test_killed_between_two_fee_postings_after_alma_applied_the_second(rig):
     rig.cashnet.complete(cid)
     wait_for(lambda: rig.allocations(payment_id)[0][2:] == ("posted", "applied")
              and rig.allocations(payment_id)[1][2] == "sending"
-             and [r["status"] for r in rig.pays(OVERDUE)] == [None], 10,
-             "the first fee posted and the second payment call inside Alma")
+             and [r["status"] for r in rig.pays(OVERDUE)] == [None],
+             "the first fee posted and the second payment call inside Alma", timeout=10)
     rig.proxy.kill()
     # Alma finishes the call after the caller died: applied, and the ledger does not know.
     wait_for(lambda: [(r["status"], r["committed"]) for r in rig.pays(OVERDUE)] == [(200, True)],
-             10, "Alma to apply the orphaned payment call")
+             "Alma to apply the orphaned payment call", timeout=10)
     assert rig.allocations(payment_id) == [
         (LOST, D("60.00"), "posted", "applied"), (OVERDUE, D("2.00"), "sending", "")]
-    assert rig.in_alma(rig.payment(payment_id).cashnet_tx) == EXPECTED_62
+    assert payments_carrying(rig.alma, rig.payment(payment_id).cashnet_tx) == EXPECTED_62
     rig.proxy.start()
-    wait_for(lambda: rig.payment(payment_id).state == "posted", 30, "posted after restart")
+    rig.wait_for_state(payment_id, "posted")
     # Found by looking before paying: no second payment call for that fee.
     assert_posted_exactly_once(rig, payment_id, ["applied", "found in Alma"])
     assert [len(rig.pays(LOST)), len(rig.pays(OVERDUE))] == [1, 1]
@@ -361,11 +194,11 @@ def test_killed_while_waiting_to_look_after_a_lost_answer(rig):
                                     "mode": "drop", "next": 1}]})
     rig.cashnet.complete(cid)
     wait_for(lambda: rig.allocations(payment_id)[1][2:] == (
-        "sending", "payment may have been applied: RemoteProtocolError"), 10,
-        "the dropped payment call to be recorded as unknown")
+        "sending", "payment may have been applied: RemoteProtocolError"),
+        "the dropped payment call to be recorded as unknown", timeout=10)
     rig.proxy.kill()
     rig.proxy.start()
-    wait_for(lambda: rig.payment(payment_id).state == "posted", 30, "posted after restart")
+    rig.wait_for_state(payment_id, "posted")
     assert_posted_exactly_once(rig, payment_id, ["applied", "applied"])
     # The dropped call never reached Alma's state; after looking, exactly one more was sent.
     assert [(r["status"], r["committed"]) for r in rig.pays(OVERDUE)] == [
@@ -391,19 +224,19 @@ def test_repeated_kills_during_a_burst_lose_nothing_and_post_nothing_twice(rig):
     for _ in range(4):
         posted_before = len([r for r in rig.pays() if r["committed"]])
         wait_for(lambda n=posted_before: len([r for r in rig.pays() if r["committed"]]) > n
-                 or all(rig.payment(p).state == "posted" for p, _ in started), 30,
-                 "some progress")
+                 or all(rig.payment(p).state == "posted" for p, _ in started),
+                 "some progress", timeout=30)
         rig.proxy.kill()
         rig.proxy.start()
     rig.alma.set_faults({})
     for payment_id, _ in started:
-        wait_for(lambda p=payment_id: rig.payment(p).state == "posted", 60,
-                 f"payment {payment_id} posted")
+        wait_for(lambda p=payment_id: rig.payment(p).state == "posted",
+                 f"payment {payment_id} posted", timeout=60)
     for (payment_id, _), patron in zip(started, patrons, strict=True):
         payment = rig.payment(payment_id)
         assert (payment.applied, payment.unapplied) == (D("10.35"), D("0.00"))
         fees = {a.fee_id: [a.amount] for a in payment.allocations}
-        assert rig.in_alma(payment.cashnet_tx, patron) == fees
+        assert payments_carrying(rig.alma, payment.cashnet_tx, patron) == fees
         assert [a.state for a in payment.allocations] == ["posted", "posted"]
     # Every payment call that Alma applied was for an allocation, once.
     applied = [r["path"] for r in rig.pays() if r["committed"]]

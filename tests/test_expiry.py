@@ -6,6 +6,7 @@ import time
 from decimal import Decimal
 
 import pytest
+from support.alma import payments_carrying
 
 D = Decimal
 LOST, OVERDUE = "7730018830004146", "7730012450004146"
@@ -83,10 +84,7 @@ def test_a_late_success_after_expiry_is_paid_and_posted(clocked):
         "created", "expired", "notification", "paid", "allocation_posted", "allocation_posted",
         "posted"]
     assert d.ledger.events(payment_id)[3]["detail"]["from"] == "expired"
-    for fee in d.alma.user_state("mkowalski")["fees"]:
-        amounts = [t["amount"] for t in fee.get("transactions", [])
-                   if t.get("external_transaction_id") == tx]
-        assert amounts == {LOST: [D("60.00")], OVERDUE: [D("2.00")]}.get(fee["id"], [])
+    assert payments_carrying(d.alma, tx) == {LOST: [D("60.00")], OVERDUE: [D("2.00")]}
 
 
 def test_a_late_failure_after_expiry_is_only_recorded(clocked):

@@ -3,6 +3,8 @@ exactly once through applied-then-failed answers, throttling, and permanent refu
 
 from decimal import Decimal
 
+from support.alma import payments_carrying
+
 D = Decimal
 PAY_PATH = "/almaws/v1/users/*/fees/*"
 LOST, OVERDUE, DAMAGED = "7730018830004146", "7730012450004146", "7730020010004146"
@@ -12,14 +14,7 @@ def pay_rule(mode, **extra):
     return {"match": {"method": "POST", "path": PAY_PATH}, "mode": mode, **extra}
 
 
-def transactions(d, tx):
-    """{fee id: [amounts of PAYMENT transactions carrying tx]} in the sandbox Alma."""
-    return {f["id"]: [t["amount"] for t in f.get("transactions", [])
-                      if t.get("external_transaction_id") == tx]
-            for f in d.alma.user_state("mkowalski")["fees"]}
-
-
-EXPECTED_62 = {LOST: [D("60.00")], OVERDUE: [D("2.00")], DAMAGED: []}
+EXPECTED_62 = {LOST: [D("60.00")], OVERDUE: [D("2.00")]}
 
 
 def test_5xx_then_success(deploy):
@@ -28,7 +23,7 @@ def test_5xx_then_success(deploy):
     d.alma.set_faults({"rules": [pay_rule("http_5xx", status=503, next=2)]})
     tx = d.cashnet.complete(cid)["tx"]
     payment = d.wait_for_state(payment_id, "posted")
-    assert transactions(d, tx) == EXPECTED_62
+    assert payments_carrying(d.alma, tx) == EXPECTED_62
     assert [a.state for a in payment.allocations] == ["posted", "posted"]
     # Two answers lost to 503: each retried only after reading Alma, never blindly.
     assert len(d.alma_calls("POST", "pay")) == 4
@@ -40,7 +35,7 @@ def test_applied_then_500_is_not_posted_twice(deploy):
     d.alma.set_faults({"rules": [pay_rule("commit_then_500", next=1)]})
     tx = d.cashnet.complete(cid)["tx"]
     payment = d.wait_for_state(payment_id, "posted")
-    assert transactions(d, tx) == EXPECTED_62
+    assert payments_carrying(d.alma, tx) == EXPECTED_62
     assert len(d.alma_calls("POST", "pay")) == 2
     assert [a.outcome for a in payment.allocations] == ["found in Alma", "applied"]
 
@@ -51,7 +46,7 @@ def test_applied_then_dropped_connection_is_not_posted_twice(deploy):
     d.alma.set_faults({"rules": [pay_rule("commit_then_drop", next=2)]})
     tx = d.cashnet.complete(cid)["tx"]
     d.wait_for_state(payment_id, "posted")
-    assert transactions(d, tx) == EXPECTED_62
+    assert payments_carrying(d.alma, tx) == EXPECTED_62
     assert len(d.alma_calls("POST", "pay")) == 2
 
 
@@ -61,7 +56,7 @@ def test_dropped_before_applying_is_sent_again_once(deploy):
     d.alma.set_faults({"rules": [pay_rule("drop", next=1)]})
     tx = d.cashnet.complete(cid)["tx"]
     d.wait_for_state(payment_id, "posted")
-    assert transactions(d, tx) == EXPECTED_62
+    assert payments_carrying(d.alma, tx) == EXPECTED_62
     assert len(d.alma_calls("POST", "pay")) == 3
 
 
@@ -71,7 +66,7 @@ def test_timeout_while_alma_applies_is_found_by_reading_back(deploy):
     d.alma.set_faults({"rules": [pay_rule("slow", latency_ms=1000, next=1)]})
     tx = d.cashnet.complete(cid)["tx"]
     d.wait_for_state(payment_id, "posted", timeout=30)
-    assert transactions(d, tx) == EXPECTED_62
+    assert payments_carrying(d.alma, tx) == EXPECTED_62
     assert len(d.alma_calls("POST", "pay")) == 2
 
 
@@ -81,7 +76,7 @@ def test_throttled_by_alma_then_posted(deploy):
     d.alma.set_faults({"per_second_limit": 1})
     tx = d.cashnet.complete(cid)["tx"]
     d.wait_for_state(payment_id, "posted", timeout=60)
-    assert transactions(d, tx) == {LOST: [D("60.00")], OVERDUE: [D("4.75")], DAMAGED: [D("12.50")]}
+    assert payments_carrying(d.alma, tx) == {LOST: [D("60.00")], OVERDUE: [D("4.75")], DAMAGED: [D("12.50")]}
     assert any(r["status"] == 429 for r in d.alma.requests())
 
 
@@ -102,7 +97,7 @@ def test_fee_waived_meanwhile_holds_the_money_for_staff(deploy):
     d.alma.set_fee("mkowalski", OVERDUE, balance="0.00", status="CLOSED")
     tx = d.cashnet.complete(cid)["tx"]
     payment = d.wait_for_state(payment_id, "attention")
-    assert transactions(d, tx) == {LOST: [D("60.00")], OVERDUE: [], DAMAGED: []}
+    assert payments_carrying(d.alma, tx) == {LOST: [D("60.00")]}
     assert payment.unapplied == D("2.00")
     assert payment.reason == f"2.00 not applied in Alma: fee {OVERDUE} is closed"
 
@@ -113,7 +108,7 @@ def test_fee_partly_paid_meanwhile_applies_what_fits(deploy):
     d.alma.set_fee("mkowalski", LOST, balance="50.00")
     tx = d.cashnet.complete(cid)["tx"]
     payment = d.wait_for_state(payment_id, "attention")
-    assert transactions(d, tx) == {LOST: [D("50.00")], OVERDUE: [D("2.00")], DAMAGED: []}
+    assert payments_carrying(d.alma, tx) == {LOST: [D("50.00")], OVERDUE: [D("2.00")]}
     assert payment.unapplied == D("10.00")
 
 
@@ -123,7 +118,7 @@ def test_remainder_moves_to_other_fees_when_configured(deploy):
     d.alma.set_fee("mkowalski", OVERDUE, balance="0.00", status="CLOSED")
     tx = d.cashnet.complete(cid)["tx"]
     payment = d.wait_for_state(payment_id, "posted")
-    assert transactions(d, tx) == {LOST: [D("60.00")], OVERDUE: [], DAMAGED: [D("2.00")]}
+    assert payments_carrying(d.alma, tx) == {LOST: [D("60.00")], DAMAGED: [D("2.00")]}
     moved = [a for a in payment.allocations if a.origin.startswith("moved")]
     assert [(a.fee_id, a.amount, a.state) for a in moved] == [(DAMAGED, D("2.00"), "posted")]
     assert payment.applied == D("62.00") and payment.unapplied == D("0.00")
@@ -160,8 +155,7 @@ def test_two_shortfalls_moved_into_one_fee_are_both_posted(deploy):
     tx = d.cashnet.complete(cid)["tx"]
     payment = d.wait_for_state(created["payment"]["id"], "posted")
     fees = {f["id"]: f for f in d.alma.user_state("mover")["fees"]}
-    assert [t["amount"] for t in fees[third]["transactions"] if t["external_transaction_id"] == tx] == [
-        D("5.00"), D("5.00")]
+    assert payments_carrying(d.alma, tx, "mover") == {third: [D("5.00"), D("5.00")]}
     assert fees[third]["balance"] == D("10.00")
     assert payment.applied == D("10.00") and payment.unapplied == D("0.00")
     assert len(d.alma_calls("POST", "pay")) == 2

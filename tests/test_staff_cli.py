@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from support.alma import payments_carrying
 
 from patronpay.cli import main
 from patronpay.demo import sandbox_environment
@@ -49,17 +50,6 @@ def pay(d, patron="mkowalski", faults=None, **body):
     client = d.sign_in_sso(patron)
     created, completion = d.pay(client, faults=faults, **body)
     return created["payment"]["id"], completion
-
-
-def alma_payments(d, tx, patron="mkowalski"):
-    """{fee id: [amounts of PAYMENT transactions carrying tx]} for fees that have any."""
-    found = {}
-    for fee in d.alma.user_state(patron)["fees"]:
-        amounts = [t["amount"] for t in fee.get("transactions", [])
-                   if t.get("external_transaction_id") == tx]
-        if amounts:
-            found[fee["id"]] = amounts
-    return found
 
 
 def columns(line):
@@ -275,7 +265,7 @@ def test_retry_after_staff_fix_the_fee_posts_exactly_once(deploy, cli):
            "paying; state is now paid\n", "")
     d.services.worker.wake()
     payment = d.wait_for_state(payment_id, "posted")
-    assert alma_payments(d, tx) == {LOST: [D("60.00")], OVERDUE: [D("2.00")]}
+    assert payments_carrying(d.alma, tx) == {LOST: [D("60.00")], OVERDUE: [D("2.00")]}
     assert (payment.applied, payment.unapplied) == (D("62.00"), D("0.00"))
     assert [e["source"] for e in d.ledger.events(payment_id) if e["kind"] == "paid"] == [
         "cashnet:127.0.0.1", "staff:ana"]
@@ -297,7 +287,7 @@ def test_retry_tries_the_rest_a_fee_could_not_take(deploy, cli):
     assert cli(d, "payments", "retry", payment_id, "--json")[0] == 0
     d.services.worker.wake()
     payment = d.wait_for_state(payment_id, "posted")
-    assert alma_payments(d, tx) == {LOST: [D("50.00"), D("10.00")], OVERDUE: [D("2.00")]}
+    assert payments_carrying(d.alma, tx) == {LOST: [D("50.00"), D("10.00")], OVERDUE: [D("2.00")]}
     assert [(a.fee_id, a.amount, a.unapplied, a.state, a.origin) for a in payment.allocations] == [
         (LOST, D("50.00"), D("0.00"), "posted", "patron"),
         (OVERDUE, D("2.00"), D("0.00"), "posted", "patron"),
@@ -316,7 +306,7 @@ def test_retry_after_the_give_up_horizon_gets_a_horizon_of_its_own(deploy, cli):
     assert cli(d, "payments", "retry", payment_id)[0] == 0
     d.services.worker.wake()
     d.wait_for_state(payment_id, "posted")
-    assert alma_payments(d, completion["tx"]) == {LOST: [D("60.00")], OVERDUE: [D("2.00")]}
+    assert payments_carrying(d.alma, completion["tx"]) == {LOST: [D("60.00")], OVERDUE: [D("2.00")]}
 
 
 def test_resolve_closes_attention_and_clears_a_review_flag(deploy, cli):
@@ -390,7 +380,7 @@ def test_fee_gone_from_alma_holds_the_money_for_staff(deploy):
     payment = d.wait_for_state(payment_id, "attention")
     assert payment.reason == f"2.00 not applied in Alma: fee {OVERDUE} is gone"
     assert (payment.applied, payment.unapplied) == (D("60.00"), D("2.00"))
-    assert alma_payments(d, tx) == {LOST: [D("60.00")]}
+    assert payments_carrying(d.alma, tx) == {LOST: [D("60.00")]}
 
 
 def test_fee_gone_moves_the_money_when_configured(deploy):
@@ -401,7 +391,7 @@ def test_fee_gone_moves_the_money_when_configured(deploy):
                                   "mode": "alma_error", "code": "401665"}]})
     tx = d.cashnet.complete(cid)["tx"]
     payment = d.wait_for_state(payment_id, "posted")
-    assert alma_payments(d, tx) == {LOST: [D("60.00")], DAMAGED: [D("2.00")]}
+    assert payments_carrying(d.alma, tx) == {LOST: [D("60.00")], DAMAGED: [D("2.00")]}
     assert [(a.fee_id, a.amount, a.unapplied, a.state) for a in payment.allocations] == [
         (LOST, D("60.00"), D("0.00"), "posted"), (OVERDUE, D("0.00"), D("0.00"), "moved"),
         (DAMAGED, D("2.00"), D("0.00"), "posted")]
@@ -414,7 +404,7 @@ def test_a_remainder_larger_than_the_other_fees_moves_in_part_and_waits_for_staf
     tx = d.cashnet.complete(cid)["tx"]
     payment = d.wait_for_state(payment_id, "attention")
     # 60.00 to place; the other payable fees hold 4.75 and 12.50, oldest first.
-    assert alma_payments(d, tx) == {OVERDUE: [D("4.75")], DAMAGED: [D("12.50")]}
+    assert payments_carrying(d.alma, tx) == {OVERDUE: [D("4.75")], DAMAGED: [D("12.50")]}
     assert [(a.fee_id, a.amount, a.unapplied, a.state) for a in payment.allocations] == [
         (LOST, D("0.00"), D("42.75"), "failed"), (OVERDUE, D("4.75"), D("0.00"), "posted"),
         (DAMAGED, D("12.50"), D("0.00"), "posted")]
