@@ -44,7 +44,6 @@ from kiosk.visits import KioskService, NoSession
 
 log = logging.getLogger("patronpay.kiosk.agent")
 
-SITE_DIR = Path(__file__).resolve().parent.parent / "site"
 MAX_BODY_BYTES = 8192
 HANDLE_HEADER = "x-csrf-token"
 SHARED_ASSETS = ("style.css", "i18n.js", "api.js")
@@ -346,7 +345,8 @@ def create_kiosk_app(settings: KioskSettings, *, reader: ReaderFactory | None = 
             await service.shutdown()
             await client.aclose()
 
-    kiosk_dir = SITE_DIR / "kiosk"
+    site_dir = settings.site_dir
+    kiosk_dir = site_dir / "kiosk"
     routes = [
         Route("/", lambda request: RedirectResponse("/kiosk/", status_code=303)),
         Route("/favicon.ico", lambda request: Response(status_code=204)),
@@ -362,8 +362,8 @@ def create_kiosk_app(settings: KioskSettings, *, reader: ReaderFactory | None = 
         Route("/kiosk/return", lambda request: FileResponse(kiosk_dir / "return.html"),
               methods=["GET"]),
         Mount("/kiosk", StaticFiles(directory=kiosk_dir, html=True), name="kiosk"),
-        Mount("/locales", StaticFiles(directory=SITE_DIR / "locales"), name="locales"),
-        *[Route(f"/{name}", _asset(SITE_DIR / name), methods=["GET"]) for name in SHARED_ASSETS],
+        Mount("/locales", StaticFiles(directory=site_dir / "locales"), name="locales"),
+        *[Route(f"/{name}", _asset(site_dir / name), methods=["GET"]) for name in SHARED_ASSETS],
     ]
     app = Starlette(
         routes=routes, lifespan=lifespan,

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from kiosk.cards import CardRules, default_card_rules, load_card_rules
 from kiosk.framing import framer_from_setting
+from patronpay.site_files import KIOSK_PAGES, SiteFilesError, checked_site, packaged_site
 
 PREFIX = "PATRONPAY_KIOSK_"
 _KIOSK_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
@@ -52,6 +53,8 @@ class KioskSettings:
     reset_file: str = ""
     proxy_timeout_seconds: float = 15.0
     log_level: str = "INFO"
+    # The kiosk pages: always the ones installed with patronpay (no setting).
+    site_dir: Path = field(default_factory=packaged_site)
 
     @property
     def session_lifetime_seconds(self) -> float:
@@ -257,7 +260,18 @@ def load_kiosk_settings(environ: Mapping[str, str] | None = None) -> KioskSettin
             shown = "" if secret else f" (got {raw!r})"
             raise KioskConfigError(f"{variable} is not valid: {exc}{shown}") from None
     _systemd_defaults(values, environ)
+    values["site_dir"] = _kiosk_pages()
     return KioskSettings(**values)  # type: ignore[arg-type]
+
+
+def _kiosk_pages() -> Path:
+    """The installed site, checked now: without its kiosk pages the agent stops at start-up
+    with one line rather than a traceback from StaticFiles."""
+    try:
+        return checked_site(packaged_site(), KIOSK_PAGES)
+    except SiteFilesError as exc:
+        raise KioskConfigError(f"the kiosk pages installed with patronpay cannot be served: "
+                               f"{exc}; reinstall patronpay") from None
 
 
 def _raw(variable: str, environ: Mapping[str, str]) -> str | None:

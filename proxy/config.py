@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from patronpay.site_files import WEB_PAGES, SiteFilesError, checked_site, packaged_site
 from proxy.bursar import columns as bursar
 from proxy.money import AmountError, parse_typed
 
 PREFIX = "PATRONPAY_"
-SITE_DIR = Path(__file__).resolve().parent.parent / "site"
 ALMA_METHODS = ("ONLINE", "CREDIT_CARD", "CASH")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -205,9 +205,12 @@ def setting(
     help: str,
     default: Any = dataclasses.MISSING,
     secret: bool = False,
+    default_factory: Callable[[], Any] | None = None,
 ) -> Any:
     """A settings field: its parser, its README help, and whether its value is secret."""
     metadata = {"parse": parse, "help": help, "secret": secret}
+    if default_factory is not None:
+        return field(default_factory=default_factory, metadata=metadata)
     if isinstance(default, list | dict | tuple):
         return field(default_factory=lambda: default, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -223,7 +226,8 @@ class Settings:
         "all verify.", secret=True)
     database: Path = setting(_path, "Path of the SQLite ledger.", Path("patronpay.sqlite3"))
     currency: str = setting(_currency, "ISO 4217 currency of every fee and payment.", "USD")
-    site_dir: Path = setting(_path, "Folder of the static site served at `/`.", SITE_DIR)
+    site_dir: Path = setting(_path, "Folder of the static site served at `/`.",
+                             default_factory=packaged_site)
     max_body_bytes: int = setting(_positive_int, "Largest request body accepted, in bytes.", 65536)
     log_level: str = setting(_text, "Log level: DEBUG, INFO, WARNING or ERROR.", "INFO")
 
@@ -404,7 +408,7 @@ class Settings:
         _list, "Alma user block types (comma list, e.g. `CASH,LOAN`) that also put a patron on "
         "the holds list; empty: blocks are not read.", ())
 
-def public_origin(self) -> str:
+    def public_origin(self) -> str:
         parts = urlsplit(self.public_url)
         return f"{parts.scheme}://{parts.netloc}"
 
@@ -458,9 +462,26 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         except (ValueError, ArithmeticError, TypeError) as exc:
             shown = "" if f.metadata["secret"] else f" (got {raw!r})"
             raise ConfigError(f"{name} is not valid: {exc}{shown}") from None
+    values["site_dir"] = _site_folder(values.get("site_dir"))
     settings = Settings(**values)
     _check_together(settings)
     return settings
+
+
+def _site_folder(configured: Path | None) -> Path:
+    """PATRONPAY_SITE_DIR, else the site installed with patronpay, checked now: a missing or
+    unreadable folder stops start-up with one line rather than a traceback from StaticFiles."""
+    name = env_name("site_dir")
+    if configured is None:
+        try:
+            return checked_site(packaged_site(), WEB_PAGES)
+        except SiteFilesError as exc:
+            raise ConfigError(f"{name} is not set and the site installed with patronpay cannot "
+                              f"be served: {exc}; reinstall patronpay or set {name}") from None
+    try:
+        return checked_site(configured, WEB_PAGES)
+    except SiteFilesError as exc:
+        raise ConfigError(f"{name} is not valid: {exc}") from None
 
 
 def known_environment_names() -> set[str]:
