@@ -46,7 +46,8 @@ log = logging.getLogger("patronpay.kiosk.agent")
 
 MAX_BODY_BYTES = 8192
 HANDLE_HEADER = "x-csrf-token"
-SHARED_ASSETS = ("style.css", "i18n.js", "api.js")
+# The files of site/ the kiosk pages share with the web pages, served at /<name>.
+SHARED_ASSETS = ("style.css", "i18n.js", "api.js", "money.js", "fees.js", "payment_status.js")
 
 
 class Reader(Protocol):

@@ -1,5 +1,6 @@
-/* The fees page: sign-in methods, the fees table, the amount, and the hand-off to CashNet.
-   Every message the patron sees goes through localize(), so a language switch redoes it. */
+/* The fees page: the session (its sign-in section is signin.js), the fees table, the amount,
+   and the hand-off to CashNet. Every message the patron sees goes through localize(), so a
+   language switch redoes it. */
 "use strict";
 
 const state = { session: null, fees: null, unchecked: new Set() };
@@ -32,65 +33,18 @@ function clearFieldError(field, errorBox) {
   field.removeAttribute("aria-invalid");
 }
 
-function cents(amount) {
-  // "12.50" -> 1250 exactly: amounts never pass through floating point arithmetic here.
-  const negative = String(amount).startsWith("-");
-  const [whole, frac = ""] = String(amount).replace("-", "").split(".");
-  const value = Number(whole) * 100 + Number((frac + "00").slice(0, 2));
-  return negative ? -value : value;
-}
-
-function amountText(centsValue) {
-  const whole = Math.floor(centsValue / 100);
-  return `${whole}.${String(centsValue % 100).padStart(2, "0")}`;
-}
-
 async function init() {
   await startI18n();
   onLanguageChange(relabel);
   const error = new URLSearchParams(location.search).get("error");
   if (error) showAlertFor({ status: 400, data: { error: { code: error } } });
   const result = await apiCall("GET", "/api/session");
-  if (result.status === 401) return showSignIn(result.data.methods || [], result.data.links || {});
+  if (result.status === 401) return showSignIn(result.data);
   if (!result.ok) return showAlertFor(result);
   state.session = result.data;
   API.csrf = result.data.csrf_token;
   showAccount();
   await loadFees();
-}
-
-function showSignIn(methods, links) {
-  $("signin").hidden = false;
-  // The single sign-on button goes where the library's web server starts SSO: our own
-  // /auth/sso (protected by it), or the SSO's login page that comes back there.
-  if (links.sso) $("sso-link").href = links.sso.startsWith("/auth/sso") ? `${links.sso}?next=/` : links.sso;
-  for (const method of ["sso", "cas", "primo"]) $(`method-${method}`).hidden = !methods.includes(method);
-  $("guest-form").hidden = !methods.includes("alma");
-  $("guest-form").addEventListener("submit", guestSignIn);
-}
-
-async function guestSignIn(event) {
-  event.preventDefault();
-  const userField = $("guest-user"), passwordField = $("guest-password");
-  clearFieldError(userField, $("guest-user-error"));
-  clearFieldError(passwordField, $("guest-password-error"));
-  plainText($("guest-error"), "");
-  if (!userField.value.trim()) return fieldError(userField, $("guest-user-error"), { key: "error.invalid_user_id" });
-  if (!passwordField.value) return fieldError(passwordField, $("guest-password-error"), { key: "error.invalid_password" });
-  announce("signin.working");
-  const result = await apiCall("POST", "/auth/alma", {
-    user_id: userField.value.trim(), password: passwordField.value,
-  });
-  passwordField.value = "";
-  if (result.ok) { location.replace("/"); return; }
-  announce("");
-  const field = (result.data.error || {}).field;
-  if (field === "user_id") return fieldError(userField, $("guest-user-error"), { result });
-  if (field === "password") return fieldError(passwordField, $("guest-password-error"), { result });
-  // Not one field's fault (wrong password, too many attempts, Alma down): say so above the
-  // fields and start again from the user name.
-  localizeError($("guest-error"), result);
-  userField.focus();
 }
 
 function showAccount() {
@@ -149,12 +103,10 @@ function renderRows() {
   localize($("total-owed"), "fees.total_owed", { amount: asMoney(state.fees.total, currency) });
 }
 
-/* Alma's own label in English (the library may have renamed a type); our translation of the
-   standard Alma fee types in other languages. */
-function feeTypeLabel(type) {
-  const key = `feetype.${type.code}`;
-  return I18N.lang !== "en" && hasTranslation(key) ? t(key) : type.label;
-}
+// Why a fee has no checkbox (FeeLabels.feeNote), in this page's words.
+const FEE_NOTES = { credit: "fees.credit", not_payable: "fees.not_payable" };
+
+function typeLabel(fee) { return FeeLabels.feeTypeLabel(fee.type.code, fee.type.label, I18N); }
 
 function feeRow(fee, currency) {
   const row = document.createElement("tr");
@@ -167,16 +119,16 @@ function feeRow(fee, currency) {
     box.name = "fee_ids";
     box.id = `fee-${fee.id}`;
     box.setAttribute("aria-describedby", "fees-error");
-    box.setAttribute("aria-label", t("fees.select", { type: feeTypeLabel(fee.type), amount: asMoney(fee.balance, currency) }));
+    box.setAttribute("aria-label", t("fees.select", { type: typeLabel(fee), amount: asMoney(fee.balance, currency) }));
     payCell.appendChild(box);
   } else {
-    payCell.textContent = t(cents(fee.balance) < 0 ? "fees.credit" : "fees.not_payable");
+    payCell.textContent = t(FEE_NOTES[FeeLabels.feeNote(fee)]);
     payCell.className = "hint";
   }
   row.appendChild(payCell);
   const typeCell = document.createElement("th");
   typeCell.scope = "row";
-  typeCell.textContent = feeTypeLabel(fee.type);
+  typeCell.textContent = typeLabel(fee);
   row.appendChild(typeCell);
   for (const text of [fee.library.name, fee.title || t("fees.no_title"), formatDate(fee.created)]) {
     const cell = document.createElement("td");
@@ -207,18 +159,18 @@ function chosenIds() {
 
 function limits() {
   const total = state.chosenCents;
-  return { min: Math.min(cents(state.minPayment), total), max: total };
+  return { min: Math.min(Money.cents(state.minPayment), total), max: total };
 }
 
 function updateChosen(resetAmount) {
   const ids = new Set(chosenIds());
   const currency = state.fees.currency;
-  state.chosenCents = state.fees.fees.filter((fee) => ids.has(fee.id)).reduce((sum, fee) => sum + cents(fee.balance), 0);
+  state.chosenCents = state.fees.fees.filter((fee) => ids.has(fee.id)).reduce((sum, fee) => sum + Money.cents(fee.balance), 0);
   const { min, max } = limits();
-  const money = (value) => asMoney(amountText(value), currency);
+  const money = (value) => asMoney(Money.amountText(value), currency);
   localize($("selected-total"), "pay.selected_total", { amount: money(max) });
   if (resetAmount) {
-    $("amount").value = amountText(max);
+    $("amount").value = Money.amountText(max);
     clearFieldError($("amount"), $("amount-error"));
   }
   if (max > min) localize($("amount-help"), "pay.amount.help", { min: money(min), max: money(max) });
@@ -232,21 +184,14 @@ function clearFeesError() {
   $("fees-error").hidden = true;
 }
 
-/* The amount typed, in cents, or null when it is not an amount: "12.50", "$12.50", "1,250". */
-function typedCents(text) {
-  const cleaned = text.trim().replace(/^\$\s*/, "");
-  if (!/^(\d{1,3}(,\d{3})+|\d+)(\.\d{1,2})?$/.test(cleaned)) return null;
-  return cents(cleaned.replace(/,/g, ""));
-}
-
 /* The amount problem, if any, checked here first so the patron hears it at once; the proxy
    checks it again against Alma. */
 function amountProblem(value) {
   const currency = state.fees.currency;
   const { min, max } = limits();
   if (value === null) return { key: "error.invalid_amount" };
-  if (value < min || value <= 0) return { key: "error.amount_too_small", params: { amount: asMoney(amountText(min), currency) } };
-  if (value > max) return { key: "error.amount_too_large", params: { amount: asMoney(amountText(max), currency) } };
+  if (value < min || value <= 0) return { key: "error.amount_too_small", params: { amount: asMoney(Money.amountText(min), currency) } };
+  if (value > max) return { key: "error.amount_too_large", params: { amount: asMoney(Money.amountText(max), currency) } };
   return null;
 }
 
@@ -264,12 +209,12 @@ async function pay(event) {
     if (firstBox) firstBox.focus();
     return;
   }
-  const value = typedCents(amountField.value);
+  const value = Money.typedCents(amountField.value);
   const problem = amountProblem(value);
   if (problem) return fieldError(amountField, amountBox, problem);
   $("pay-button").disabled = true;
   announce("pay.working");
-  const result = await apiCall("POST", "/api/payments", { fee_ids: feeIds, amount: amountText(value) });
+  const result = await apiCall("POST", "/api/payments", { fee_ids: feeIds, amount: Money.amountText(value) });
   if (!result.ok) {
     $("pay-button").disabled = false;
     announce("");
@@ -277,7 +222,7 @@ async function pay(event) {
     const { min, max } = limits();
     const bound = error.code === "amount_too_small" ? min : max;
     if (error.field === "amount") {
-      return fieldError(amountField, amountBox, { result, params: { amount: asMoney(amountText(bound), state.fees.currency) } });
+      return fieldError(amountField, amountBox, { result, params: { amount: asMoney(Money.amountText(bound), state.fees.currency) } });
     }
     if (error.code === "unknown_fee") { state.fees = null; await loadFees(); }
     return showAlertFor(result);

@@ -72,10 +72,14 @@ function intlLocale() {
   try { return Intl.getCanonicalLocales(tag)[0]; } catch (error) { return "en-US"; }
 }
 
+/* An exact amount string ("12.50", "-5.25") in the page's language (money.js). */
 function formatMoney(amount, currency) {
-  // Amounts arrive as exact strings ("12.50"); Intl only formats them for display.
-  return new Intl.NumberFormat(intlLocale(), { style: "currency", currency: currency || "USD" })
-    .format(Number(amount));
+  return Money.formatAmount(String(amount), currency || "USD", intlLocale());
+}
+
+/* A sum in integer cents (money.js) in the page's language. */
+function formatCents(value, currency) {
+  return Money.formatCents(value, currency || "USD", intlLocale());
 }
 
 function formatDate(iso, withTime) {

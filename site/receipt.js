@@ -2,19 +2,14 @@
    /api/receipts/{token}, with a deadline, then shows what happened. */
 "use strict";
 
-const POLL_EVERY_MS = 2000;
-const POLL_FOR_MS = 120000;
-const PAID_STATES = ["paid", "posted", "attention", "resolved"];
 const RECEIPT = { data: null };
 
 function byId(id) { return document.getElementById(id); }
 
 function receiptStatus(key) { localize(byId("receipt-status"), key); }
 
-/* Alma's label in English; our translation of the standard Alma fee types otherwise. */
 function allocationLabel(allocation) {
-  const key = `feetype.${allocation.fee_type}`;
-  return I18N.lang !== "en" && hasTranslation(key) ? t(key) : allocation.fee_label;
+  return FeeLabels.feeTypeLabel(allocation.fee_type, allocation.fee_label, I18N);
 }
 
 function renderReceipt(data) {
@@ -36,14 +31,14 @@ function renderDetails(payment) {
     item.textContent = t("receipt.fee_line", { type: allocationLabel(allocation), amount: asMoney(allocation.amount, payment.currency) });
     return item;
   }));
-  const paid = PAID_STATES.includes(payment.state);
+  const paid = PaymentStatus.PAID.includes(payment.state);
   byId("receipt").hidden = !paid;
   byId("print").hidden = !paid;
-  if (["declined", "cancelled", "expired"].includes(payment.state)) localize(byId("back"), "receipt.try_again");
+  if (PaymentStatus.NOT_PAID.includes(payment.state)) localize(byId("back"), "receipt.try_again");
 }
 
 async function followReceipt(token) {
-  const deadline = Date.now() + POLL_FOR_MS;
+  const deadline = Date.now() + PaymentStatus.POLL_FOR_MS;
   while (true) {
     const result = await apiCall("GET", `/api/receipts/${encodeURIComponent(token)}`);
     if (result.ok) {
@@ -57,7 +52,7 @@ async function followReceipt(token) {
       receiptStatus("receipt.still_processing");
       return;
     }
-    await new Promise((resolve) => setTimeout(resolve, POLL_EVERY_MS));
+    await new Promise((resolve) => setTimeout(resolve, PaymentStatus.POLL_EVERY_MS));
   }
 }
 

@@ -228,27 +228,9 @@ function startDisplayControls() {
   }
 }
 
-/* Alma's own label in English (the library may have renamed a type); our translation of the
-   standard Alma fee types in other languages. */
-function feeTypeLabel(code, label) {
-  const key = `feetype.${code}`;
-  const translated = typeof hasTranslation === "function" ? hasTranslation(key) : false;
-  return I18N.lang !== "en" && translated ? t(key) : label;
-}
-
 /* Re-render what a page built itself when the patron switches language. */
 function whenLanguageChanges(callback) {
   if (typeof onLanguageChange === "function") onLanguageChange(callback);
 }
 
 function sleep(ms) { return new Promise((resolve) => setTimeout(resolve, ms)); }
-
-/* "12.50" -> 1250 without floating point; and back. */
-function cents(amount) {
-  const [whole, frac = ""] = String(amount).split(".");
-  return Number(whole) * 100 + Number((frac + "00").slice(0, 2));
-}
-
-function amountText(centsValue) {
-  return `${Math.floor(centsValue / 100)}.${String(centsValue % 100).padStart(2, "0")}`;
-}

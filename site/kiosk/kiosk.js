@@ -127,6 +127,9 @@ function renderFees() {
   updateTotal();
 }
 
+// Why a fee cannot be chosen here (FeeLabels.feeNote), in the kiosk's words.
+const FEE_NOTES = { credit: "kiosk.fees.credit", not_payable: "kiosk.fees.at_desk" };
+
 function feeItem(fee, currency, withTitle) {
   const item = document.createElement("li");
   item.className = "fee";
@@ -147,7 +150,7 @@ function feeItem(fee, currency, withTitle) {
   text.className = "fee-text";
   const type = document.createElement("span");
   type.className = "fee-type";
-  type.textContent = feeTypeLabel(fee.type.code, fee.type.label);
+  type.textContent = FeeLabels.feeTypeLabel(fee.type.code, fee.type.label, I18N);
   const date = document.createElement("span");
   date.className = "fee-date";
   date.textContent = formatDate(fee.created);
@@ -161,7 +164,7 @@ function feeItem(fee, currency, withTitle) {
   if (!fee.payable) {
     const note = document.createElement("span");
     note.className = "fee-note";
-    say(note, cents(fee.balance) < 0 ? "kiosk.fees.credit" : "kiosk.fees.at_desk");
+    say(note, FEE_NOTES[FeeLabels.feeNote(fee)]);
     text.appendChild(note);
   }
   const amount = document.createElement("span");
@@ -180,23 +183,23 @@ function toggleTitles() {
 }
 
 function chosenCents() {
-  return view.fees.fees.filter((fee) => view.chosen.has(fee.id)).reduce((sum, fee) => sum + cents(fee.balance), 0);
+  return view.fees.fees.filter((fee) => view.chosen.has(fee.id)).reduce((sum, fee) => sum + Money.cents(fee.balance), 0);
 }
 
 function updateTotal() {
   const currency = view.fees.currency;
   view.chosenCents = chosenCents();
-  say($("fees-total"), "kiosk.fees.total", { amount: formatMoney(amountText(view.chosenCents), currency) });
+  say($("fees-total"), "kiosk.fees.total", { amount: formatCents(view.chosenCents, currency) });
   const none = view.chosen.size === 0;
   $("pay-all").disabled = none;
   $("pay-part").disabled = none;
-  say($("pay-all"), none ? "kiosk.pay.choose" : "kiosk.pay.all", { amount: formatMoney(amountText(view.chosenCents), currency) });
+  say($("pay-all"), none ? "kiosk.pay.choose" : "kiosk.pay.all", { amount: formatCents(view.chosenCents, currency) });
 }
 
 /* The partial amount: an on-screen keypad (a kiosk has no keyboard). */
 function limits() {
   const max = view.chosenCents;
-  const min = Math.min(cents(view.fees.min_payment || "1.00"), max);
+  const min = Math.min(Money.cents(view.fees.min_payment || "1.00"), max);
   return { min, max };
 }
 
@@ -205,7 +208,7 @@ function showAmount() {
   const { min, max } = limits();
   const currency = view.fees.currency;
   say($("amount-help"), "kiosk.amount.help", {
-    min: formatMoney(amountText(min), currency), max: formatMoney(amountText(max), currency),
+    min: formatCents(min, currency), max: formatCents(max, currency),
   });
   clearText($("amount-error"));
   renderTyped();
@@ -225,20 +228,21 @@ function keypad(event) {
   renderTyped();
 }
 
+/* The keypad's amount in cents, or null. "12." is 12.00 (the cents not typed yet). */
 function typedCents() {
-  return /^\d+(\.\d{0,2})?$/.test(view.typed) ? cents(view.typed) : null;
+  return Money.cents(view.typed.replace(/\.$/, ""));
 }
 
 function renderTyped() {
   const currency = view.fees.currency;
   const value = typedCents();
-  $("amount-display").textContent = value === null ? formatMoney("0", currency) : formatMoney(amountText(value), currency);
+  $("amount-display").textContent = formatCents(value === null ? 0 : value, currency);
   const { min, max } = limits();
   const ok = value !== null && value >= min && value <= max;
   $("pay-amount").disabled = !ok;
   // Too much cannot be mended by typing on: say why "Pay" is off (too little can, so not yet).
   if (value !== null && value > max) say($("amount-error"), "kiosk.amount.out_of_range");
-  say($("pay-amount"), ok ? "kiosk.pay.amount" : "kiosk.pay.amount_plain", { amount: formatMoney(amountText(value || 0), currency) });
+  say($("pay-amount"), ok ? "kiosk.pay.amount" : "kiosk.pay.amount_plain", { amount: formatCents(value || 0, currency) });
 }
 
 function payTyped() {
@@ -255,7 +259,7 @@ async function pay(amountCents) {
   clearText($("fees-error"));
   for (const id of ["pay-all", "pay-part", "pay-amount"]) $(id).disabled = true;
   const result = await apiCall("POST", "/api/payments", {
-    fee_ids: [...view.chosen], amount: amountText(amountCents),
+    fee_ids: [...view.chosen], amount: Money.amountText(amountCents),
   });
   if (!result.ok) {
     if (result.status === 401 || result.status === 409) return patronGone();

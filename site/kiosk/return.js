@@ -3,10 +3,7 @@
    stays for receipt_seconds (with "I need more time") or until "Done"; then the kiosk resets. */
 "use strict";
 
-const POLL_EVERY_MS = 2000;
-const POLL_FOR_MS = 120000;
-const PAID = ["paid", "posted", "attention", "resolved"];
-const NOT_PAID = ["declined", "cancelled", "expired"];
+const { POLL_EVERY_MS, POLL_FOR_MS, PAID, NOT_PAID } = PaymentStatus;
 const shown = { guard: null, countdown: null, screen: "checking", data: null };
 
 function showScreen(screen) {
@@ -89,7 +86,7 @@ function renderReceipt(data) {
   list.replaceChildren();
   for (const allocation of payment.allocations) {
     const item = document.createElement("li");
-    const type = feeTypeLabel(allocation.fee_type, allocation.fee_label);
+    const type = FeeLabels.feeTypeLabel(allocation.fee_type, allocation.fee_label, I18N);
     item.textContent = t("kiosk.receipt.fee_line", { type, amount: money(allocation.amount) });
     list.appendChild(item);
   }
