@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -42,6 +43,7 @@ log = logging.getLogger("patronpay.bursar")
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
 EXIT_TEMPORARY = 75  # EX_TEMPFAIL: systemd and cron callers retry on the next run
+POST_HORIZON_SECONDS = 60.0
 
 
 class BursarError(Exception):
@@ -184,7 +186,7 @@ async def _export(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         await context.aclose()
     if output is None:
-        sys.stdout.buffer.write(export.content)
+        sys.stdout.write(export.content.decode("utf-8"))
         sys.stdout.flush()
     notes = summary_lines(export, str(output or "standard output"), pages, fines)
     print("\n".join(notes), file=sys.stderr if output is None else sys.stdout)
@@ -321,14 +323,28 @@ async def _import_inbox(args: argparse.Namespace, context: Context) -> int:
 
 
 async def post_now(context: Context) -> None:
-    """One round of the posting worker, for deployments where `patronpay serve` does not run;
-    what Alma cannot take now is retried on the next run (or by a running service)."""
-    from proxy.posting import PostingWorker
+    """The posting worker, for deployments where `patronpay serve` does not run: it works
+    until nothing is due within a minute (a payment call whose answer was lost is looked at
+    after the recheck wait); what Alma cannot take by then waits for the next run."""
+    from proxy.posting import PostingWorker, owner_is_dead
     from proxy.runtime import posting_policy
 
-    worker = PostingWorker(context.ledger, context.alma, posting_policy(context.settings))
-    rounds = await worker.drain()
-    print(f"posting: {rounds} payments worked on")
+    policy = posting_policy(context.settings)
+    # A run killed mid-posting holds its leases for minutes: take its work over now.
+    context.ledger.break_leases(owner_is_dead)
+    worker = PostingWorker(context.ledger, context.alma, policy)
+    horizon = time.time() + max(POST_HORIZON_SECONDS, 2 * policy.recheck_seconds)
+    rounds = 0
+    while True:
+        rounds += await worker.drain()
+        for payment_id in context.ledger.paid_with_nothing_left():
+            context.ledger.settle_if_done(payment_id)
+        due = context.ledger.next_due_at()
+        if due is None or due > horizon:
+            break
+        await asyncio.sleep(max(0.05, due - time.time()))
+    waiting = "" if due is None else "; some wait for Alma: run again later"
+    print(f"posting: {rounds} payment rounds{waiting}")
 
 
 # --- holds ---

@@ -57,7 +57,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from patronpay.demo import run_demo
 
     _loopback_only(args.host, allow_remote=None)
-    return run_demo(args.host, args.port, kiosk=args.kiosk)
+    return run_demo(args.host, args.port, kiosk=args.kiosk, bursar=args.bursar)
 
 
 def cmd_kiosk(args: argparse.Namespace) -> int:
@@ -103,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the payment site's port; the sandbox takes the next one")
     demo.add_argument("--kiosk", action="store_true",
                       help="also start a kiosk agent with a simulated card reader")
+    demo.add_argument("--bursar", action="store_true",
+                      help="also wire up the bursar models (fines file out, payments file in)")
     demo.set_defaults(handler=cmd_demo)
 
     kiosk = commands.add_parser("kiosk", help="the kiosk agent (on the kiosk terminal)")
@@ -118,8 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.set_defaults(handler=cmd_sandbox)
 
     add_staff_commands(commands)
-    add_bursar_commands(commands)
     add_check_command(commands)
+    add_bursar_commands(commands)
     return parser
 
 

@@ -130,7 +130,8 @@ class DemoKiosk:
         self.scanner.close()
 
 
-def run_demo(host: str, port: int, kiosk: bool = False) -> int:
+def run_demo(host: str, port: int, kiosk: bool = False, bursar: bool = False) -> int:
+    from patronpay.bursar_demo import BursarDemo
     from proxy.app import create_app
     from proxy.logs import configure_logging
 
@@ -141,9 +142,12 @@ def run_demo(host: str, port: int, kiosk: bool = False) -> int:
     with tempfile.TemporaryDirectory(prefix="patronpay-demo-") as folder:
         proxy_url = http_url(host, proxy_socket.getsockname()[1])
         sandbox_url = http_url(host, sandbox_socket.getsockname()[1])
-        settings = load_settings(sandbox_environment(
+        demo_bursar = BursarDemo(Path(folder)) if bursar else None
+        environment = sandbox_environment(
             proxy_url, sandbox_url, Path(folder) / "ledger.sqlite3", secrets.token_urlsafe(32),
-            log_level="WARNING", **(demo_kiosk.proxy_overrides() if demo_kiosk else {})))
+            log_level="WARNING", **(demo_kiosk.proxy_overrides() if demo_kiosk else {}),
+            **(demo_bursar.overrides() if demo_bursar else {}))
+        settings = load_settings(environment)
         configure_logging(settings.log_level)
         sandbox_app = create_sandbox_app()
         point_store_at(sandbox_app, settings)
@@ -160,10 +164,17 @@ def run_demo(host: str, port: int, kiosk: bool = False) -> int:
         print("  on CashNet's sandbox page any card number works; Pay, Decline or Cancel.")
         if demo_kiosk:
             demo_kiosk.print_help()
+        if demo_bursar:
+            demo_bursar.wire(sandbox_app, settings, environment)
+            demo_bursar.print_help(sandbox_url)
         print("Stop with Ctrl-C.", flush=True)
+        if demo_bursar:
+            demo_bursar.start(settings, sandbox_url)
         try:
             asyncio.run(serve_together(listeners))
         finally:
             if demo_kiosk:
                 demo_kiosk.close()
+            if demo_bursar:
+                demo_bursar.close()
     return 0

@@ -1,7 +1,7 @@
 """Sandbox Alma's Analytics reports endpoint: `GET /almaws/v1/analytics/reports`.
 
 It answers one report, a fines-and-fees list of the sandbox's own users and fees, the way the
-real API does (docs/bursar.md, "The Analytics report"): XML only; the first call names the
+real API does (docs/bursar.md#the-analytics-report): XML only; the first call names the
 report by `path` and gets a resumption token, later calls send the token; column headings only
 on the first page; a meaningless `Column0`; empty cells left out; `limit` rounded up to a
 multiple of 25. The data is taken when the first page is asked for, like a report run.

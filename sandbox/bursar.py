@@ -1,10 +1,11 @@
 """A sandbox "campus bursar": reads the library's fines file, lets a tester mark balances paid,
 and writes the payments ("paids") file into the library's drop folder.
 
-It stands in for both bursar models (docs/bursar.md): CashNet taking the payments of Model I,
-PeopleSoft dropping its "paids" file in Model II. The page reads the newest fines file in the
-outbox folder (`patronpay bursar export` writes it there) and writes payments files into the
-inbox folder the way an SFTP upload lands: under a temporary name, renamed when complete.
+It stands in for both bursar models (docs/bursar.md#step-by-step): CashNet taking the payments
+of Model I, PeopleSoft dropping its "paids" file in Model II. The page reads the newest fines
+file in the outbox folder (`patronpay bursar export` writes it there) and writes payments files
+into the inbox folder the way an SFTP upload lands: under a temporary name, renamed when
+complete.
 
 Tests drive it in process through `app.state.bursar` (`balances()`, `pay(...)`).
 """

@@ -1,6 +1,6 @@
 """Reading an Alma Analytics report through the API (`GET /analytics/reports`), whole.
 
-The API's habits, each handled here (docs/bursar.md, "The Analytics report"):
+The API's habits, each handled here (docs/bursar.md#the-analytics-report):
 
 * The first call names the report by `path`; its answer carries a resumption token, and every
   later call sends that same token until `IsFinished` is true.

@@ -4,7 +4,7 @@ A patron is held when they owe more than `PATRONPAY_BURSAR_HOLD_MIN` (from the f
 or, when `PATRONPAY_BURSAR_BLOCK_TYPES` names block types, when their Alma record carries an
 active block of one of them. Blocks are read from the full user record of each patron in the
 report and each patron held last time (so a lifted block lifts the hold); a patron blocked who
-owes nothing and was never held is not seen (docs/bursar.md, "Holds").
+owes nothing and was never held is not seen (docs/bursar.md#holds).
 
 Beyond the campus policy, the run is compared with the previous one (kept in the ledger): the
 patrons held then and not now are the holds that can be lifted. An empty report when patrons

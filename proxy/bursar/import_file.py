@@ -7,7 +7,7 @@ a bad date, the wrong number of cells) is refused with its line number and the g
 
 Each good row carries the id of its payment: the file's transaction id, or where the file has
 none, a stable id made from the file's name, the row's line number and its content, so the
-same file imported again gives the same ids (docs/bursar.md, "Transaction ids").
+same file imported again gives the same ids (docs/bursar.md#transaction-ids).
 """
 
 from __future__ import annotations
