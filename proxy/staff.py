@@ -16,7 +16,7 @@ from typing import TextIO
 
 from proxy.ledger import Ledger, PaymentRecord
 from proxy.money import format_amount
-from proxy.states import PaymentState
+from proxy.states import EventKind, PaymentState
 from proxy.terminal import iso, shorten, table, when
 
 EXPORT_COLUMNS = ("date", "payment_id", "patron_id", "cashnet_tx", "batchno", "amount",
@@ -187,7 +187,7 @@ def render_detail(info: dict) -> str:
 
 def event_text(kind: str, detail: dict) -> str:
     """One event's detail on one line; for notifications, the fields that matter."""
-    if kind == "notification":
+    if kind == EventKind.NOTIFICATION:
         fields = detail.get("fields") or {}
         shown = {"kind": detail.get("kind"), "outcome": detail.get("outcome")}
         shown |= {k: fields[k] for k in ("result", "tx", "failedtx", "batchno") if k in fields}
