@@ -3,7 +3,7 @@
 Each case is one patron's whole visit: sign in (SSO), open the fees page, start the payment,
 pay on CashNet, and the worker posting to Alma until the ledger says `posted`. The log is
 cleared before each phase and read after it, so every call is charged to the phase that made
-it. Alma's daily quota is shared by every integration of the institution (specs/alma.md §5
+it. Alma's daily quota is shared by every integration of the institution (docs/alma.md#call-budget
 budgets a payment at about 2 + N calls for N fees), so these counts are the cost that matters
 most to a library.
 """
@@ -44,7 +44,7 @@ _FEE = re.compile(r"^/almaws/v1/users/[^/]+/fees/[^/]+$")
 
 
 def kind_of(entry: dict[str, Any]) -> str:
-    """The call's name in specs/alma.md: USER, AUTH, LIST, FEE, PAY (or OTHER)."""
+    """The call's name in docs/alma.md#calls: USER, AUTH, LIST, FEE, PAY (or OTHER)."""
     path, method = entry["path"], entry["method"]
     op = (entry.get("query") or {}).get("op", [""])[0]
     if _USER.match(path):
@@ -96,7 +96,7 @@ def _one_case(sandbox: Sandbox, proxy: Proxy, name: str) -> dict[str, Any]:
     return {
         "fees_paid": len(payment["allocations"]),
         "total": sum(total.values()),
-        "per_payment_budget": 2 + len(payment["allocations"]),  # specs/alma.md §5
+        "per_payment_budget": 2 + len(payment["allocations"]),  # docs/alma.md#call-budget
         "by_phase": {phase: sum(phases[phase].values()) for phase in PHASES},
         "by_kind": dict(sorted(total.items())),
         "phases": {phase: dict(sorted(phases[phase].items())) for phase in PHASES},
@@ -109,5 +109,5 @@ def run(profile: Profile, workdir: Path) -> dict[str, Any]:
         cases = {name: _one_case(sandbox, proxy, name) for name in CASES}
     return {"cases": cases,
             "notes": {"alma_latency_ms": 0, "phases": list(PHASES),
-                      "budget": "specs/alma.md §5: about 2 + N calls per payment of N fees "
+                      "budget": "docs/alma.md#call-budget: about 2 + N calls per payment of N fees "
                                 "(LIST before CashNet, LIST on confirmation, N PAY)"}}

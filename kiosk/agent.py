@@ -1,6 +1,6 @@
 """The kiosk agent: a loopback Starlette app that serves the kiosk pages, streams scan events
 to them, takes keyboard-wedge reads from them, and forwards the patron's calls to the central
-proxy as this kiosk (DESIGN.md §4, specs/kiosk.md).
+proxy as this kiosk (docs/kiosk.md).
 
 The page's API is same-origin only: the Host must be a loopback name (no DNS rebinding), and
 unsafe methods need an Origin equal to it. The page holds only a session handle; the proxy's

@@ -1,4 +1,5 @@
-"""Card read normalisation (specs/kiosk.md §2.3) and the PCI guard (§3).
+"""Card read normalisation (docs/kiosk.md#card-rules) and the PCI guard
+(docs/kiosk.md#bank-cards-and-card-numbers).
 
 A read from the serial reader or the keyboard wedge goes through one fixed pipeline and comes out
 as a `Credential` or a `Rejection`. Every step is a pure function below, in pipeline order.
@@ -40,8 +41,9 @@ _SENTINEL_TRACK = {"%": 1, ";": 2, "+": 3, "#": 3, "!": 3}
 _TRACK_SEGMENT = re.compile(r"([%;+#!])([^?]*)\?")
 _AUTO_TRACK_ORDER = (2, 1, 3)
 _UNREAD_TRACK = "E"
-# PCI guard patterns (§3). Track 1 PANs may carry spaces on some cards (e.g. 4-6-5 grouping), so
-# the track-1 pattern admits them and the digit count is checked after removing them.
+# PCI guard patterns (docs/kiosk.md#bank-cards-and-card-numbers). Track 1 PANs may carry spaces on
+# some cards (e.g. 4-6-5 grouping), so the track-1 pattern admits them and the digit count is
+# checked after removing them.
 _TRACK1_PAN = re.compile(r"%B([0-9][0-9 ]{10,30}[0-9])\^")
 _TRACK2_PAN = re.compile(r";([0-9]{12,19})=")
 _MASK = "\u2022\u2022\u2022\u2022"
@@ -149,7 +151,8 @@ def luhn_check_digit(payload: str) -> str:
 
 def _luhn_sum(digits: str) -> int:
     # Double every second digit from the right, starting with the one left of the check digit;
-    # for a 14-digit library barcode that is digits 1, 3, ..., 13 from the left (spec §2.1).
+    # for a 14-digit library barcode that is digits 1, 3, ..., 13 from the left
+    # (docs/kiosk.md#library-barcodes).
     total = 0
     for position, char in enumerate(reversed(digits)):
         digit = ord(char) - 48
@@ -212,8 +215,9 @@ def strip_framing(text: str, sensor_digit: bool = False) -> str:
 
 
 def is_payment_card(text: str, iin_allow: Iterable[str] = ()) -> bool:
-    """Step 2, the PCI guard (§3), over the whole frame: a track-1 `%B<PAN>^` whose PAN passes
-    Luhn, or a track-2 `;<PAN>=` whose PAN passes Luhn and whose IIN is not allow-listed."""
+    """Step 2, the PCI guard (docs/kiosk.md#bank-cards-and-card-numbers), over the whole frame: a
+    track-1 `%B<PAN>^` whose PAN passes Luhn, or a track-2 `;<PAN>=` whose PAN passes Luhn and whose
+    IIN is not allow-listed."""
     for match in _TRACK1_PAN.finditer(text):
         pan = match.group(1).replace(" ", "")
         if 12 <= len(pan) <= 19 and luhn_valid(pan):
@@ -412,8 +416,8 @@ def credential_fingerprint(install_key: bytes, credential: Credential) -> str:
 
 
 def default_card_rules() -> CardRules:
-    """The library patron barcode of §2.3: 14 digits starting with 2, Luhn; AIM identifier,
-    CLSI spaces and Codabar start/stop tolerated."""
+    """The library patron barcode of docs/kiosk.md#library-barcodes: 14 digits starting with 2,
+    Luhn; AIM identifier, CLSI spaces and Codabar start/stop tolerated."""
     rule = CardRule(
         kind="library_barcode",
         strip_aim=True,

@@ -1,4 +1,4 @@
-"""Cut a card reader's byte stream into frames (specs/kiosk.md §1.2).
+"""Cut a card reader's byte stream into frames (docs/kiosk.md#reader-input).
 
 Pure and clock-free: the caller passes the time in, so every mode is testable without sleeping.
 A Framer belongs to one thread (the reader loop); it holds no lock.

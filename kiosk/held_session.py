@@ -1,5 +1,5 @@
 """The one patron session a kiosk holds, in memory only (never on disk), with wall-clock
-deadlines (DESIGN.md §4, specs/kiosk.md §7).
+deadlines (docs/kiosk.md#session-reset).
 
 The browser holds only `handle`, a random kiosk-local name for the session; the proxy's cookie
 and CSRF token stay here. `due()` says when the agent must end the session by itself:

@@ -1,6 +1,7 @@
-"""One pipeline for every read, serial or keyboard wedge (specs/kiosk.md §1.2, §2.3, §3):
-ignore reads while a payment is in progress, normalise (the PCI guard comes first), ignore a
-repeat of the same card within 2 s, then hand the credential on.
+"""One pipeline for every read, serial or keyboard wedge (docs/kiosk.md#reader-input,
+docs/kiosk.md#card-rules, docs/kiosk.md#bank-cards-and-card-numbers): ignore reads while a payment
+is in progress, normalise (the PCI guard comes first), ignore a repeat of the same card within 2 s,
+then hand the credential on.
 
 Reads are handled one at a time, in arrival order. A raw read never leaves this module except
 to `kiosk.cards.normalise`: logs and events name only the reason code and the reader, and an

@@ -1,5 +1,5 @@
-"""Running the agent under systemd (specs/kiosk.md §9): `READY=1` once uvicorn's sockets are
-bound (uvicorn has no sd_notify of its own), and `WATCHDOG=1` from a task that feeds the
+"""Running the agent under systemd (docs/kiosk.md#the-systemd-units): `READY=1` once uvicorn's
+sockets are bound (uvicorn has no sd_notify of its own), and `WATCHDOG=1` from a task that feeds the
 watchdog only while the card reader's thread is alive. No library needed: a datagram to
 `$NOTIFY_SOCKET`.
 """

@@ -1,4 +1,4 @@
-"""The serial card reader loop (specs/kiosk.md §4.2).
+"""The serial card reader loop (docs/kiosk.md#the-reader-loop).
 
 One daemon thread per reader runs blocking pyserial: open the configured path (a
 `/dev/serial/by-id/...` link, or a pyserial URL such as `loop://` or `socket://host:port`),

@@ -59,7 +59,8 @@ class KioskSettings:
     @property
     def session_lifetime_seconds(self) -> float:
         """The agent drops a session by itself this long after the page last showed life
-        (idle + warning + 5 s, DESIGN.md §4), in case the page's JavaScript has died."""
+        (idle + warning + 5 s, docs/kiosk.md#session-reset), in case the page's JavaScript has
+        died."""
         return self.idle_seconds + self.warning_seconds + 5.0
 
 

@@ -1,4 +1,5 @@
-"""Signing the kiosk agent's requests to the central proxy (DESIGN.md §4).
+"""Signing the kiosk agent's requests to the central proxy
+(docs/security.md#kiosk-request-signatures).
 
 Every request carries the kiosk's id, the time, a fresh nonce and an HMAC-SHA256 over all of
 them plus the method, the path with its query and a hash of the body. The proxy checks the

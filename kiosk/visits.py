@@ -1,7 +1,7 @@
 """What the kiosk agent does, apart from HTTP: turn an accepted card into a proxy session, hold
 that session, forward the patron's calls to the proxy, and end the session on reset or when a
 deadline passes (kiosk/held_session.py), restarting the browser when the page cannot be trusted to
-reset itself (specs/kiosk.md §7).
+reset itself (docs/kiosk.md#session-reset).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""What a patron asked to pay, checked against Alma's fees and spread over them (DESIGN.md §6).
+"""What a patron asked to pay, checked against Alma's fees and spread over them
+(docs/architecture.md#money-and-allocation).
 
 The patron names fees (default: every payable fee) and may lower the amount. The amount is
 spread oldest fee first, each fee taking min(remaining, balance).

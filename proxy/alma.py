@@ -3,7 +3,7 @@
 Every answer is parsed with Decimal. Every failure becomes one of the exceptions of
 proxy/alma_errors.py, chosen so the caller knows what to do: tell the patron, retry later, or
 (for a payment call whose outcome is unknown) read the fee before ever sending the payment again
-(specs/alma.md §8).
+(docs/alma.md#posting-exactly-once).
 """
 
 from __future__ import annotations
@@ -276,7 +276,7 @@ def _retry_after(response: httpx.Response, attempt: int) -> float:
 
 
 def _error_from(response: httpx.Response) -> AlmaError:
-    """Turn a non-success answer into the exception the caller can act on (specs/alma.md §3)."""
+    """Turn a non-success answer into the exception the caller can act on (docs/alma.md#errors)."""
     status = response.status_code
     text = response.text
     if "Invalid API Key" in text and "json" not in response.headers.get("content-type", ""):

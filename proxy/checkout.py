@@ -1,5 +1,6 @@
 """The CashNet checkout hand-off: lines per item code and the form the browser posts to CashNet
-(specs/cashnet.md §2). The lines are frozen with the payment; the notification must echo them.
+(docs/cashnet.md#checkout-hand-off). The lines are frozen with the payment; the notification must
+echo them.
 """
 
 from __future__ import annotations

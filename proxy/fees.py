@@ -1,7 +1,7 @@
 """A patron's fees as patronpay sees them: Alma's Fee objects normalised, and which are payable.
 
-Payable (DESIGN.md §6): ACTIVE, balance above zero, and type and owning library allowed by
-configuration. Credits are shown, never netted, never paid.
+Payable (docs/architecture.md#money-and-allocation): ACTIVE, balance above zero, and type and owning
+library allowed by configuration. Credits are shown, never netted, never paid.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Kiosk request authentication (DESIGN.md §4, §7): the proxy's side of the kiosk signature.
+"""Kiosk request authentication (docs/security.md#kiosk-request-signatures): the proxy's side of the
+kiosk signature.
 
 A kiosk agent signs every request with its own secret (kiosk/signing.py is the independent
 signer). Here we check, in this order: the headers are well formed, the kiosk is one we know,

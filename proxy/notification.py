@@ -1,4 +1,5 @@
-"""CashNet's messages: tolerant parsing and the content checks of specs/cashnet.md §4.
+"""CashNet's messages: tolerant parsing and the content checks of
+docs/cashnet.md#notification-checks.
 
 The checks themselves, in order and with what each failure does, are listed in
 proxy/cashnet_checks.py.

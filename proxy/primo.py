@@ -1,4 +1,4 @@
-"""Primo VE "Pay fines" tokens (specs/alma.md §7): verified, never just decoded.
+"""Primo VE "Pay fines" tokens (docs/alma.md#primo-tokens): verified, never just decoded.
 
 ES256 only; the key is chosen by `kid` from the institution's key set, which is cached for
 12 hours and fetched again (at most once a minute, so bad tokens cannot drive traffic) when a

@@ -4,7 +4,7 @@ For the payments created in a window, read the fees of their patrons from Alma (
 LIST CLOSED, and FEE for any fee of ours in neither) and compare, per payment and fee, the
 PAYMENT transactions carrying the payment's CashNet transaction number with what the ledger
 posted. Alma is the reconciliation key's keeper: the number travels as
-`external_transaction_id` (specs/alma.md §8). Report only: nothing is changed.
+`external_transaction_id` (docs/alma.md#posting-exactly-once). Report only: nothing is changed.
 """
 
 from __future__ import annotations

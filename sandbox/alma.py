@@ -1,10 +1,10 @@
 """Sandbox Alma: a Starlette stand-in for the Alma Users API and Primo's key set.
 
-Serves the calls of spec §1 (`/almaws/v1/users/...`, `/auth/{INST}/jwks.json`) with the
-project's emulator decisions (spec §9), plus control endpoints under `/_emulator/` for tests and
-the demo. `create_app()` builds it from `sandbox/seed/alma.json`; `app.state.alma` is the
-`AlmaSandbox` that tests drive in-process. Works at the root of a server or mounted under a
-prefix (`link` URLs carry the prefix).
+Serves the calls of docs/alma.md#calls (`/almaws/v1/users/...`, `/auth/{INST}/jwks.json`) with the
+project's emulator decisions (docs/sandbox.md#sandbox-alma), plus control endpoints under
+`/_emulator/` for tests and the demo. `create_app()` builds it from `sandbox/seed/alma.json`;
+`app.state.alma` is the `AlmaSandbox` that tests drive in-process. Works at the root of a server or
+mounted under a prefix (`link` URLs carry the prefix).
 """
 
 from __future__ import annotations
@@ -82,7 +82,8 @@ def wants_json(request: Request) -> bool:
 
 
 class AlmaRoutes:
-    """The Alma calls. Checks run in the spec §9.2 order: key, read-only, JSON, then the call."""
+    """The Alma calls. Checks run in the docs/sandbox.md#access-and-errors order: key, read-only,
+    JSON, then the call."""
 
     def __init__(self, sandbox: AlmaSandbox) -> None:
         self.sandbox = sandbox
@@ -164,7 +165,8 @@ class AlmaRoutes:
         ), write=True, commits=True)
 
     async def jwks(self, request: Request) -> Response:
-        """Public, no API key (spec §1); `?env=sandbox` serves the sandbox environment's key."""
+        """Public, no API key (docs/alma.md#calls); `?env=sandbox` serves the sandbox environment's
+        key."""
         if request.path_params["inst"] != self.sandbox.institution_code:
             return PlainTextResponse("Not Found", 404)
         sandbox_env = request.query_params.get("env") == "sandbox"

@@ -1,4 +1,5 @@
-"""What each emulated Alma call does to the state (spec §9.3, §9.4), free of HTTP.
+"""What each emulated Alma call does to the state (docs/sandbox.md#patron-look-up-and-passwords,
+docs/sandbox.md#fees-and-payments), free of HTTP.
 
 Each function checks in the spec's order (user → fee → op → method → api_restricted → amount),
 raises `AlmaError` at the first failure and otherwise returns the objects to render.
@@ -121,7 +122,8 @@ def _apply_payment(fee: Fee, amount: Decimal, method: str, ext_id: str | None, n
 def pay_fee(
     state: AlmaState, user_id: str, fee_id: str, params: Mapping[str, str], now: str
 ) -> tuple[User, Fee]:
-    """PAY one fee; no de-duplication on external_transaction_id (spec §8)."""
+    """PAY one fee; no de-duplication on external_transaction_id
+    (docs/alma.md#posting-exactly-once)."""
     user, fee = get_fee(state, user_id, params.get("user_id_type"), fee_id)
     method = _check_op_and_method(params)
     if fee.api_restricted:

@@ -1,4 +1,5 @@
-"""Control endpoints of the Alma emulator (spec §9.6), the HTTP twin of `AlmaSandbox`.
+"""Control endpoints of the Alma emulator (docs/sandbox.md#request-log-and-control-endpoints), the
+HTTP twin of `AlmaSandbox`.
 
 Bodies are JSON; amounts travel as strings (like the seed) and are parsed with Decimal.
 These routes are neither throttled nor logged (the gateway lets `/_emulator/` through).

@@ -1,5 +1,5 @@
 """Close a client's TCP connection without sending any HTTP response (fault modes `drop`,
-`commit_then_drop`, spec §9.5).
+`commit_then_drop`, docs/sandbox.md#alma-fault-injection).
 
 ASGI has no "hang up" message, and the obvious tricks fail under uvicorn: raising before
 `http.response.start`, or returning without a response, both make uvicorn answer

@@ -1,4 +1,5 @@
-"""Fault injection for the Alma emulator (spec §9.5): settings, throttling and rules.
+"""Fault injection for the Alma emulator (docs/sandbox.md#alma-fault-injection): settings,
+throttling and rules.
 
 `FaultSettings.parse` validates what a test sends to `PUT /_emulator/faults` (an unknown knob is
 an error, so a typo cannot silently test nothing). `Gate` holds the moving parts: the sliding
@@ -190,7 +191,8 @@ class Verdict:
 
 
 class Gate:
-    """Throttling (checked first) and rules, in the order of spec §9.5."""
+    """Throttling (checked first) and rules, in the order of
+    docs/sandbox.md#alma-fault-injection."""
 
     def __init__(
         self, settings: FaultSettings | None = None, clock: Callable[[], float] = time.monotonic

@@ -1,5 +1,6 @@
-"""The emulator's front door: latency, throttling, fault rules and the request log (spec §9.5,
-§9.6), as a pure ASGI middleware in front of the Alma routes.
+"""The emulator's front door: latency, throttling, fault rules and the request log
+(docs/sandbox.md#alma-fault-injection, docs/sandbox.md#request-log-and-control-endpoints), as a pure
+ASGI middleware in front of the Alma routes.
 
 Control endpoints (`/_emulator/...`) pass straight through: neither throttled nor logged.
 JWKS requests are logged and subject to latency and rules, but not to the API thresholds (the

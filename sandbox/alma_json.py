@@ -2,7 +2,8 @@
 
 The standard `json` module can only write Decimal by going through float (or as a string), and
 Alma writes amounts as numbers that look integral (`60`) or fractional (`4.75`) in the same
-response (spec §6, §9.1). This small writer walks the document itself so no float is ever made.
+response (docs/alma.md#money, docs/sandbox.md#seed-and-rendering). This small writer walks the
+document itself so no float is ever made.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Primo VE's token keys (spec §2.7, §7): one ES256 P-256 key per environment, served as JWKS.
+"""Primo VE's token keys (docs/alma.md#primo-tokens): one ES256 P-256 key per environment, served as
+JWKS.
 
 Keys are generated when the emulator starts; nothing is stored on disk. The JWKS also carries an
 RS256 key standing in for Alma's own authentication-token key, so a client that does not select
@@ -37,7 +38,8 @@ class SigningKey:
     private: ec.EllipticCurvePrivateKey
 
     def jwk(self) -> dict[str, Any]:
-        # Only kty, kid, crv and the point: `alg`/`use` are not guaranteed by Alma (spec §2.7).
+        # Only kty, kid, crv and the point: `alg`/`use` are not guaranteed by Alma
+        # (docs/alma.md#primo-tokens).
         public = ECAlgorithm.to_jwk(self.private.public_key(), as_dict=True)
         return {"kty": "EC", "crv": "P-256", "kid": self.kid, "x": public["x"], "y": public["y"]}
 

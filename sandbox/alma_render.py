@@ -1,4 +1,5 @@
-"""Turn emulator state into Alma's JSON documents (spec §2, §3) as plain dicts.
+"""Turn emulator state into Alma's JSON documents (docs/alma.md#calls, docs/alma.md#errors) as plain
+dicts.
 
 Amounts stay Decimal here; `alma_json.dumps` writes them. Key order follows the captured
 samples in the spec so a diff against a real response reads naturally.
@@ -17,7 +18,8 @@ from sandbox.alma_state import Fee, Institution, Transaction, User
 
 ERROR_STYLES: tuple[str, ...] = ("plain", "wrapped", "single_object")
 
-# Small built-in code tables: Alma's `desc` texts are institution-configurable (spec §10 q7).
+# Small built-in code tables: Alma's `desc` texts are institution-configurable
+# (docs/alma.md#where-the-real-behaviour-is-unknown).
 DESCRIPTIONS: dict[str, dict[str, str]] = {
     "account_type": {"INTERNAL": "Internal", "EXTERNAL": "External"},
     "record_type": {"PUBLIC": "Public", "STAFF": "Staff", "CONTACT": "Contact"},
@@ -129,7 +131,8 @@ def render_fee(fee: Fee, user: User, inst: Institution, base: str) -> dict[str, 
 def render_fees(
     fees: list[Fee], user: User, inst: Institution, base: str, zero_fee_currency: str | None
 ) -> dict[str, Any]:
-    """The Fees object: no `fee` key at all when nothing matches (spec §2.3)."""
+    """The Fees object: no `fee` key at all when nothing matches
+    (docs/alma.md#fees-and-transactions)."""
     ordered = sorted(fees, key=Fee.sort_key)
     document: dict[str, Any] = {}
     if ordered:
@@ -195,7 +198,8 @@ def render_block(block: dict[str, Any]) -> dict[str, Any]:
 def error_document(
     code: str, message: str, tracking_id: str | None, style: str = "plain"
 ) -> dict[str, Any]:
-    """Form A (`plain`), B (`wrapped` in web_service_result) or C (`single_object`), spec §3.1."""
+    """Form A (`plain`), B (`wrapped` in web_service_result) or C (`single_object`),
+    docs/alma.md#error-bodies."""
     error: dict[str, Any] = {"errorCode": code, "errorMessage": message}
     if tracking_id is not None:
         error["trackingId"] = tracking_id

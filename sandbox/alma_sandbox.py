@@ -84,7 +84,8 @@ class AlmaSandbox:
     # -- control accessor ----------------------------------------------------------------------
 
     def requests(self) -> list[dict[str, Any]]:
-        """The request log (spec §9.6), oldest first, as copies."""
+        """The request log (docs/sandbox.md#request-log-and-control-endpoints), oldest first, as
+        copies."""
         with self._lock:
             return copy.deepcopy(self._log)
 
@@ -167,7 +168,8 @@ class AlmaSandbox:
         institution: str | None = None,
         **claims: Any,
     ) -> str:
-        """A Primo VE patron token signed ES256 with the environment's key (spec §7).
+        """A Primo VE patron token signed ES256 with the environment's key
+        (docs/alma.md#primo-tokens).
 
         Extra claims are added or override; a claim given as None is left out.
         """

@@ -1,8 +1,9 @@
 """In-memory model of the emulated Alma institution: users, their identifiers and their fees.
 
-Built from the seed document (spec §9.1; `sandbox/seed/alma.json`). Amounts are Decimal with two
-places; timestamps are kept as Alma writes them (`YYYY-MM-DDThh:mm:ss.sssZ`, which also sorts
-chronologically as text). Nothing here is thread-safe: `AlmaSandbox` holds the lock.
+Built from the seed document (docs/sandbox.md#seed-and-rendering; `sandbox/seed/alma.json`). Amounts
+are Decimal with two places; timestamps are kept as Alma writes them (`YYYY-MM-DDThh:mm:ss.sssZ`,
+which also sorts chronologically as text). Nothing here is thread-safe: `AlmaSandbox` holds the
+lock.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ class Fee:
     transactions: list[Transaction] = field(default_factory=list)
 
     def sort_key(self) -> tuple[str, int]:
-        """Oldest first, ties broken by the numeric id (spec §9.4)."""
+        """Oldest first, ties broken by the numeric id (docs/sandbox.md#fees-and-payments)."""
         return (self.creation_time, int(self.id))
 
 
@@ -166,7 +167,8 @@ class AlmaState:
     # -- lookups -------------------------------------------------------------------------------
 
     def find_user(self, user_id: str, id_type: str | None) -> User | None:
-        """Resolve any unique identifier (spec §9.3); INACTIVE identifiers never match."""
+        """Resolve any unique identifier (docs/sandbox.md#patron-look-up-and-passwords); INACTIVE
+        identifiers never match."""
         wanted = user_id.casefold()
         explicit = id_type not in (None, "", "all_unique")
         for user in self.users:

@@ -1,4 +1,4 @@
-"""The sandbox CashNet hosted checkout (spec cashnet.md §7), as a Starlette app.
+"""The sandbox CashNet hosted checkout (docs/sandbox.md#sandbox-cashnet), as a Starlette app.
 
 The patron's browser posts the hand-off here, pays/declines/cancels on a dummy card page, and
 goes back to the merchant through the receipt's "Sign out" form; store notifications go server
@@ -370,7 +370,8 @@ async def _read_body(request: Request) -> bytes | None:
 
 
 def _parse_pairs(raw: bytes) -> list[tuple[str, str]]:
-    """Form-urlencoded pairs; UTF-8 first, windows-1252 when that fails (spec §4 parsing)."""
+    """Form-urlencoded pairs; UTF-8 first, windows-1252 when that fails
+    (docs/cashnet.md#tolerant-parsing)."""
     try:
         return parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict")
     except UnicodeDecodeError:

@@ -1,4 +1,6 @@
-"""The result field set CashNet sends back (spec §3.2, §3.4, §7.4) and the faults that bend it.
+"""The result field set CashNet sends back (docs/cashnet.md#notification-fields,
+docs/cashnet.md#sample-notifications, docs/sandbox.md#checkout-page-and-completion) and the faults
+that bend it.
 
 The same ordered field list feeds the store notification and the sign-out form; the ref and
 amount faults (and the name-shape faults) are applied per target according to `apply_to`.
@@ -93,7 +95,8 @@ def _group(group: str, config: dict[str, Any], handoff: Handoff, outcome: Outcom
         "merchant": config["merchant"],
         "station": config["station"],
         "operator": config["operator"],
-        # A failed attempt took no payment, so it carries no payment code or type (§3.4).
+        # A failed attempt took no payment, so it carries no payment code or type
+        # (docs/cashnet.md#sample-notifications).
         "pmtcode": config["pmtcode"] if outcome.success else None,
         "pmttype": config["pmttype"] if outcome.success else None,
         "cctype": config["cctype"] if outcome.success else None,
@@ -118,7 +121,8 @@ def _group(group: str, config: dict[str, Any], handoff: Handoff, outcome: Outcom
 
 
 def _line_pairs(lines: list[dict], success: bool) -> Pairs:
-    """itemcodeN, amountN; qtyN and glN only on success, as in the §3.4 sample bodies."""
+    """itemcodeN, amountN; qtyN and glN only on success, as in the sample bodies of
+    docs/cashnet.md#sample-notifications."""
     pairs: Pairs = []
     for line in lines:
         n = line["n"]

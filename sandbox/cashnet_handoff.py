@@ -1,4 +1,6 @@
-"""Parse and validate a checkout hand-off the way the emulated CashNet does (spec §2.3, §2.4, §7.3).
+"""Parse and validate a checkout hand-off the way the emulated CashNet does
+(docs/cashnet.md#hand-off-fields, docs/cashnet.md#hand-off-errors,
+docs/sandbox.md#hand-off-validation).
 
 Names are case-insensitive; query and form fields are merged (form wins). Checks run in the
 spec's order — store (702, 701, 703), items (4, 25, 5, 704, 706), refs (705), limits — and the

@@ -1,4 +1,5 @@
-"""Deliver one store notification attempt and describe it for the record (spec §7.4, §7.7).
+"""Deliver one store notification attempt and describe it for the record
+(docs/sandbox.md#checkout-page-and-completion, docs/sandbox.md#notification-record).
 
 Always async (`httpx.AsyncClient`): the demo serves the proxy in the same event loop as the
 sandbox, so a blocking client there would deadlock. Synchronous callers run it on a fresh loop.
@@ -45,7 +46,7 @@ class Delivery:
 
 
 def redact(url: str) -> str:
-    """Hide the secret path segment after `/postback/` (spec §8 pitfall 13)."""
+    """Hide the secret path segment after `/postback/` (docs/cashnet.md#pitfalls (item 13))."""
     return _POSTBACK_TOKEN.sub(r"\1<redacted>", url)
 
 
@@ -116,7 +117,8 @@ async def send(delivery: Delivery, attempt: int) -> dict[str, Any]:
 
 
 def delivered(record: dict[str, Any]) -> bool:
-    """A 2xx answer counts as accepted (spec §5); anything else may be retried."""
+    """A 2xx answer counts as accepted (docs/cashnet.md#duplicates-order-and-the-answer); anything
+    else may be retried."""
     return record["status"] is not None and 200 <= record["status"] < 300
 
 

@@ -1,4 +1,4 @@
-"""The CashNet sandbox's state and operations: the Python facade of spec §7.1.
+"""The CashNet sandbox's state and operations: the Python facade of docs/sandbox.md#routes.
 
 Thread-safe: tests call it from their own thread while uvicorn serves the app in another. All
 state sits behind one lock that is never held across an `await` or a network call. Every
@@ -105,7 +105,7 @@ class CashNetSandbox:
             return copy.deepcopy(config)
 
     def set_faults(self, store: str, faults: dict[str, Any]) -> dict[str, Any]:
-        """Replace a store's default faults (spec §7.6)."""
+        """Replace a store's default faults (docs/sandbox.md#cashnet-fault-knobs)."""
         with self._lock:
             canonical = self._store_name(store)
             self._stores[canonical]["faults"] = validate_faults(faults, where=f"store {store}")
@@ -146,7 +146,8 @@ class CashNetSandbox:
 
     def notifications(self, cid: str | None = None,
                       store: str | None = None) -> list[dict[str, Any]]:
-        """The §7.7 record: one entry per delivery attempt (or skipped notification)."""
+        """The notification record (docs/sandbox.md#notification-record): one entry per delivery
+        attempt (or skipped notification)."""
         with self._lock:
             return copy.deepcopy([
                 record for record in self._records

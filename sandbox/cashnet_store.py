@@ -17,8 +17,9 @@ from typing import Any
 
 SEED_PATH = Path(__file__).parent / "seed" / "cashnet.json"
 
-# Result field groups a store may list in `fields`, in the order of spec §7.2. `cctype` is an
-# optional extra some stores send; it is emitted only when the store config sets `cctype`.
+# Result field groups a store may list in `fields`, in the order of docs/sandbox.md#store-settings.
+# `cctype` is an optional extra some stores send; it is emitted only when the store config sets
+# `cctype`.
 FIELD_GROUPS = (
     "result", "respmessage", "tx", "failedtx", "batchno", "effdate", "merchant", "station",
     "operator", "pmtcode", "pmttype", "cctype", "custcode", "lname", "itemcnt", "lines", "refs",
@@ -193,7 +194,8 @@ def _item_codes(where: str, raw: Any) -> dict[str, dict[str, Any]]:
 
 
 def validate_faults(raw: Any, *, where: str = "faults") -> dict[str, Any]:
-    """Check the fault knobs of spec §7.6 and return them with normalised values."""
+    """Check the fault knobs of docs/sandbox.md#cashnet-fault-knobs and return them with normalised
+    values."""
     if raw is None:
         return {}
     _require(isinstance(raw, dict), f"{where}: faults must be a mapping")

@@ -1,4 +1,4 @@
-"""Sandbox Primo: a stand-in for Primo VE's "Pay fines" link (specs/alma.md §7).
+"""Sandbox Primo: a stand-in for Primo VE's "Pay fines" link (docs/alma.md#primo-tokens).
 
 In Primo VE a signed-in patron's "Pay fines" link opens the payment URL configured in Alma with
 a patron token appended as `jwt`. This app lists the sandbox Alma's patrons with such a link:

@@ -1,4 +1,5 @@
-"""Choosing fees and amounts, and spreading a payment over fees oldest first (DESIGN §6)."""
+"""Choosing fees and amounts, and spreading a payment over fees oldest first
+(docs/architecture.md#money-and-allocation)."""
 
 from decimal import Decimal
 

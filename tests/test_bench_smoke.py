@@ -1,6 +1,7 @@
 """The benchmarks run end to end: `python -m bench` with the smallest configuration (the hidden
 `--profile smoke`) starts the real processes, prints its tables and writes JSON with every
-figure it promises. Only the shape is checked here, never a timing (DESIGN.md §10)."""
+figure it promises. Only the shape is checked here, never a timing
+(docs/architecture.md#how-we-test)."""
 
 import json
 import subprocess

@@ -1,7 +1,8 @@
-"""Crash safety (DESIGN §5): `patronpay serve` killed with SIGKILL at each dangerous moment of a
-payment, then restarted on the same ledger, ends with every allocation applied in Alma exactly
-once. The proxy runs as a child process (a real process to kill); the sandbox runs in the test
-and opens the timing windows with its faults (slow and dropped Alma calls, CashNet re-delivery).
+"""Crash safety (docs/guarantees.md#crash-tests): `patronpay serve` killed with SIGKILL at each
+dangerous moment of a payment, then restarted on the same ledger, ends with every allocation applied
+in Alma exactly once. The proxy runs as a child process (a real process to kill); the sandbox runs
+in the test and opens the timing windows with its faults (slow and dropped Alma calls, CashNet
+re-delivery).
 
 After each restart the test asserts the exact ledger state and the exact PAYMENT transactions
 in Alma carrying the CashNet transaction number.

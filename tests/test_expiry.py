@@ -1,6 +1,6 @@
-"""Expiry (DESIGN §5): a pending payment with no CashNet notification for the configured hours
-becomes `expired` by the posting worker's sweep; a verified success that comes later still wins,
-because the money was taken, and is posted to Alma."""
+"""Expiry (docs/architecture.md#payment-states): a pending payment with no CashNet notification for
+the configured hours becomes `expired` by the posting worker's sweep; a verified success that comes
+later still wins, because the money was taken, and is posted to Alma."""
 
 import time
 from decimal import Decimal

@@ -1,4 +1,5 @@
-"""Card normalisation pipeline and PCI guard (specs/kiosk.md §2.3, §3)."""
+"""Card normalisation pipeline and PCI guard (docs/kiosk.md#card-rules,
+docs/kiosk.md#bank-cards-and-card-numbers)."""
 
 from __future__ import annotations
 
@@ -53,7 +54,8 @@ def rejected(reason: str, source: str = "serial") -> Rejection:
 
 
 # ---------------------------------------------------------------------------------------------
-# Required test vectors of §2.3, with the rules of the documented example file
+# Required test vectors of docs/kiosk.md#library-barcodes, with the rules of the documented example
+# file
 
 
 @pytest.mark.parametrize(
@@ -218,7 +220,8 @@ def test_eight_digit_iin_allow_list() -> None:
 
 
 def test_track_one_is_refused_even_with_an_allow_listed_iin(example_rules: CardRules) -> None:
-    # §3: the allow-list applies to track 2 only; a %B track 1 with a Luhn PAN is a bank card.
+    # docs/kiosk.md#bank-cards-and-card-numbers: the allow-list applies to track 2 only; a %B track
+    # 1 with a Luhn PAN is a bank card.
     raw = ";6393331234567890=4912?"
     assert isinstance(normalise(raw, example_rules), Credential)
     assert normalise("%B6393331234567890^CAMPUS/CARD^?" + raw, example_rules) == rejected(

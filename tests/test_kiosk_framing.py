@@ -1,4 +1,4 @@
-"""Framer modes (specs/kiosk.md §1.2): time is passed in, nothing sleeps."""
+"""Framer modes (docs/kiosk.md#reader-input): time is passed in, nothing sleeps."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The serial reader loop (specs/kiosk.md §4.2): loop://, a pty behind a by-id style link
+"""The serial reader loop (docs/kiosk.md#the-reader-loop): loop://, a pty behind a by-id style link
 (unplug, replug), socket:// peer close, overlong lines, split frames, shutdown and backoff.
 Outcomes are awaited with deadlines, never with sleeps."""
 

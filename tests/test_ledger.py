@@ -1,5 +1,6 @@
-"""The ledger's state machine for CashNet notifications and staff actions (DESIGN §5,
-specs/cashnet.md §4), on a real SQLite file."""
+"""The ledger's state machine for CashNet notifications and staff actions
+(docs/architecture.md#payment-states, docs/cashnet.md#notification-checks), on a real SQLite
+file."""
 
 from decimal import Decimal
 

@@ -1,4 +1,5 @@
-"""Tolerant parsing of CashNet messages and the content checks (specs/cashnet.md §4)."""
+"""Tolerant parsing of CashNet messages and the content checks
+(docs/cashnet.md#notification-checks)."""
 
 from decimal import Decimal
 

@@ -1,5 +1,5 @@
-"""Property-based tests of CashNet's notification endpoint (specs/cashnet.md §4-§5): arbitrary
-bodies, and arbitrary orders of duplicate, late, out-of-order, tampered and failed
+"""Property-based tests of CashNet's notification endpoint (docs/cashnet.md#notification-checks):
+arbitrary bodies, and arbitrary orders of duplicate, late, out-of-order, tampered and failed
 notifications, mixed with posting rounds, the expiry timer and staff actions. Whatever comes:
 never a 5xx, every notification recorded once, only the transitions the state machine allows,
 and never more in Alma than the ledger posted.
@@ -37,7 +37,7 @@ PATRON = Patron("mkowalski", "Maria", "Kowalski", "mkowalski@example.edu", "EXTE
 CHOICES = [{"fee_ids": [LOST], "amount": None}, {"fee_ids": [OVERDUE, DAMAGED], "amount": "10.00"}]
 
 # Every state a payment may move to from each state, by notification, posting round, expiry
-# timer or staff action (DESIGN §5, specs/cashnet.md §4). Staying put is always allowed.
+# timer or staff action (docs/cashnet.md#what-a-notification-does). Staying put is always allowed.
 ALLOWED = {
     "pending": {"paid", "declined", "cancelled", "expired", "attention"},
     "declined": {"paid", "declined", "cancelled", "attention"},

@@ -1,5 +1,6 @@
-"""Every check on CashNet's store notification (specs/cashnet.md §4), over real HTTP: the
-sandbox CashNet sends, the proxy decides, the ledger and the sandbox Alma show the outcome."""
+"""Every check on CashNet's store notification (docs/cashnet.md#notification-checks), over real
+HTTP: the sandbox CashNet sends, the proxy decides, the ledger and the sandbox Alma show the
+outcome."""
 
 import json
 import threading

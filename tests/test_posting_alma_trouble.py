@@ -1,4 +1,4 @@
-"""Alma misbehaving while we post a paid payment (DESIGN §5, specs/alma.md §8): retries,
+"""Alma misbehaving while we post a paid payment (docs/alma.md#posting-exactly-once): retries,
 exactly once through applied-then-failed answers, throttling, and permanent refusals."""
 
 from decimal import Decimal

@@ -1,4 +1,5 @@
-"""Primo VE tokens and the JWKS the sandbox Alma serves for them (spec §2.7, §7, §9.6)."""
+"""Primo VE tokens and the JWKS the sandbox Alma serves for them (docs/alma.md#primo-tokens,
+docs/sandbox.md#request-log-and-control-endpoints)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""CashNet sandbox: hand-off entry points, parameter parsing and validation error codes (§2, §7.3).
+"""CashNet sandbox: hand-off entry points, parameter parsing and validation error codes
+(docs/cashnet.md#checkout-hand-off, docs/sandbox.md#hand-off-validation).
 
 Real loopback HTTP: the sandbox runs under uvicorn in a thread; each test starts from reset().
 """

@@ -1,4 +1,5 @@
-"""CashNet sandbox: completion, store notifications, the §7.7 record and every §7.6 fault knob.
+"""CashNet sandbox: completion, store notifications, the notification record and every fault knob
+(docs/sandbox.md#notification-record, docs/sandbox.md#cashnet-fault-knobs).
 
 A tiny receiving Starlette app (run with ServerThread) stands in for the proxy and records
 exactly what arrives: path, query, headers, raw body and peer address.
@@ -175,7 +176,8 @@ def test_item_refs_keep_their_slots_and_txn_refs_are_upper_cased(sandbox, receiv
         + b"&PAYMENT_REF=" + PAYMENT_ID.encode() + b"&UCLA_REF_NO=u-1"]
 
 
-# ----- the record (§7.7) ----------------------------------------------------------------------
+# ----- the record (docs/sandbox.md#notification-record)
+# ----------------------------------------------------------------------
 
 
 def test_record_of_a_delivery(sandbox, receiver):
@@ -227,7 +229,8 @@ def test_no_retry_by_default_and_retries_when_configured(sandbox, receiver):
     assert len({hit["body"] for hit in receiver.hits[1:]}) == 1
 
 
-# ----- fault knobs (§7.6) ---------------------------------------------------------------------
+# ----- fault knobs (docs/sandbox.md#cashnet-fault-knobs)
+# ---------------------------------------------------------------------
 
 
 def test_duplicate(sandbox, receiver):

@@ -1,6 +1,6 @@
 """`patronpay payments list|show|retry|resolve|export` against a real deployment, and the money
 that cannot be applied automatically (fee gone, only part of a remainder movable), which is
-what staff meet in `attention` (DESIGN §5)."""
+what staff meet in `attention` (docs/staff.md#when-a-payment-needs-staff)."""
 
 import csv
 import io

@@ -1,6 +1,7 @@
-"""The kiosk's systemd units and Chromium policy (specs/kiosk.md §5, §7, §9): the decisions are
-in the files, and `systemd-analyze verify` finds nothing wrong beyond what a build machine
-necessarily lacks (the installed patronpay, cage, the kiosk user)."""
+"""The kiosk's systemd units and Chromium policy (docs/kiosk.md#the-kiosk-browser,
+docs/kiosk.md#session-reset, docs/kiosk.md#the-systemd-units): the decisions are in the files, and
+`systemd-analyze verify` finds nothing wrong beyond what a build machine necessarily lacks (the
+installed patronpay, cage, the kiosk user)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""Several posting workers on one ledger (DESIGN §5): two `patronpay serve` processes sharing a
-SQLite file, with Alma slow and faulty, never post the same allocation twice; and a worker whose
-lease ran out while it waited on Alma sends nothing once another has taken over."""
+"""Several posting workers on one ledger
+(docs/guarantees.md#several-workers-and-hostile-notifications): two `patronpay serve` processes
+sharing a SQLite file, with Alma slow and faulty, never post the same allocation twice; and a worker
+whose lease ran out while it waited on Alma sends nothing once another has taken over."""
 
 from __future__ import annotations
 

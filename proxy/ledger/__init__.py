@@ -1,5 +1,5 @@
 """The ledger: payments, their allocations to Alma fees, CashNet notifications and an
-append-only event trail (DESIGN.md §5). The states are named in proxy/states.py.
+append-only event trail (docs/architecture.md#the-ledger). The states are named in proxy/states.py.
 
 `Ledger` is the one object the service, the posting worker and the staff tools hold. It keeps
 no logic of its own: each method hands over to the module doing that job, so a change to,

@@ -1,4 +1,5 @@
-"""The patron's JSON API: session, fees, payments, receipts (DESIGN.md §9)."""
+"""The patron's JSON API: session, fees, payments, receipts
+(docs/architecture.md#http-interface)."""
 
 from __future__ import annotations
 

@@ -57,8 +57,8 @@ async def pay_page(request: Request) -> Response:
 
 
 async def postback(request: Request) -> Response:
-    """CashNet's store notification: checks 1-8 of specs/cashnet.md §4, one transaction,
-    then 200 at once. Alma is posted afterwards by the worker."""
+    """CashNet's store notification: checks 1-8 of docs/cashnet.md#notification-checks, one
+    transaction, then 200 at once. Alma is posted afterwards by the worker."""
     svc = services(request)
     settings = svc.settings
     peer = client_address(request.scope, settings.trusted_proxies)

@@ -1,4 +1,4 @@
-"""Request guards and response headers applied to every route (DESIGN.md §7):
+"""Request guards and response headers applied to every route (docs/security.md):
 
 - bodies over the configured size are refused with 413 before a handler reads them;
 - unsafe methods need a same-origin `Origin`, except CashNet's cross-site routes and the

@@ -1,6 +1,6 @@
 /* The kiosk's main page: "Scan your ID card", then the patron's fees in large type, the choice
-   of fees and amount, and the hand-off to CashNet (DESIGN.md §4). The agent holds the session;
-   this page only shows it. */
+   of fees and amount, and the hand-off to CashNet (docs/kiosk.md#how-a-kiosk-payment-flows). The
+   agent holds the session; this page only shows it. */
 "use strict";
 
 const view = { fees: null, chosen: new Set(), showTitles: false, typed: "", guard: null };

@@ -1,7 +1,7 @@
 /* Kiosk timers, pure (no DOM, no clock of their own): the caller passes the wall-clock time in
    milliseconds (Date.now()). Deadlines, not counted ticks: a throttled or late timer callback
-   cannot stretch a limit (specs/kiosk.md §7). Loaded by the kiosk pages as a plain script and
-   by the tests with node's require(). */
+   cannot stretch a limit (docs/kiosk.md#session-reset). Loaded by the kiosk pages as a plain script
+   and by the tests with node's require(). */
 "use strict";
 
 (function (root) {

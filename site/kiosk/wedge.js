@@ -1,5 +1,5 @@
-/* Keyboard-wedge input (specs/kiosk.md §1.2): a scanner in keyboard mode "types" a read fast and
-   ends it with Enter. A burst counts when every gap between keys is at most maxGapMs, it ends
+/* Keyboard-wedge input (docs/kiosk.md#reader-input): a scanner in keyboard mode "types" a read fast
+   and ends it with Enter. A burst counts when every gap between keys is at most maxGapMs, it ends
    with a terminator key, and it has at least minLen characters; a slower key starts over.
    Pure: the caller passes each keydown's key and time and acts on the answer:
    "capture" (preventDefault, keep it), "pass" (leave the key alone) or "submit" (with the
