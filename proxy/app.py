@@ -12,7 +12,6 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
 
 from proxy.config import Settings
 from proxy.runtime import Services, build_services
@@ -26,6 +25,7 @@ from proxy.web.security import (
     SecurityHeaders,
     content_security_policy,
 )
+from proxy.web.static import SiteFiles
 
 
 async def healthz(request: Request) -> Response:
@@ -65,7 +65,7 @@ def create_app(settings: Settings, services: Services | None = None,
         *auth.routes,
         *cashnet.routes,
         *kiosk.routes,
-        Mount("/", StaticFiles(directory=settings.site_dir, html=True), name="site"),
+        Mount("/", SiteFiles(directory=settings.site_dir, html=True), name="site"),
     ]
     middleware = [
         Middleware(AccessLog),

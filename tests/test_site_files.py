@@ -150,3 +150,28 @@ def test_the_kiosk_agent_needs_the_kiosk_pages(monkeypatch, tmp_path):
 
 def test_the_kiosk_agent_serves_the_installed_pages():
     assert load_kiosk_settings(KIOSK_ENV).site_dir.resolve() == SITE
+
+
+def test_the_site_serves_web_files_only(tmp_path: Path):
+    """The site folder is also a Python package: its __init__.py and __pycache__ are not pages."""
+    import asyncio
+
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from proxy.web.static import SiteFiles
+
+    (tmp_path / "index.html").write_text("<p>fees</p>")
+    (tmp_path / "__init__.py").write_text('"""the package marker"""')
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "app.js").write_text("stale")
+    app = Starlette(routes=[Mount("/", SiteFiles(directory=tmp_path, html=True))])
+
+    async def statuses() -> dict[str, int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            paths = ["/", "/index.html", "/__init__.py", "/__pycache__/app.js"]
+            return {path: (await client.get(path)).status_code for path in paths}
+
+    assert asyncio.run(statuses()) == {"/": 200, "/index.html": 200, "/__init__.py": 404,
+                                       "/__pycache__/app.js": 404}
