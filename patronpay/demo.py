@@ -60,12 +60,14 @@ def sandbox_environment(public_url: str, sandbox_url: str, database: Path | str,
 
 def point_store_at(sandbox_app, settings: Settings) -> None:
     """Enter the proxy's URLs in the sandbox services, as campus staff would: the CashNet
-    store's notification URL, Primo's "Pay fines" link, the campus sign-on's backend."""
+    store's notification URL, Primo's "Pay fines" link, the campus sign-on's backend, the CAS
+    services registry."""
     postback = f"{settings.public_url}/cashnet/postback/{settings.cashnet_postback_token}"
     sandbox_app.state.cashnet.configure_store(
         CASHNET_STORE, notify_success_url=postback, notify_failure_url=postback)
     sandbox_app.state.primo.configure(settings.public_url + "/auth/primo")
     sandbox_app.state.sso.configure(settings.public_url, settings.sso_header)
+    sandbox_app.state.cas.register_service(settings.public_url + "/auth/cas")
 
 
 KIOSK_ID = "demo-kiosk"

@@ -57,6 +57,20 @@ def _list(value: Any) -> tuple[str, ...]:
     return tuple(_text(item) for item in items if _text(item))
 
 
+def _required_list(value: Any) -> tuple[str, ...]:
+    items = _list(value)
+    if not items:
+        raise ValueError("must not be empty")
+    return items
+
+
+def _cas_validate_path(value: Any) -> str:
+    path = _text(value)
+    if path not in ("/p3/serviceValidate", "/serviceValidate"):
+        raise ValueError("choose /p3/serviceValidate or /serviceValidate")
+    return path
+
+
 def _bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -320,13 +334,22 @@ class Settings:
     cas_user_attribute: str = setting(
         _text, "CAS attribute holding the patron's Alma user id; empty uses the CAS user "
         "name.", "")
+    cas_validate_path: str = setting(
+        _cas_validate_path, "Where below `PATRONPAY_CAS_URL` tickets are validated: "
+        "`/p3/serviceValidate` (CAS 3) or `/serviceValidate` (CAS 2, e.g. a Shibboleth IdP).",
+        "/p3/serviceValidate")
+    cas_renew: bool = setting(
+        _bool, "Ask CAS for the password at every sign-in (`renew=true`), never reusing a CAS "
+        "session: for public terminals.", False)
     primo_institution: str = setting(
         _text, "Institution code a Primo token must carry, e.g. `01EXU_INST`; required for the "
         "`primo` method.", "")
     primo_jwks_url: str = setting(
         _optional_url, "Primo/Alma key set; empty derives "
         "`https://<Alma host>/auth/<institution>/jwks.json`.", "")
-    primo_issuer: str = setting(_required_text, "`iss` a Primo token must carry.", "Prima")
+    primo_issuer: tuple[str, ...] = setting(
+        _required_list, "`iss` values a Primo token may carry, comma list: `Prima` (Primo VE), "
+        "`soa` (Alma-Summon).", ("Prima",))
     primo_sandbox: bool = setting(
         _bool, "Use the key set of the institution's Alma sandbox (`?env=sandbox`).", False)
 

@@ -127,6 +127,25 @@ CREATE TABLE kiosk_nonces (
 """
 
 
+# Added after schema 1 shipped, on every open and idempotently (columns first, then the tables
+# and indexes, which may use them), so a ledger made by an earlier patronpay keeps working. A
+# migration tool can turn these into numbered steps.
+ADDITIONS = """
+CREATE TABLE IF NOT EXISTS spent_tokens (
+    token_id    TEXT PRIMARY KEY,
+    until       REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS spent_tokens_by_until ON spent_tokens (until);
+CREATE INDEX IF NOT EXISTS sessions_by_cas_ticket ON sessions (cas_ticket_hash)
+    WHERE cas_ticket_hash != '';
+"""
+
+# (table, column, declaration) added to existing tables by a guarded ALTER TABLE.
+ADDED_COLUMNS = (
+    ("sessions", "cas_ticket_hash", "TEXT NOT NULL DEFAULT ''"),
+)
+
+
 class Database:
     """Per-thread connections to one SQLite file, created with the schema on first use."""
 
@@ -194,3 +213,14 @@ class Database:
                 raise RuntimeError(
                     f"ledger {self.path} has schema {version}; this patronpay expects "
                     f"{SCHEMA_VERSION}")
+            _add_later_additions(conn)
+
+
+def _add_later_additions(conn: sqlite3.Connection) -> None:
+    for table, column, declaration in ADDED_COLUMNS:
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+    for statement in ADDITIONS.split(";"):
+        if statement.strip():
+            conn.execute(statement)

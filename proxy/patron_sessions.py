@@ -69,8 +69,10 @@ class SessionStore:
         self._signer = signer(secret_keys, "session")
         self._last_purge = float("-inf")
 
-    def create(self, patron: Patron, method: str, channel: str = "web") -> tuple[Session, str]:
-        """Start a session; returns it and the cookie value that names it."""
+    def create(self, patron: Patron, method: str, channel: str = "web",
+               cas_ticket_hash: str = "") -> tuple[Session, str]:
+        """Start a session; returns it and the cookie value that names it. A CAS session
+        keeps its ticket's hash, so the CAS server's single logout can end it."""
         session_id = secrets.token_urlsafe(32)
         now = self.clock()
         if now - self._last_purge >= PURGE_EVERY_SECONDS:
@@ -79,11 +81,11 @@ class SessionStore:
         with self.db.write() as conn:
             conn.execute(
                 "INSERT INTO sessions (id, patron_id, first_name, last_name, email, account_type,"
-                " method, channel, csrf_token, created_at, last_seen_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " method, channel, csrf_token, created_at, last_seen_at, cas_ticket_hash)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (_hash(session_id), patron.primary_id, patron.first_name, patron.last_name,
                  patron.email, patron.account_type, method, channel, secrets.token_urlsafe(32),
-                 now, now))
+                 now, now, cas_ticket_hash))
         session = self._load(_hash(session_id))
         assert session is not None
         return session, self._signer.dumps(session_id)
@@ -105,6 +107,15 @@ class SessionStore:
         with self.db.write() as conn:
             conn.execute("UPDATE sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL",
                          (self.clock(), session.id_hash))
+
+    def end_by_cas_ticket(self, cas_ticket_hash: str) -> int:
+        """End the live sessions started with this CAS ticket; how many there were."""
+        if not cas_ticket_hash:
+            return 0
+        with self.db.write() as conn:
+            return conn.execute(
+                "UPDATE sessions SET ended_at = ? WHERE cas_ticket_hash = ? AND ended_at IS NULL",
+                (self.clock(), cas_ticket_hash)).rowcount
 
     def purge(self, older_than_seconds: float) -> int:
         """Forget sessions that ended or expired long ago."""

@@ -1,13 +1,16 @@
 """Primo VE "Pay fines" tokens (docs/alma.md#primo-tokens): verified, never just decoded.
 
-ES256 only; the key is chosen by `kid` from the institution's key set, which is cached for
-12 hours and fetched again (at most once a minute, so bad tokens cannot drive traffic) when a
-token names an unknown key or fails its signature with a known one (rotation under one kid).
+The issuer is one of the configured ones (`Prima` for Primo VE, `soa` for Alma-Summon); the
+institution code is compared without regard to case, as real tokens vary in it. ES256 only;
+the key is chosen by `kid` from the institution's key set, which is cached for 12 hours and
+fetched again (at most once a minute, so bad tokens cannot drive traffic) when a token names an
+unknown key or fails its signature with a known one (rotation under one kid).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,14 +40,17 @@ class KeySetUnavailable(Exception):
 class PrimoPatron:
     user_name: str
     display_name: str
+    token_id: str      # the issuer's `jti` (or the token's hash): a token is used once
+    expires_at: float  # `exp`: until then its `token_id` must be remembered
 
 
 class PrimoVerifier:
-    def __init__(self, http: httpx.AsyncClient, key_set_url: str, *, issuer: str,
-                 institution: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, http: httpx.AsyncClient, key_set_url: str, *,
+                 issuer: str | tuple[str, ...], institution: str,
+                 clock: Callable[[], float] = time.time) -> None:
         self.http = http
         self.key_set_url = key_set_url
-        self.issuer = issuer
+        self.issuers = (issuer,) if isinstance(issuer, str) else tuple(issuer)
         self.institution = institution
         self.clock = clock
         self.fetches = 0
@@ -76,12 +82,12 @@ class PrimoVerifier:
                 claims = self._decode(token, fresh)
             except jwt.InvalidSignatureError:
                 raise PrimoTokenError("signature", "signature does not verify") from None
-        return self._patron(claims)
+        return self._patron(claims, token)
 
     def _decode(self, token: str, jwk: dict) -> dict:
         try:
             key = jwt.PyJWK(jwk, algorithm="ES256").key
-            return jwt.decode(token, key, algorithms=["ES256"], issuer=self.issuer,
+            return jwt.decode(token, key, algorithms=["ES256"], issuer=self.issuers,
                               leeway=CLOCK_SKEW_SECONDS, options={"require": ["exp", "iss"]})
         except jwt.InvalidSignatureError:
             raise
@@ -93,13 +99,17 @@ class PrimoVerifier:
             raise PrimoTokenError("invalid", f"the token is not valid: {type(exc).__name__}") \
                 from None
 
-    def _patron(self, claims: dict) -> PrimoPatron:
-        if str(claims.get("institution", "")) != self.institution:
+    def _patron(self, claims: dict, token: str) -> PrimoPatron:
+        if str(claims.get("institution", "")).casefold() != self.institution.casefold():
             raise PrimoTokenError("institution", "the token is for another institution")
         user_name = claims.get("userName")
         if not isinstance(user_name, str) or not user_name.strip():
             raise PrimoTokenError("no_user", "the token names no user")
-        return PrimoPatron(user_name.strip(), str(claims.get("displayName") or ""))
+        jti = claims.get("jti")
+        token_id = (f"{claims['iss']}:{jti}" if isinstance(jti, str) and jti
+                    else "sha256:" + hashlib.sha256(token.encode()).hexdigest())
+        return PrimoPatron(user_name.strip(), str(claims.get("displayName") or ""), token_id,
+                           float(claims["exp"]))
 
     async def _key(self, kid: str, *, refresh: bool) -> dict:
         """The JWK for `kid`, fetching the key set when stale, or once more when asked."""

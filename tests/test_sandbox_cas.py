@@ -1,5 +1,6 @@
 """The sandbox CAS server: login form, ticket redirects, the CAS XML, ticket rules (single use,
-expiry, service binding), CAS sessions, escaping, and the seeded campus accounts."""
+expiry, service binding, registered services, renew), CAS sessions and single logout, the
+Shibboleth IdP profile and the XML variants, escaping, and the seeded campus accounts."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
 from patronpay.serving import ServerThread
 from sandbox.app import create_sandbox_app, urls
@@ -122,6 +126,8 @@ def test_right_credentials_redirect_to_the_service_with_a_ticket(
 ])
 def test_ticket_is_appended_whether_or_not_the_service_has_a_query(
         client: httpx.Client, cas: CasServer, service: str, expected: str) -> None:
+    cas.register_service("http://app.example/")
+    cas.register_service("https://app.example/")
     response = log_in(client, "tlee", "staff-pass", service)
     ticket = cas.tickets()[0]["ticket"]
     want = expected.format(t=ticket) if "{t}" in expected else expected + ticket
@@ -159,7 +165,8 @@ def test_a_service_that_is_not_a_web_url_is_refused(
     assert cas.tickets() == []
 
 
-def test_user_controlled_values_are_escaped_in_html(client: httpx.Client) -> None:
+def test_user_controlled_values_are_escaped_in_html(client: httpx.Client, cas: CasServer) -> None:
+    cas.register_service("http://x.example/")
     response = client.get("/login", params={"service": 'http://x.example/?a="><script>x'})
     assert "<script>x" not in response.text
     assert 'value="http://x.example/?a=&#34;&gt;&lt;script&gt;x"' in response.text
@@ -191,14 +198,12 @@ def test_p3_service_validate_success_with_attributes(client: httpx.Client, cas: 
         "user": "mkowalski"}]
 
 
-def test_cas2_service_validate_has_no_attributes(client: httpx.Client, cas: CasServer) -> None:
+def test_cas2_service_validate_releases_attributes_too(client: httpx.Client, cas: CasServer) -> None:
+    cas.set_clock(T0)
     ticket = cas.issue_ticket("arivera", SERVICE)
-    assert validate(client, ticket, path="/serviceValidate") == (
-        '<cas:serviceResponse xmlns:cas="http://www.yale.edu/tp/cas">\n'
-        "    <cas:authenticationSuccess>\n"
-        "        <cas:user>arivera</cas:user>\n"
-        "    </cas:authenticationSuccess>\n"
-        "</cas:serviceResponse>\n")
+    xml = validate(client, ticket, path="/serviceValidate")
+    assert "<cas:user>arivera</cas:user>" in xml
+    assert "<cas:almaId>ana.rivera@example.edu</cas:almaId>" in xml
     assert cas.validations()[0]["endpoint"] == "/serviceValidate"
 
 
@@ -232,26 +237,26 @@ def test_tickets_are_single_use(client: httpx.Client, cas: CasServer) -> None:
     assert cas.tickets()[0]["used"] is True
 
 
-def test_tickets_expire_after_ten_seconds(client: httpx.Client, cas: CasServer) -> None:
+def test_tickets_expire_after_sixty_seconds(client: httpx.Client, cas: CasServer) -> None:
     cas.set_clock(T0)
     on_time = cas.issue_ticket("mkowalski", SERVICE)
     late = cas.issue_ticket("mkowalski", SERVICE)
-    assert cas.tickets()[0]["expires_at"] == "2025-02-14T15:20:11Z"
-    cas.set_clock(T0 + timedelta(seconds=10))
+    assert cas.tickets()[0]["expires_at"] == "2025-02-14T15:21:01Z"
+    cas.set_clock(T0 + timedelta(seconds=60))
     assert "<cas:authenticationSuccess>" in validate(client, on_time)
-    cas.set_clock(T0 + timedelta(seconds=10, milliseconds=1))
+    cas.set_clock(T0 + timedelta(seconds=60, milliseconds=1))
     assert validate(client, late) == failure("INVALID_TICKET", f"Ticket '{late}' not recognized")
     assert cas.validations()[-1]["reason"] == "expired"
 
 
 def test_ticket_lifetime_is_settable(client: httpx.Client, cas: CasServer) -> None:
-    cas.ticket_ttl_s = 60
+    cas.ticket_ttl_s = 10
     cas.set_clock(T0)
     ticket = cas.issue_ticket("mkowalski", SERVICE)
-    cas.set_clock(T0 + timedelta(seconds=59))
-    assert "<cas:authenticationSuccess>" in validate(client, ticket)
+    cas.set_clock(T0 + timedelta(seconds=11))
+    assert "<cas:authenticationFailure" in validate(client, ticket)
     cas.reset()
-    assert cas.ticket_ttl_s == 10.0
+    assert cas.ticket_ttl_s == 60.0
 
 
 def test_tickets_are_bound_to_their_service_and_spent_by_a_mismatch(
@@ -340,3 +345,82 @@ def test_cas_in_the_combined_sandbox() -> None:
     assert "<cas:user>gone</cas:user>" in xml
     assert "<cas:almaId>nosuchpatron</cas:almaId>" in xml
     assert app.state.cas.validations()[0]["outcome"] == "success"
+
+
+# -- what real servers do: registered services, renew, single logout ----------------------------
+
+def test_only_registered_services_get_tickets(client: httpx.Client, cas: CasServer) -> None:
+    elsewhere = "https://elsewhere.example.edu/auth/cas"
+    refused = log_in(client, "mkowalski", "student-pass", elsewhere)
+    assert refused.status_code == 400 and "Application not authorized" in refused.text
+    assert "is not registered with this CAS server" in refused.text
+    assert client.get("/login", params={"service": elsewhere}).status_code == 400
+    assert cas.tickets() == []
+    # A ticket minted for it anyway is refused at validation.
+    ticket = cas.issue_ticket("mkowalski", elsewhere)
+    assert validate(client, ticket, elsewhere) == failure(
+        "INVALID_SERVICE", f"Service '{elsewhere}' is not registered with this CAS server.")
+    cas.register_service("https://elsewhere.example.edu/")
+    assert ticket_from(log_in(client, "mkowalski", "student-pass", elsewhere))
+
+
+def test_renew_on_validation_refuses_a_ticket_from_a_cas_session(
+        client: httpx.Client, cas: CasServer) -> None:
+    ticket_from(log_in(client, "pchen", "student-pass"))
+    from_session = ticket_from(client.get("/login", params={"service": SERVICE}))
+    response = client.get("/p3/serviceValidate",
+                          params={"service": SERVICE, "ticket": from_session, "renew": "true"})
+    assert "<cas:authenticationFailure code=\"INVALID_TICKET\">" in response.text
+    assert cas.validations()[-1]["reason"] == "renew"
+    fresh = ticket_from(log_in(client, "pchen", "student-pass"))
+    response = client.get("/p3/serviceValidate",
+                          params={"service": SERVICE, "ticket": fresh, "renew": "true"})
+    assert "<cas:authenticationSuccess>" in response.text
+
+
+def test_logout_posts_a_single_logout_request_to_each_service(
+        client: httpx.Client, cas: CasServer) -> None:
+    """A stand-in service on loopback records what the CAS server posts to it."""
+    received = []
+
+    async def service(request):
+        received.append(parse_qs((await request.body()).decode()))
+        return PlainTextResponse("ok")
+
+    with ServerThread(Starlette(routes=[Route("/auth/cas", service, methods=["POST"])])) as app:
+        ticket = ticket_from(log_in(client, "tlee", "staff-pass", app.url + "/auth/cas"))
+        assert client.get("/logout").status_code == 200
+    assert [(e["service"], e["ticket"], e["status"]) for e in cas.logouts()] == [
+        (app.url + "/auth/cas", ticket, 200)]
+    request = received[0]["logoutRequest"][0]
+    assert request.startswith(
+        '<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol"')
+    assert f"<samlp:SessionIndex>{ticket}</samlp:SessionIndex>" in request
+    # Without a CAS session there is nobody to tell.
+    assert client.get("/logout").status_code == 200
+    assert len(cas.logouts()) == 1
+
+
+# -- the Shibboleth IdP profile and the XML variants --------------------------------------------
+
+def test_shibboleth_profile_long_tickets_and_no_p3_path(client: httpx.Client, cas: CasServer) -> None:
+    cas.configure(profile="shibboleth")
+    ticket = ticket_from(log_in(client, "arivera", "student-pass"))
+    assert 1000 < len(ticket) < 8192 and ticket.startswith("ST-")
+    assert client.get("/p3/serviceValidate", params={"service": SERVICE, "ticket": ticket}
+                      ).status_code == 404
+    xml = validate(client, ticket, path="/serviceValidate")
+    assert "<cas:almaId>ana.rivera@example.edu</cas:almaId>" in xml
+
+
+def test_attribute_layouts_and_leading_whitespace(client: httpx.Client, cas: CasServer) -> None:
+    cas.configure(attribute_layout="flat")
+    flat = validate(client, cas.issue_ticket("arivera", SERVICE))
+    assert "<cas:attributes>" not in flat
+    assert "        <cas:almaId>ana.rivera@example.edu</cas:almaId>\n" in flat
+    cas.configure(attribute_layout="name_value", leading_whitespace=True)
+    named = validate(client, cas.issue_ticket("arivera", SERVICE))
+    assert named.startswith('\n  \n<?xml version="1.0" encoding="UTF-8"?>\n<cas:serviceResponse')
+    assert '<cas:attribute name="almaId" value="ana.rivera@example.edu"/>' in named
+    with pytest.raises(ValueError):
+        cas.configure(attribute_layout="sideways")

@@ -4,41 +4,36 @@ CAS round trips, Primo tokens, the trusted SSO header, guest passwords, and the 
 import base64
 import hashlib
 import hmac
-import html
 import json
-import re
-from urllib.parse import parse_qs, urljoin, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from support.signin import cas_log_in, location, query, to_cas
 
 from proxy.patron_sessions import COOKIE_NAME, SessionStore
 
 INST = "01PATRON_INST"
 
 
-def location(response):
-    assert response.status_code in (302, 303), response.text
-    return response.headers["location"]
-
-
 def cas_sign_in(d, user, password, next_page="/"):
     """A browser's CAS round trip: patronpay → CAS login form → back with a ticket."""
     browser = d.browser()
-    to_cas = location(browser.get("/auth/cas", params={"next": next_page}))
-    assert to_cas.startswith(d.settings.cas_url + "/login?service=")
-    assert parse_qs(urlsplit(to_cas).query)["service"] == [d.url + "/auth/cas"]
-    form = httpx.get(to_cas)
-    action = re.search(r'<form method="post" action="([^"]+)"', form.text).group(1)
-    hidden = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form.text))
-    login = httpx.post(urljoin(to_cas, action),
-                       data={**{k: html.unescape(v) for k, v in hidden.items()},
-                             "username": user, "password": password})
-    back = location(login)
+    login_url = to_cas(browser, next_page)
+    assert login_url.startswith(d.settings.cas_url + "/login?service=")
+    assert parse_qs(urlsplit(login_url).query)["service"] == [d.url + "/auth/cas"]
+    back = cas_log_in(browser, login_url, user, password)
     assert back.startswith(d.url + "/auth/cas?ticket=ST-")
     return browser, browser.get(back)
+
+
+def presented(d, ticket):
+    """`ticket` brought to patronpay by a browser that started a CAS sign-in there."""
+    browser = d.browser()
+    to_cas(browser)
+    return browser.get("/auth/cas", params={"ticket": ticket})
 
 
 def test_cas_signs_in_and_pays(deploy):
@@ -59,15 +54,14 @@ def test_cas_ticket_replayed_foreign_or_bogus_is_refused(deploy):
     cas = d.sandbox_app.state.cas
     # Replayed: a ticket already used for one sign-in.
     browser, landed = cas_sign_in(d, "mkowalski", "student-pass")
-    used = parse_qs(urlsplit(landed.request.url.__str__()).query)["ticket"][0]
-    again = d.browser().get("/auth/cas", params={"ticket": used})
-    assert location(again) == "/?error=cas_failed"
+    used = query(str(landed.request.url))["ticket"]
+    assert location(presented(d, used)) == "/?error=cas_failed"
     # Foreign: issued for another service.
     foreign = cas.issue_ticket("mkowalski", "https://elsewhere.example.edu/login")
-    assert location(d.browser().get("/auth/cas", params={"ticket": foreign})) == "/?error=cas_failed"
+    assert location(presented(d, foreign)) == "/?error=cas_failed"
     # Bogus and malformed.
-    assert location(d.browser().get("/auth/cas", params={"ticket": "ST-made-up"})) == "/?error=cas_failed"
-    assert location(d.browser().get("/auth/cas", params={"ticket": "<x>"})) == "/?error=cas_failed"
+    assert location(presented(d, "ST-made-up")) == "/?error=cas_failed"
+    assert location(presented(d, "<x>")) == "/?error=cas_failed"
     for client in d.clients[1:]:
         assert COOKIE_NAME not in client.cookies
 
@@ -80,8 +74,7 @@ def test_cas_account_without_alma_record(deploy):
 
 def test_cas_server_down(deploy):
     d = deploy(cas_url="http://127.0.0.1:9")
-    ticket_answer = d.browser().get("/auth/cas", params={"ticket": "ST-1"})
-    assert location(ticket_answer) == "/?error=cas_unavailable"
+    assert location(presented(d, "ST-1")) == "/?error=cas_unavailable"
 
 
 def test_cas_next_cookie_cannot_redirect_elsewhere(deploy):

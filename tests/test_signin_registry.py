@@ -60,7 +60,8 @@ def test_every_method_route_answers_only_while_its_method_is_offered(deploy):
             verb = sorted(route.methods - {"HEAD"})[0]
             answer = client.request(verb, route.path, json={})
             if method.name == "cas":
-                assert answer.status_code == 303, route.path
+                # GET starts the round trip; POST is CAS's single logout, and {} is not one.
+                assert answer.status_code == (303 if verb == "GET" else 400), route.path
             else:
                 assert answer.status_code == 404, route.path
                 assert answer.json()["error"]["code"] == "method_disabled"
@@ -92,7 +93,8 @@ def test_a_method_without_the_settings_it_requires_stops_start_up(methods, missi
 
 def test_registrations_are_consistent():
     fields = {f.name for f in dataclasses.fields(Settings)}
-    paths = [route.path for method in registry.METHODS for route in method.routes]
+    paths = [(route.path, verb) for method in registry.METHODS for route in method.routes
+             for verb in route.methods]
     assert len(paths) == len(set(paths))
     for method in registry.METHODS:
         assert set(method.requires) <= fields, method.name

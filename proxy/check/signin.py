@@ -62,8 +62,9 @@ def check_trusted_proxies(settings: Settings) -> Result:
 
 async def check_cas(settings: Settings, http: httpx.AsyncClient) -> Result:
     """Ask the validation endpoint about no ticket: a CAS 3.0 server answers with its XML."""
-    url = f"{settings.cas_url}/p3/serviceValidate"
-    action = f"check {PREFIX}CAS_URL: the CAS base, with /login and /p3/serviceValidate below it"
+    url = f"{settings.cas_url}{settings.cas_validate_path}"
+    action = (f"check {PREFIX}CAS_URL and {PREFIX}CAS_VALIDATE_PATH: the CAS base, with /login "
+              f"and {settings.cas_validate_path} below it")
     answer = await readonly.get(http, url, service=settings.public_url + "/auth/cas")
     if isinstance(answer, str):
         return fail("signin.cas", f"the CAS server cannot be reached ({answer})", action)

@@ -1,5 +1,5 @@
 """What every sign-in method shares: the patron is read from Alma once, then the session
-starts. Where the patron goes afterwards is `safe_next`'s decision (proxy/web/common.py)."""
+starts. Where the patron goes afterwards is `safe_next`'s decision (next_page.py)."""
 
 from __future__ import annotations
 
@@ -38,12 +38,13 @@ async def lookup_patron(request: Request, user_id: str, id_type: str = "all_uniq
 
 
 def start_session(request: Request, patron: Patron, method: str,
-                  response: Response) -> Response:
+                  response: Response, *, cas_ticket_hash: str = "") -> Response:
     """Start a session for `patron` and attach its cookie to `response`."""
     old = current_session(request)
     if old is not None:
         services(request).sessions.end(old)
-    session, cookie = services(request).sessions.create(patron, method)
+    session, cookie = services(request).sessions.create(patron, method,
+                                                        cas_ticket_hash=cas_ticket_hash)
     set_session_cookie(response, request, cookie)
     log.info("signed in", extra={"event": "signed_in", "method": method,
                                  "patron_id": patron.primary_id})
@@ -51,11 +52,12 @@ def start_session(request: Request, patron: Patron, method: str,
 
 
 async def sign_in_by_navigation(request: Request, user_id: str, method: str,
-                                target: str) -> Response:
+                                target: str, *, cas_ticket_hash: str = "") -> Response:
     """End of a browser round trip (CAS, Primo, SSO): a session and a redirect, or a redirect
     to the sign-in page naming what went wrong."""
     try:
         patron = await lookup_patron(request, user_id)
     except ApiError as exc:
         return redirect_with_error(exc.code)
-    return start_session(request, patron, method, RedirectResponse(target, status_code=303))
+    return start_session(request, patron, method, RedirectResponse(target, status_code=303),
+                         cas_ticket_hash=cas_ticket_hash)

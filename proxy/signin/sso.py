@@ -12,7 +12,8 @@ from starlette.routing import Route
 from proxy.config import Settings
 from proxy.signin.common import MAX_ID_LENGTH, sign_in_by_navigation
 from proxy.signin.method import Offer, SignInMethod
-from proxy.web.common import redirect_with_error, safe_next, services
+from proxy.signin.next_page import safe_next
+from proxy.web.common import redirect_with_error, services
 from proxy.web.security import client_address, peer_is_trusted
 
 log = logging.getLogger("patronpay.auth")

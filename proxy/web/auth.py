@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from proxy.cas import logout_url
 from proxy.web.common import (
     clear_session_cookie,
     current_session,
@@ -17,9 +18,16 @@ from proxy.web.errors import ApiError
 
 
 async def logout(request: Request) -> Response:
+    """End the session. A CAS session also has the browser sent to CAS's logout (`next`):
+    otherwise the CAS session lives on, and the next person at a shared computer who picks
+    CAS would be signed in as this patron without a password."""
     session = require_session(request)
     services(request).sessions.end(session)
-    response = JSONResponse({"ok": True})
+    settings = services(request).settings
+    body: dict[str, object] = {"ok": True}
+    if session.method == "cas" and settings.cas_url:
+        body["next"] = logout_url(settings.cas_url, settings.public_url + "/")
+    response = JSONResponse(body)
     clear_session_cookie(response, request)
     return response
 

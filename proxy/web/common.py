@@ -6,7 +6,7 @@ from __future__ import annotations
 import hmac
 import json
 from decimal import Decimal
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -77,16 +77,6 @@ def clear_session_cookie(response: Response, request: Request) -> None:
 def redirect_with_error(code: str) -> RedirectResponse:
     """For routes a browser reaches by navigation: back to the fees page, which explains."""
     return RedirectResponse("/?" + urlencode({"error": code}), status_code=303)
-
-
-def safe_next(value: str | None) -> str:
-    """A redirect target that stays on this site: a path, never another origin."""
-    if not value or not value.startswith("/") or value.startswith(("//", "/\\")):
-        return "/"
-    parts = urlsplit(value)
-    if parts.scheme or parts.netloc or any(ord(c) < 32 for c in value) or "\\" in value:
-        return "/"
-    return value
 
 
 def alma_failure(exc: AlmaError | CurrencyMismatch) -> ApiError:

@@ -24,7 +24,8 @@ from proxy.logs import redact_path
 log = logging.getLogger("patronpay.access")
 
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
-CROSS_SITE_PREFIXES = ("/cashnet/postback/", "/cashnet/return", "/api/kiosk/")
+# /auth/cas: a CAS server's single-logout POST (server to server; it only ends a session).
+CROSS_SITE_PREFIXES = ("/cashnet/postback/", "/cashnet/return", "/api/kiosk/", "/auth/cas")
 NO_STORE_PREFIXES = ("/api/", "/auth/", "/pay/", "/cashnet/")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
