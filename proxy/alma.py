@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 import httpx
 
+from proxy import metrics
 from proxy.alma_errors import (
     AlmaConfigError,
     AlmaError,
@@ -72,6 +73,7 @@ class RateLimiter:
             if self._starts and self.gap:
                 wait = max(wait, self._starts[-1] + self.gap - now)
             if wait > 0:
+                metrics.rate_limit_wait(wait)
                 await asyncio.sleep(wait)
             self._starts.append(time.monotonic())
 
@@ -249,6 +251,9 @@ class AlmaClient:
                     "ms": round((time.monotonic() - started) * 1000),
                 },
             )
+            metrics.alma_call(method, path, params.get("op", ""),
+                              response.status_code if response is not None else None,
+                              time.monotonic() - started)
 
 
 def _loggable(path: str) -> str:

@@ -16,7 +16,7 @@ from starlette.routing import Mount, Route
 from proxy.config import Settings
 from proxy.runtime import Services, build_services
 from proxy.signin import registry as signin_registry
-from proxy.web import api, auth, cashnet, kiosk
+from proxy.web import api, auth, cashnet, kiosk, metrics
 from proxy.web.errors import EXCEPTION_HANDLERS
 from proxy.web.security import (
     AccessLog,
@@ -65,6 +65,7 @@ def create_app(settings: Settings, services: Services | None = None,
         *auth.routes,
         *cashnet.routes,
         *kiosk.routes,
+        *metrics.routes,
         Mount("/", SiteFiles(directory=settings.site_dir, html=True), name="site"),
     ]
     middleware = [

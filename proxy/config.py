@@ -244,6 +244,11 @@ class Settings:
                              default_factory=packaged_site)
     max_body_bytes: int = setting(_positive_int, "Largest request body accepted, in bytes.", 65536)
     log_level: str = setting(_text, "Log level: DEBUG, INFO, WARNING or ERROR.", "INFO")
+    metrics_allowed: tuple[Network, ...] = setting(
+        _networks, "CIDRs allowed to read `/metrics` (Prometheus), judged like the sender of "
+        "a notification (through `PATRONPAY_TRUSTED_PROXIES`); others get 404; empty turns "
+        "`/metrics` off.",
+        (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")))
 
     # --- Alma ---
     alma_api_url: str = setting(

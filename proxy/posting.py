@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
+from proxy import metrics
 from proxy.alma import (
     AlmaClient,
     AlmaError,
@@ -217,6 +218,8 @@ class PostingWorker:
         state = self.ledger.settle_if_done(payment.id)
         if state != PaymentState.PAID:
             log.info("payment settled", extra={"event": state, "payment_id": payment.id})
+        if state == PaymentState.POSTED:
+            metrics.payment_posted(payment.paid_at, self.clock())
 
     async def _post(self, payment: PaymentRecord, due: list[AllocationRecord],
                     lease: str) -> None:

@@ -17,6 +17,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
+from proxy import metrics
 from proxy.cashnet_checks import Arrival, refusal
 from proxy.i18n import LANG_COOKIE, translator
 from proxy.notification import parse_message, payment_ids
@@ -65,11 +66,13 @@ async def postback(request: Request) -> Response:
     refused = refusal(Arrival(request.path_params["token"], peer, settings))
     if refused is not None:
         log.warning(refused.log, extra={"event": refused.event, "peer": peer})
+        metrics.notification(refused.event)
         raise ApiError(refused.status, refused.code, refused.message)
     message = parse_message(await request.body(), request.url.query)
     outcome = svc.ledger.record_notification(
         message, peer=peer, ref_type=settings.cashnet_ref_type,
         txn_ref_name=settings.cashnet_txn_ref_name)
+    metrics.notification(outcome.effect)
     log.info("notification", extra={"event": "notification", "effect": outcome.effect,
                                     "payment_id": outcome.payment_id, "peer": peer})
     task = BackgroundTask(svc.worker.wake) if outcome.effect == NoticeEffect.PAID else None
