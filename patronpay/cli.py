@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from patronpay.bursar_commands import add_bursar_commands
 from patronpay.check_command import add_check_command
+from patronpay.kiosk_commands import add_kiosk_commands
 from patronpay.staff_commands import add_staff_commands
 from proxy.config import ConfigError, is_loopback_host, load_settings
 
@@ -26,6 +27,7 @@ def _loopback_only(host: str, allow_remote: bool | None) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from patronpay.http_limits import server_options
     from proxy.app import create_app
     from proxy.logs import configure_logging
 
@@ -33,23 +35,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level)
     app = create_app(settings)
     # Our own middleware reads X-Forwarded-For, and only from trusted proxies: uvicorn must
-    # not rewrite the peer address first.
+    # not rewrite the peer address first. Connection limits and the head, body and keep-alive
+    # deadlines: docs/deploy.md#timeouts-and-limits.
     uvicorn.run(app, host=args.host, port=args.port, proxy_headers=False, access_log=False,
-                log_config=None, server_header=False)
+                log_config=None, server_header=False, **server_options(settings))
     return 0
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from patronpay.serving import Listener, bind, serve_together
     from sandbox.app import create_sandbox_app, urls
+    from sandbox.smtp import SmtpServer
 
     _loopback_only(args.host, args.allow_remote)
-    listener = Listener("sandbox", create_sandbox_app(), bind(args.host, args.port))
+    app = create_sandbox_app()
+    listener = Listener("sandbox", app, bind(args.host, args.port))
+    smtp = SmtpServer(app.state.mailbox, args.host, args.smtp_port).start()
     print(f"patronpay sandbox on {listener.url}/")
     for name, url in urls(listener.url).items():
         print(f"  {name:18} {url}")
+    print(f"  {'smtp_server':18} {smtp.url} (what it receives: mail_page)")
     print("Stop with Ctrl-C.", flush=True)
-    asyncio.run(serve_together([listener]))
+    try:
+        asyncio.run(serve_together([listener]))
+    finally:
+        smtp.stop()
     return 0
 
 
@@ -115,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox = commands.add_parser("sandbox", help="the sandbox Alma and CashNet alone")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8765)
+    sandbox.add_argument("--smtp-port", type=int, default=8025,
+                         help="port of its mail server (0: any free port)")
     sandbox.add_argument("--allow-remote", action="store_true",
                          help="allow a non-loopback address (campus staging)")
     sandbox.set_defaults(handler=cmd_sandbox)
@@ -122,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_staff_commands(commands)
     add_check_command(commands)
     add_bursar_commands(commands)
+    add_kiosk_commands(commands)
     return parser
 
 

@@ -14,11 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kiosk.agent import create_kiosk_app
+from kiosk.printer import parse_printer
 from kiosk.settings import KioskSettings
 from kiosk.simulated_reader import DEMO_CARDS, ScannerSocket, create_scanner_app
 from patronpay.serving import Listener, bind, http_url, serve_together
 from proxy.config import Settings, load_settings
 from sandbox.app import ALMA_API_KEY, CASHNET_STORE, create_sandbox_app, urls
+from sandbox.printer import VirtualPrinter
+from sandbox.smtp import SmtpServer
 
 # The sandbox store's item codes for Alma fee types (its seed defines these codes).
 ITEM_CODES = ("OVERDUEFINE=LIB-OVERDUE,RECALLEDOVERDUEFINE=LIB-OVERDUE,"
@@ -73,6 +76,13 @@ def point_store_at(sandbox_app, settings: Settings) -> None:
 KIOSK_ID = "demo-kiosk"
 
 
+def mail_overrides(smtp: SmtpServer) -> dict[str, str]:
+    """The proxy's e-mail settings for the sandbox's mail server (docs/sandbox.md#mail)."""
+    return {"smtp_url": smtp.url, "mail_from": "Library fines <fines@library.example.edu>",
+            "staff_email": "circ-desk@library.example.edu",
+            "library_name": "Example University Library"}
+
+
 def bind_next_free(host: str, start: int, tries: int = 20) -> socket.socket:
     """The first free port from `start` on (any free port when `start` is 0 or none is)."""
     for candidate in range(start, start + tries) if start else ():
@@ -93,6 +103,9 @@ class DemoKiosk:
     scanner_page_socket: socket.socket
     scanner: ScannerSocket = field(default_factory=lambda: ScannerSocket().start())
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    # A receipt printer on port 9100's protocol; its receipts (text and PNG) outlive the demo.
+    printer: VirtualPrinter = field(default_factory=lambda: VirtualPrinter(
+        tempfile.mkdtemp(prefix="patronpay-receipts-")).start())
 
     @classmethod
     def bind(cls, host: str, start: int) -> DemoKiosk:
@@ -115,7 +128,9 @@ class DemoKiosk:
 
     def listeners(self, proxy_url: str) -> list[Listener]:
         settings = KioskSettings(kiosk_id=KIOSK_ID, kiosk_secret=self.secret,
-                                 proxy_url=proxy_url, reader=self.scanner.url)
+                                 proxy_url=proxy_url, reader=self.scanner.url,
+                                 printer=parse_printer(self.printer.connection),
+                                 library_name="Demo Library")
         # Short event streams: the demo stops within a few seconds of Ctrl-C.
         agent = create_kiosk_app(settings, stream_seconds=5.0)
         return [Listener("kiosk", agent, self.agent_socket),
@@ -127,9 +142,12 @@ class DemoKiosk:
         print(f"  card reader: {self.scanner_url}/ has a button per demo card, or")
         print(f"    curl -d card=mkowalski {self.scanner_url}/scan   "
               f"(cards: {', '.join(DEMO_CARDS)})")
+        print(f"  receipt printer: what the kiosk prints lands in {self.printer.folder}/ "
+              "(text and PNG)")
 
     def close(self) -> None:
         self.scanner.close()
+        self.printer.close()
 
 
 def run_demo(host: str, port: int, kiosk: bool = False, bursar: bool = False) -> int:
@@ -141,17 +159,19 @@ def run_demo(host: str, port: int, kiosk: bool = False, bursar: bool = False) ->
     sandbox_socket = bind_next_free(host, proxy_socket.getsockname()[1] + 1 if port else 0)
     demo_kiosk = DemoKiosk.bind(host, sandbox_socket.getsockname()[1] + 1 if port else 0) \
         if kiosk else None
+    sandbox_app = create_sandbox_app()
+    smtp = SmtpServer(sandbox_app.state.mailbox, host).start()
     with tempfile.TemporaryDirectory(prefix="patronpay-demo-") as folder:
         proxy_url = http_url(host, proxy_socket.getsockname()[1])
         sandbox_url = http_url(host, sandbox_socket.getsockname()[1])
         demo_bursar = BursarDemo(Path(folder)) if bursar else None
         environment = sandbox_environment(
             proxy_url, sandbox_url, Path(folder) / "ledger.sqlite3", secrets.token_urlsafe(32),
-            log_level="WARNING", **(demo_kiosk.proxy_overrides() if demo_kiosk else {}),
+            log_level="WARNING", **mail_overrides(smtp),
+            **(demo_kiosk.proxy_overrides() if demo_kiosk else {}),
             **(demo_bursar.overrides() if demo_bursar else {}))
         settings = load_settings(environment)
         configure_logging(settings.log_level)
-        sandbox_app = create_sandbox_app()
         point_store_at(sandbox_app, settings)
         listeners = [Listener("proxy", create_app(settings), proxy_socket),
                      Listener("sandbox", sandbox_app, sandbox_socket)]
@@ -164,6 +184,7 @@ def run_demo(host: str, port: int, kiosk: bool = False, bursar: bool = False) ->
             print(f"    {label + ':':36} {user} / {password}")
         print(f"    {'From the library catalog (Primo):':36} {urls(sandbox_url)['primo_page']}")
         print("  on CashNet's sandbox page any card number works; Pay, Decline or Cancel.")
+        print(f"  e-mail: receipts and staff alerts land at {urls(sandbox_url)['mail_page']}")
         if demo_kiosk:
             demo_kiosk.print_help()
         if demo_bursar:
@@ -175,6 +196,7 @@ def run_demo(host: str, port: int, kiosk: bool = False, bursar: bool = False) ->
         try:
             asyncio.run(serve_together(listeners))
         finally:
+            smtp.stop()
             if demo_kiosk:
                 demo_kiosk.close()
             if demo_bursar:

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from proxy import kiosk_fleet
 from proxy.config import Settings
 from proxy.runtime import Services, build_services
 from proxy.signin import registry as signin_registry
@@ -49,12 +50,25 @@ def create_app(settings: Settings, services: Services | None = None,
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         task = asyncio.create_task(services.worker.run()) if run_worker else None
+        mail = services.mail
+        mail_task = asyncio.create_task(mail.run()) if run_worker and mail else None
+        kiosks = asyncio.create_task(kiosk_fleet.watch(
+            services.db, settings.kiosk_keys, lambda: services.ledger.clock())) \
+            if run_worker and settings.kiosk_keys else None
         try:
             yield
         finally:
+            if kiosks is not None:
+                kiosks.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await kiosks
             services.worker.stop()
+            if mail is not None:
+                mail.stop()
             if task is not None:
                 await task
+            if mail_task is not None:
+                await mail_task
             await services.aclose()
 
     routes = [

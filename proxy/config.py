@@ -23,7 +23,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from patronpay.site_files import WEB_PAGES, SiteFilesError, checked_site, packaged_site
+from proxy import checkout as cashnet_checkout
 from proxy.bursar import columns as bursar
+from proxy.credits import CreditPolicy, parse_credit_policy
+from proxy.mail.addresses import parse_mailbox
+from proxy.mail.smtp import parse_smtp_url
 from proxy.money import AmountError, parse_typed
 
 PREFIX = "PATRONPAY_"
@@ -86,6 +90,13 @@ def _positive_int(value: Any) -> int:
     number = int(_text(value))
     if number <= 0:
         raise ValueError("must be a positive whole number")
+    return number
+
+
+def _whole_number(value: Any) -> int:
+    number = int(_text(value))
+    if number < 0:
+        raise ValueError("must be 0 or a positive whole number")
     return number
 
 
@@ -176,6 +187,28 @@ def _mapping(value: Any) -> dict[str, str]:
                                  "is not one")
             pairs.append((key.strip(), code.strip()))
     return {key.upper(): code for key, code in pairs}
+
+
+def _item_code_rules(value: Any) -> dict[str, str]:
+    return cashnet_checkout.parse_item_code_rules(_mapping(value))
+
+
+def _custcode(value: Any) -> str:
+    return cashnet_checkout.parse_custcode_choice(_required_text(value))
+
+
+def _smtp_url(value: Any) -> str:
+    text = _text(value)
+    return parse_smtp_url(text).url if text else ""
+
+
+def _mailbox(value: Any) -> str:
+    text = _text(value)
+    return parse_mailbox(text) if text else ""
+
+
+def _mailboxes(value: Any) -> tuple[str, ...]:
+    return tuple(parse_mailbox(item) for item in _list(value))
 
 
 def _secret_mapping(value: Any) -> dict[str, str]:
@@ -269,13 +302,27 @@ class Settings:
         _alma_method, "`method` sent to Alma with each payment: ONLINE, CREDIT_CARD or CASH.",
         "ONLINE")
     alma_payment_comment: str = setting(
-        _text, "`comment` sent to Alma with each payment.", "CashNet payment")
+        _text, "Text that begins the `comment` of each Alma payment; CashNet's transaction, "
+        "the payment reference and the channel (web or kiosk id) follow.", "CashNet payment")
 
     # --- fees and payments ---
     payable_fee_types: tuple[str, ...] = setting(
         _list, "Alma fee types patrons may pay here (comma list); empty means every type.", ())
     payable_libraries: tuple[str, ...] = setting(
-        _list, "Owning library codes whose fees may be paid here; empty means every library.", ())
+        _list, "Owning library codes whose fees may be paid here; empty means every library. "
+        "Institution-level fees (owned by the institution, or with no owner) are taken when it "
+        "lists the institution code (see PATRONPAY_ALMA_INSTITUTION).", ())
+    alma_institution: str = setting(
+        _text, "Alma institution code, e.g. `01EXU_INST`: a fee with no owning library is the "
+        "institution's. Empty uses PATRONPAY_PRIMO_INSTITUTION.", "")
+    credit_policy: CreditPolicy = setting(
+        parse_credit_policy, "What a credit on the patron's account does: `show` (shown; "
+        "paying here charges the chosen fees in full, staff apply the credit in Alma) or `net` "
+        "(paying here charges the chosen fees less the credit; the credit itself stays in "
+        "Alma, untouched, and only fees with a balance are paid).", CreditPolicy.SHOW)
+    show_exported_fees: bool = setting(
+        _bool, "Also list the fees Alma has sent to the bursar (status EXPORTED), as billed to "
+        "the student account; costs one more Alma call per fees page.", False)
     min_payment: Decimal = setting(
         _amount, "Smallest payment accepted (or the whole payable total when that is smaller).",
         Decimal("1.00"))
@@ -288,13 +335,28 @@ class Settings:
         "staff attention.", Decimal(72))
     posting_backoff_cap_seconds: Decimal = setting(
         _positive_number, "Longest wait between two retries of an Alma posting.", Decimal(300))
+    pending_hold_minutes: Decimal = setting(
+        _positive_number, "Minutes a payment started but not yet confirmed by CashNet holds its "
+        "fees: they show as \"payment in progress\" and no other payment may cover them (a "
+        "paid payment holds them until it is in Alma).", Decimal(20))
+    max_open_payments: int = setting(
+        _positive_int, "Most payments one patron may have waiting at CashNet at once.", 3)
 
     # --- CashNet ---
     cashnet_checkout_url: str = setting(
         _url, "CashNet checkout entry, e.g. `https://commerce.cashnet.com/LIBFINES`.")
     cashnet_item_code: str = setting(_required_text, "Default CashNet item code.")
     cashnet_item_codes: dict[str, str] = setting(
-        _mapping, "`FEETYPE=CODE,...`: CashNet item codes per Alma fee type.", {})
+        _item_code_rules, "CashNet item codes by the fee's owning library and type, comma "
+        "list of `LIBRARY/FEETYPE=CODE`, `LIBRARY/*=CODE` and `FEETYPE=CODE`; the most "
+        "specific wins, then PATRONPAY_CASHNET_ITEM_CODE.", {})
+    cashnet_gl_codes: dict[str, str] = setting(
+        _mapping, "`CODE=GL,...`: a GL string sent as `glN` with the lines of that item code, "
+        "only if the store wants one.", {})
+    cashnet_custcode: str = setting(
+        _custcode, "What CashNet's `custcode` carries: `primary_id` (the Alma primary id), an "
+        "Alma user identifier type such as `UNIV_ID` (the primary id for a patron without "
+        "one), or `none`.", "primary_id")
     cashnet_ref_type: str = setting(
         _required_text, "CashNet reference type that carries our payment id.", "PAYMENT_ID")
     cashnet_txn_ref_name: str = setting(
@@ -370,6 +432,49 @@ class Settings:
         "return page.", "http://127.0.0.1:8080/kiosk/return")
     kiosk_max_skew_seconds: int = setting(
         _positive_int, "How old (or how far in the future) a kiosk's signed request may be.", 60)
+    kiosk_lookup_failures: int = setting(
+        _positive_int, "Cards Alma does not know that a kiosk may look up within "
+        "PATRONPAY_KIOSK_COOLDOWN_SECONDS; at this many, that kiosk looks up no card for that "
+        "long, and staff are alerted (docs/security.md#kiosk-card-lookups).", 5)
+    kiosk_cooldown_seconds: int = setting(
+        _positive_int, "The window in which failed kiosk card lookups are counted, and the "
+        "length of the pause that follows too many.", 300)
+
+    # --- limits under load (docs/security.md#rate-limits) ---
+    fees_fresh_seconds: int = setting(
+        _whole_number, "Seconds a patron's fee list, once read from Alma, is reused for the "
+        "fees page and the start of a payment (dropped at once when any payment of that patron "
+        "changes state; the posting worker reads the fee again before paying); 0 reads Alma "
+        "every time.", 30)
+    session_burst: int = setting(
+        _positive_int, "Requests one session may make in a row to the routes that read Alma "
+        "(`/api/fees`, `POST /api/payments`) before the pace below applies; a patron's "
+        "sessions together get twice this.", 10)
+    session_requests_per_minute: int = setting(
+        _positive_int, "Pace of those requests for one session, after the burst; more get 429 "
+        "with Retry-After.", 30)
+    patron_requests_per_minute: int = setting(
+        _positive_int, "Pace of those requests for all of one patron's sessions together (a "
+        "patron's fair share of the Alma rate: each request costs at most one Alma read).", 60)
+    receipt_days: int = setting(
+        _positive_int, "Days a receipt link (`/receipt.html?r=...`) works; afterwards the page "
+        "asks for a new receipt. The patron's own session always shows their payments.", 30)
+
+    # --- the HTTP server of `patronpay serve` (docs/deploy.md#timeouts-and-limits) ---
+    http_max_connections: int = setting(
+        _positive_int, "Connections (or requests in progress) at once; beyond that, answers "
+        "are 503 at once.", 200)
+    http_header_timeout_seconds: Decimal = setting(
+        _positive_number, "Seconds a client has to send a request's line and headers.",
+        Decimal(10))
+    http_body_timeout_seconds: Decimal = setting(
+        _positive_number, "Seconds a client has to send a request's body, once its headers "
+        "are in.", Decimal(20))
+    http_keepalive_seconds: int = setting(
+        _positive_int, "Seconds an idle keep-alive connection stays open (keep it above the "
+        "web server's upstream keep-alive).", 20)
+    http_max_header_bytes: int = setting(
+        _positive_int, "Largest request line and headers accepted, in bytes.", 16384)
 
     # --- the go-live check ---
     check_patron: str = setting(
@@ -436,6 +541,35 @@ class Settings:
         _list, "Alma user block types (comma list, e.g. `CASH,LOAN`) that also put a patron on "
         "the holds list; empty: blocks are not read.", ())
 
+    # --- e-mail (docs/staff.md#e-mail) ---
+    smtp_url: str = setting(
+        _smtp_url, "The mail server: `smtp+starttls://user@host:587`, `smtps://user@host:465`, "
+        "or `smtp://127.0.0.1:25` (plain, loopback only); empty sends no mail.", "")
+    smtp_password: str = setting(
+        _text, "Password for the user in PATRONPAY_SMTP_URL (best from a file: "
+        "PATRONPAY_SMTP_PASSWORD_FILE).", "", secret=True)
+    mail_from: str = setting(
+        _mailbox, "Sender of receipts and alerts, e.g. `Library fines "
+        "<fines@library.example.edu>`; required with PATRONPAY_SMTP_URL.", "")
+    library_name: str = setting(
+        _text, "The library's name as receipts show it; empty says \"the library\".", "")
+    receipt_email: bool = setting(
+        _bool, "E-mail each patron a receipt when their payment is in Alma (to their "
+        "preferred address there).", True)
+    staff_email: tuple[str, ...] = setting(
+        _mailboxes, "Comma list of addresses that get staff alerts; empty sends none.", ())
+    alert_posting_minutes: int = setting(
+        _positive_int, "Alert staff when a paid payment has waited this many minutes to be "
+        "posted to Alma.", 30)
+    mail_backoff_cap_seconds: Decimal = setting(
+        _positive_number, "Longest wait between two tries of a message while the mail server "
+        "is down or busy.", Decimal(600))
+
+    @property
+    def institution_code(self) -> str:
+        """The Alma institution code, which owns the fees that name no library."""
+        return self.alma_institution or self.primo_institution
+
     def public_origin(self) -> str:
         parts = urlsplit(self.public_url)
         return f"{parts.scheme}://{parts.netloc}"
@@ -443,8 +577,9 @@ class Settings:
     def is_https(self) -> bool:
         return self.public_url.startswith("https://")
 
-    def item_code_for(self, fee_type: str) -> str:
-        return self.cashnet_item_codes.get(fee_type.upper(), self.cashnet_item_code)
+    def item_code_for(self, fee_type: str, library: str = "") -> str:
+        return cashnet_checkout.item_code_for(self.cashnet_item_codes, self.cashnet_item_code,
+                                              fee_type, library)
 
     def primo_key_set_url(self) -> str:
         if self.primo_jwks_url:
@@ -458,6 +593,8 @@ def _check_together(settings: Settings) -> None:
     """Settings that only make sense together."""
     from proxy.signin import registry  # here, as in _auth_methods
 
+    if settings.smtp_url and not settings.mail_from:
+        raise ConfigError(f"{PREFIX}MAIL_FROM is required when {PREFIX}SMTP_URL is set")
     for method, name in registry.required_settings(settings.auth_methods):
         if not getattr(settings, name):
             raise ConfigError(f"{env_name(name)} is required when {PREFIX}AUTH_METHODS "

@@ -138,11 +138,63 @@ CREATE TABLE IF NOT EXISTS spent_tokens (
 CREATE INDEX IF NOT EXISTS spent_tokens_by_until ON spent_tokens (until);
 CREATE INDEX IF NOT EXISTS sessions_by_cas_ticket ON sessions (cas_ticket_hash)
     WHERE cas_ticket_hash != '';
+
+-- The kiosk fleet (proxy/kiosk_fleet.py): each kiosk's latest report, heard by our clock.
+CREATE TABLE IF NOT EXISTS kiosk_reports (
+    kiosk_id        TEXT PRIMARY KEY,
+    heard_at        REAL NOT NULL,
+    version         TEXT NOT NULL,
+    reader          TEXT NOT NULL,
+    printer         TEXT NOT NULL,
+    last_scan_at    REAL,
+    last_payment_at REAL,
+    disk_free_bytes INTEGER,
+    offline_since   REAL
+);
+
+-- E-mail (proxy/mail/): the outbox, the staff alerts waiting for it, and the worker's marks.
+CREATE TABLE IF NOT EXISTS mail_outbox (
+    id              INTEGER PRIMARY KEY,
+    kind            TEXT NOT NULL,
+    key             TEXT NOT NULL UNIQUE,
+    message_id      TEXT NOT NULL,
+    payment_id      TEXT,
+    state           TEXT NOT NULL,
+    reason          TEXT NOT NULL DEFAULT '',
+    recipients      TEXT NOT NULL DEFAULT '',
+    message         BLOB,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL,
+    owner           TEXT NOT NULL DEFAULT '',
+    lease_until     REAL,
+    created_at      REAL NOT NULL,
+    sent_at         REAL
+);
+CREATE INDEX IF NOT EXISTS mail_outbox_due ON mail_outbox (state, next_attempt_at);
+CREATE TABLE IF NOT EXISTS mail_alerts (
+    id          INTEGER PRIMARY KEY,
+    key         TEXT NOT NULL UNIQUE,
+    kind        TEXT NOT NULL,
+    payment_id  TEXT,
+    detail      TEXT NOT NULL,
+    at          REAL NOT NULL,
+    outbox_id   INTEGER REFERENCES mail_outbox (id)
+);
+CREATE INDEX IF NOT EXISTS mail_alerts_waiting ON mail_alerts (outbox_id, id);
+CREATE TABLE IF NOT EXISTS mail_marks (
+    name   TEXT PRIMARY KEY,
+    value  REAL NOT NULL
+);
+-- A ledger made before e-mail existed mails nothing of its past: the worker starts reading
+-- the event trail where it ends today.
+INSERT OR IGNORE INTO mail_marks (name, value) SELECT 'events', COALESCE(MAX(id), 0) FROM events;
 """
 
 # (table, column, declaration) added to existing tables by a guarded ALTER TABLE.
 ADDED_COLUMNS = (
     ("sessions", "cas_ticket_hash", "TEXT NOT NULL DEFAULT ''"),
+    # The language of the page the payment was started from: its receipt's language.
+    ("payments", "language", "TEXT NOT NULL DEFAULT ''"),
 )
 
 

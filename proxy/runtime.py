@@ -12,7 +12,11 @@ import httpx
 from proxy.alma import AlmaClient
 from proxy.config import Settings
 from proxy.db import Database
+from proxy.fee_cache import FeeCache
+from proxy.kiosk_lookups import KioskLookups
 from proxy.ledger import Ledger
+from proxy.mail.worker import MailWorker, mail_policy
+from proxy.patron_limits import PatronLimits
 from proxy.patron_sessions import SessionStore
 from proxy.payments import fee_rules
 from proxy.posting import PostingPolicy, PostingWorker
@@ -33,9 +37,15 @@ class Services:
     guest_failures: FailureLimiter
     http: httpx.AsyncClient  # for sign-in services (CAS, Primo's key set); never Alma's API
     primo: PrimoVerifier
+    fee_cache: FeeCache  # a patron's fee list, kept while fresh (proxy/fee_cache.py)
+    patron_limits: PatronLimits
+    kiosk_lookups: KioskLookups
+    mail: MailWorker | None  # receipts and staff alerts; None without PATRONPAY_SMTP_URL
 
     async def aclose(self) -> None:
         self.worker.stop()
+        if self.mail is not None:
+            self.mail.stop()
         await self.alma.aclose()
         await self.http.aclose()
         self.db.close()
@@ -93,10 +103,22 @@ def build_services(
         # limit in lanes (4 to 16), posting can use the budget even when Alma is slow.
         worker=PostingWorker(ledger, alma, posting_policy(settings), clock=clock,
                              concurrency=min(16, max(4, settings.alma_requests_per_second // 2))),
-        receipts=ReceiptTokens(settings.secret_keys),
+        receipts=ReceiptTokens(settings.secret_keys, settings.receipt_days * 86400, clock),
         guest_failures=FailureLimiter(db, settings.guest_max_failures,
                                       settings.guest_lockout_seconds, clock),
         http=http,
         primo=PrimoVerifier(http, settings.primo_key_set_url(), issuer=settings.primo_issuer,
                             institution=settings.primo_institution, clock=clock),
+        fee_cache=FeeCache(settings.fees_fresh_seconds, ledger.patron_marker),
+        patron_limits=PatronLimits(settings.session_burst, settings.session_requests_per_minute,
+                                   settings.patron_requests_per_minute),
+        kiosk_lookups=KioskLookups(settings.kiosk_lookup_failures,
+                                   settings.kiosk_cooldown_seconds),
+        mail=mail_worker(settings, ledger, alma, clock),
     )
+
+
+def mail_worker(settings: Settings, ledger: Ledger, alma: AlmaClient,
+                clock: Callable[[], float]) -> MailWorker | None:
+    policy = mail_policy(settings)
+    return MailWorker(ledger, alma, policy, clock=clock) if policy else None

@@ -58,6 +58,15 @@ class EventKind(StrEnum):
     ALLOCATION_RETRY = "allocation_retry"
     ALLOCATION_FAILED = "allocation_failed"
     ALLOCATION_REDUCED = "allocation_reduced"
+    # Not about a payment (no payment id): a kiosk stopped looking up cards after too many
+    # that Alma did not know (docs/security.md#kiosk-card-lookups); for staff alerts.
+    KIOSK_COOLDOWN = "kiosk_cooldown"
+    # The patron's e-mailed receipt went to the mail server, or why none was sent.
+    RECEIPT_SENT = "receipt_sent"
+    RECEIPT_NOT_SENT = "receipt_not_sent"
+    # A success that named no payment may be this one's / staff attached it to this one.
+    UNMATCHED_CANDIDATE = "unmatched_candidate"
+    ATTACHED = "attached"
 
 
 class NoticeKind(StrEnum):

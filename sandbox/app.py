@@ -1,7 +1,8 @@
 """The whole sandbox on one port: Alma under /alma, CashNet under /cashnet, the campus sign-on
 stand-ins (CAS under /cas, a Primo "Pay fines" page under /primo, an SSO gateway under /sso),
-and an index page that says where everything is. For staging and the demo; tests may run each
-app alone."""
+the mail its SMTP server received under /mail (the server itself, sandbox/smtp.py, is started
+beside the app), and an index page that says where everything is. For staging and the demo;
+tests may run each app alone."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Mount, Route
 
-from sandbox import alma, bursar, cas, cashnet, primo, sso
+from sandbox import alma, bursar, cas, cashnet, mail_page, primo, sso
 
 ALMA_PREFIX = "/alma"
 CASHNET_PREFIX = "/cashnet"
@@ -18,6 +19,7 @@ CAS_PREFIX = "/cas"
 PRIMO_PREFIX = "/primo"
 SSO_PREFIX = "/sso"
 BURSAR_PREFIX = "/bursar"
+MAIL_PREFIX = "/mail"
 ALMA_API_KEY = "sandbox-alma-key"
 CASHNET_STORE = "LIBFINESTEST"
 
@@ -32,6 +34,7 @@ def urls(base: str) -> dict[str, str]:
         "primo_page": f"{base}{PRIMO_PREFIX}/",
         "sso_login": f"{base}{SSO_PREFIX}/login",
         "bursar_page": f"{base}{BURSAR_PREFIX}/",
+        "mail_page": f"{base}{MAIL_PREFIX}/",
     }
 
 
@@ -56,6 +59,7 @@ def create_sandbox_app(alma_seed: dict | None = None,
     primo_app = primo.create_primo_app(alma_app.state.alma, patrons)
     sso_app = sso.create_app(campus_users)
     bursar_app = bursar.create_app()
+    mail_app = mail_page.create_app()  # fed by sandbox.smtp.SmtpServer(app.state.mailbox)
     app = Starlette(routes=[
         Route("/", index),
         Mount(ALMA_PREFIX, app=alma_app),
@@ -64,6 +68,7 @@ def create_sandbox_app(alma_seed: dict | None = None,
         Mount(PRIMO_PREFIX, app=primo_app),
         Mount(SSO_PREFIX, app=sso_app),
         Mount(BURSAR_PREFIX, app=bursar_app),
+        Mount(MAIL_PREFIX, app=mail_app),
     ])
     app.state.alma = alma_app.state.alma
     app.state.cashnet = cashnet_app.state.cashnet
@@ -71,5 +76,6 @@ def create_sandbox_app(alma_seed: dict | None = None,
     app.state.primo = primo_app.state.primo
     app.state.sso = sso_app.state.sso
     app.state.bursar = bursar_app.state.bursar
+    app.state.mailbox = mail_app.state.mailbox
     app.state.alma_analytics = alma_app.state.alma_analytics
     return app

@@ -12,11 +12,16 @@ from starlette.routing import Route
 from proxy.allocation import PaymentRequestError
 from proxy.alma import AlmaError, AlmaUserNotFound
 from proxy.checkout import TooManyLines
-from proxy.fees import CurrencyMismatch
+from proxy.fees import CurrencyMismatch, FeeList
+from proxy.in_progress import conflict, hold_rules, mark_held, without_held
+from proxy.ledger import PaymentInProgress
 from proxy.money import format_amount
-from proxy.payments import read_fees, start_payment
+from proxy.patron_sessions import Session
+from proxy.payments import read_fees_page, start_payment
+from proxy.rate_limit import retry_after
 from proxy.receipts import receipt_json
 from proxy.signin import registry
+from proxy.web import patron_payments
 from proxy.web.auth import account_gone
 from proxy.web.common import (
     alma_failure,
@@ -26,6 +31,7 @@ from proxy.web.common import (
     services,
 )
 from proxy.web.errors import ApiError, error_response
+from proxy.web.mail_language import remember_page_language
 
 log = logging.getLogger("patronpay.api")
 
@@ -38,18 +44,41 @@ async def get_session(request: Request) -> Response:
     return JSONResponse(session.to_json())
 
 
+def keep_pace(request: Request, session: Session) -> None:
+    """The session's and the patron's buckets for routes that read Alma
+    (docs/security.md#rate-limits): 429 with Retry-After when either is empty."""
+    wait = services(request).patron_limits.wait(session.id_hash, session.patron.primary_id)
+    if wait > 0:
+        log.info("rate limited", extra={"event": "rate_limited", "path": request.url.path})
+        seconds = retry_after(wait)
+        raise ApiError(429, "rate_limited", f"Too many requests from this page. Please wait "
+                       f"{seconds} seconds and try again.", headers={"Retry-After": seconds})
+
+
+async def patron_fees(request: Request, session: Session) -> FeeList:
+    """The patron's fees as the fees page shows them: read from Alma, or kept from a read a
+    few seconds ago while none of their payments has changed state (proxy/fee_cache.py)."""
+    svc = services(request)
+    patron_id = session.patron.primary_id
+    return await svc.fee_cache.get(
+        patron_id, lambda: read_fees_page(svc.alma, svc.settings, patron_id))
+
+
 async def get_fees(request: Request) -> Response:
     session = require_session(request)
+    keep_pace(request, session)
     svc = services(request)
     try:
-        fees = await read_fees(svc.alma, svc.settings, session.patron.primary_id)
+        fees = await patron_fees(request, session)
     except AlmaUserNotFound:
         raise account_gone(request) from None
     except (AlmaError, CurrencyMismatch) as exc:
         raise alma_failure(exc) from None
-    body = fees.to_json(svc.settings.currency)
+    held = svc.ledger.in_progress(session.patron.primary_id, hold_rules(svc.settings))
+    fees, taken = without_held(fees, held)
+    body = fees.to_json(svc.settings.currency, svc.settings.credit_policy)
     body["min_payment"] = format_amount(svc.settings.min_payment)
-    return JSONResponse(body)
+    return JSONResponse(mark_held(body, held, taken, session.channel))
 
 
 async def create_payment(request: Request) -> Response:
@@ -58,12 +87,17 @@ async def create_payment(request: Request) -> Response:
     unknown = sorted(set(body) - {"fee_ids", "amount"})
     if unknown:
         raise ApiError(400, "unknown_field", f"Unknown field: {unknown[0]}.", unknown[0])
+    keep_pace(request, session)
     svc = services(request)
     try:
         started = await start_payment(
             alma=svc.alma, ledger=svc.ledger, settings=svc.settings, patron=session.patron,
             channel=session.channel, session_id=session.id_hash,
-            fee_ids=body.get("fee_ids"), amount=body.get("amount"))
+            fee_ids=body.get("fee_ids"), amount=body.get("amount"),
+            fees=await patron_fees(request, session))
+    except PaymentInProgress as exc:
+        code, message, extra = conflict(exc, session.channel)
+        return error_response(409, code, message, extra=extra)
     except PaymentRequestError as exc:
         raise ApiError(422, exc.code, str(exc), exc.field) from None
     except TooManyLines:
@@ -74,6 +108,7 @@ async def create_payment(request: Request) -> Response:
     except (AlmaError, CurrencyMismatch) as exc:
         raise alma_failure(exc) from None
     payment = started.payment
+    remember_page_language(request, payment.id)
     log.info("payment created", extra={"event": "payment_created", "payment_id": payment.id,
                                        "channel": payment.channel})
     return JSONResponse({
@@ -94,15 +129,25 @@ async def get_payment(request: Request) -> Response:
     payment = services(request).ledger.payment(request.path_params["payment_id"])
     if payment is None or payment.patron_id != session.patron.primary_id:
         raise ApiError(404, "payment_not_found", "No such payment.")
-    return JSONResponse(receipt_json(payment, session.patron.first_name))
+    # The patron's own payment: with a fresh receipt link, which the receipt page puts in its
+    # address so that it can be kept after sign-out.
+    body = receipt_json(payment, session.patron.first_name)
+    body["receipt_token"] = services(request).receipts.token(payment.id)
+    return JSONResponse(body)
 
 
 async def get_receipt(request: Request) -> Response:
+    """A receipt by its link's token, no session needed, while the link is young enough
+    (docs/security.md#receipts). An expired link names its payment reference only, so the
+    patron can ask for a new receipt."""
     svc = services(request)
-    payment_id = svc.receipts.payment_id(request.path_params["token"])
-    payment = svc.ledger.payment(payment_id) if payment_id else None
-    if payment is None:
+    link = svc.receipts.read(request.path_params["token"])
+    payment = svc.ledger.payment(link.payment_id) if link else None
+    if link is None or payment is None:
         raise ApiError(404, "receipt_not_found", "This receipt link is not valid.")
+    if link.expired:
+        return error_response(410, "receipt_expired", "This receipt link has expired. Ask for "
+                              "a new receipt.", extra={"reference": payment.id})
     return JSONResponse(receipt_json(payment))
 
 
@@ -112,4 +157,5 @@ routes = [
     Route("/api/payments", create_payment, methods=["POST"]),
     Route("/api/payments/{payment_id}", get_payment, methods=["GET"]),
     Route("/api/receipts/{token}", get_receipt, methods=["GET"]),
+    *patron_payments.routes,
 ]
