@@ -17,6 +17,7 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 from support.cashnet import Receiver
 from support.kiosk import FakeReaderPort, Kiosk, start_kiosk, stop_kiosks
+from support.posting import FAST_POSTING
 from support.waiting import wait_for
 
 from patronpay.demo import point_store_at, sandbox_environment
@@ -33,12 +34,6 @@ from sandbox.cashnet import create_app as create_cashnet_app
 hypothesis_settings.register_profile("patronpay", deadline=None)
 hypothesis_settings.load_profile("patronpay")
 
-# Fast retries for tests; production defaults are minutes.
-FAST_POSTING = {
-    "posting_backoff_cap_seconds": "0.2",
-    "alma_recheck_seconds": "2.5",
-    "alma_read_timeout": "2",
-}
 
 
 @dataclass

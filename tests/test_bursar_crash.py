@@ -12,8 +12,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from bursar_rig import BursarRig
-from conftest import wait_for
+from support.bursar import BursarRig
+from support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 

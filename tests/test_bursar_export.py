@@ -7,7 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from bursar_rig import BursarRig
+from support.bursar import BursarRig
 
 from proxy.bursar.store import BursarStore
 from proxy.db import Database

@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from bursar_rig import BursarRig
+from support.bursar import BursarRig
 
 D = Decimal
 

@@ -11,8 +11,8 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from bursar_rig import DAMAGED, LOST, OVERDUE, BursarRig
-from conftest import wait_for
+from support.bursar import DAMAGED, LOST, OVERDUE, BursarRig
+from support.waiting import wait_for
 
 from proxy.bursar.store import BursarStore
 from proxy.db import Database

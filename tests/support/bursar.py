@@ -14,8 +14,6 @@ from decimal import Decimal
 from pathlib import Path
 from unittest import mock
 
-from conftest import FAST_POSTING, wait_for
-
 from patronpay.cli import main
 from patronpay.demo import point_store_at, sandbox_environment
 from patronpay.serving import ServerThread, bind
@@ -24,6 +22,8 @@ from proxy.config import load_settings
 from proxy.runtime import build_services
 from sandbox.alma_analytics import REPORT_PATH
 from sandbox.app import create_sandbox_app
+from support.posting import FAST_POSTING
+from support.waiting import wait_for
 
 D = Decimal
 # The seeded patron with three fees: 60.00 (2024-11-04), 4.75 (2025-01-21), 12.50 (2025-03-02).
