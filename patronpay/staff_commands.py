@@ -28,6 +28,7 @@ from proxy.staff import (
     summary,
     window,
     write_csv,
+    write_lines_csv,
 )
 from proxy.states import STATES
 
@@ -65,6 +66,8 @@ def add_staff_commands(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--since", required=True, help="paid on or after this day")
     export.add_argument("--until", required=True, help="paid on or before this day")
     export.add_argument("--output", help="file to write (default: standard output)")
+    export.add_argument("--lines", action="store_true",
+                        help="one row per CashNet line and library (item code, library)")
     payments.set_defaults(handler=cmd_payments)
 
     reconcile = commands.add_parser(
@@ -179,16 +182,18 @@ def _acted(payment: PaymentRecord, what: str, args: argparse.Namespace, out: Tex
 
 
 def export_payments(ledger: Ledger, args: argparse.Namespace, out: TextIO) -> int:
-    """Money CashNet took in the window (by the day it was paid), one row per payment."""
+    """Money CashNet took in the window (by the day it was paid), one row per payment, or with
+    --lines one row per CashNet line and library."""
     since, until = window(args.since, args.until)
     payments = [p for p in ledger.find_payments(since=since, until=until, by="paid_at",
                                                 limit=None) if p.cashnet_tx]
+    write = write_lines_csv if args.lines else write_csv
     if args.output:
         with open(args.output, "w", newline="", encoding="utf-8") as handle:
-            write_csv(payments, handle)
+            write(payments, handle)
         print(f"{len(payments)} payment(s) written to {args.output}", file=out)
     else:
-        write_csv(payments, out)
+        write(payments, out)
     return 0
 
 

@@ -5,7 +5,10 @@ failure does:
   an error answer and a security log line; nothing is stored.
 - attention: checked on a success, against the hand-off stored for its payment (the ledger,
   through proxy.notification.line_mismatch). CashNet took the money but not for what we handed
-  off, so nothing goes to Alma; the payment waits for staff.
+  off, so nothing goes to Alma; the payment waits for staff. The reason names the cause
+  (ECHO_CAUSES), so staff know whether amounts, item codes or the message itself are at fault.
+- review: checked on a success whose reference, lines and amounts match (through
+  proxy.notification.echo_review). The payment is posted, and flagged for staff to look at.
 
 A new check is one entry in CHECKS plus its test.
 """
@@ -28,6 +31,12 @@ if TYPE_CHECKING:
 class Outcome(StrEnum):
     REFUSE = "refuse"
     ATTENTION = "attention"
+    REVIEW = "review"
+
+
+# How every attention reason begins: what about the echo is wrong.
+ECHO_CAUSES = ("conflicting values", "line count mismatch", "item code mismatch",
+               "amount mismatch", "unreadable lines")
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,7 @@ class Echo:
     message: Message
     stored: list[StoredLine]
     custcode: str
+    txn_ref_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -91,28 +101,40 @@ def _source_address(arrival: Arrival) -> str:
 
 
 def _consistent_fields(echo: Echo) -> str:
-    conflicts = echo.message.conflicts
+    # custcode is left to its own check: a differing custcode never stops a payment.
+    conflicts = [name for name in echo.message.decision_conflicts(echo.txn_ref_name)
+                 if name != "custcode"]
     return f"conflicting values for {', '.join(conflicts)}" if conflicts else ""
 
 
 def _line_count(echo: Echo) -> str:
     echoed, issued = len(echo.message.lines()), len(echo.stored)
-    return f"{echoed} lines echoed, {issued} issued" if echoed != issued else ""
+    if echoed == issued:
+        return ""
+    return f"line count mismatch: {echoed} lines echoed, {issued} issued"
 
 
 def _lines(echo: Echo) -> str:
     pairs = zip(echo.message.lines(), echo.stored, strict=True)
     for number, ((code, amount), line) in enumerate(pairs, start=1):
         if code.lower() != line.item_code.lower():
-            return f"line {number}: item code {code!r}, issued {line.item_code!r}"
+            return (f"item code mismatch: line {number}: item code {code!r}, "
+                    f"issued {line.item_code!r}")
         if amount is None or amount != line.amount:
-            return f"line {number}: amount {amount}, issued {line.amount}"
+            shown = "unreadable" if amount is None else amount
+            return f"amount mismatch: line {number}: amount {shown}, issued {line.amount}"
     return ""
 
 
 def _custcode(echo: Echo) -> str:
-    echoed = echo.message.get("custcode")
-    return "custcode differs from the one issued" if echoed and echoed != echo.custcode else ""
+    """Compared trimmed and without regard to case; every value, when it came more than once.
+    Nothing to compare when we sent no custcode."""
+    ours = echo.custcode.strip().casefold()
+    echoed = echo.message.repeats.get("custcode") or (echo.message.get("custcode"),)
+    differing = [v.strip() for v in echoed if v.strip() and v.strip().casefold() != ours]
+    if not ours or not differing:
+        return ""
+    return f"custcode {differing[0]!r} echoed, {echo.custcode!r} issued"
 
 
 CHECKS: tuple[Check, ...] = (
@@ -125,7 +147,7 @@ CHECKS: tuple[Check, ...] = (
     Check("consistent_fields", Outcome.ATTENTION, _consistent_fields),
     Check("line_count", Outcome.ATTENTION, _line_count),
     Check("lines", Outcome.ATTENTION, _lines),
-    Check("custcode", Outcome.ATTENTION, _custcode),
+    Check("custcode", Outcome.REVIEW, _custcode),
 )
 
 
@@ -138,9 +160,18 @@ def refusal(arrival: Arrival) -> Refusal | None:
 
 
 def echo_mismatch(echo: Echo) -> str:
-    """Why the first echo check fails, or "" when the success matches the hand-off. May raise
+    """Why the first attention check fails, or "" when the success may be posted. May raise
     ValueError or ArithmeticError for an echo that cannot even be read."""
+    return _first_failure(echo, Outcome.ATTENTION)
+
+
+def echo_review(echo: Echo) -> str:
+    """Why the first review check fails, or "" when nothing needs a look."""
+    return _first_failure(echo, Outcome.REVIEW)
+
+
+def _first_failure(echo: Echo, outcome: Outcome) -> str:
     for check in CHECKS:
-        if check.outcome is Outcome.ATTENTION and (reason := check.failure(echo)):
+        if check.outcome is outcome and (reason := check.failure(echo)):
             return reason
     return ""

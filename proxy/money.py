@@ -43,11 +43,18 @@ def parse_typed(text: object) -> Decimal:
     return cents(Decimal(text.strip()))
 
 
+# What CashNet has been seen to echo for 1080.00: the plain number, or it formatted for a
+# person (`1,080.00`, `$1,080.00`). Only well-placed thousands separators are read.
+_ECHOED_AMOUNT = re.compile(r"-?\$?([0-9]+|[0-9]{1,3}(,[0-9]{3})+)(\.[0-9]+)?")
+
+
 def parse_echoed(text: str) -> Decimal | None:
-    """An amount echoed back by CashNet, or None when it is not a plain decimal number."""
+    """An amount echoed back by CashNet (`1080.00`, `1,080.00`, `$10.00`), or None when it is
+    not a decimal number."""
     text = text.strip()
-    if not re.fullmatch(r"-?[0-9]+(\.[0-9]+)?", text):
+    if not _ECHOED_AMOUNT.fullmatch(text):
         return None
+    text = text.replace(",", "").replace("$", "")
     try:
         return Decimal(text)
     except InvalidOperation:  # pragma: no cover - the pattern already rules this out

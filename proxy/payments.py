@@ -8,7 +8,16 @@ from dataclasses import dataclass
 
 from proxy.allocation import allocate, choose_amount, choose_fees
 from proxy.alma import AlmaClient
-from proxy.checkout import Checkout, Payer, ascii_text, build_checkout, build_lines
+from proxy.checkout import (
+    CUSTCODE_NONE,
+    CUSTCODE_PRIMARY_ID,
+    Checkout,
+    Payer,
+    build_checkout,
+    build_lines,
+    custcode_for,
+    line_libraries,
+)
 from proxy.config import Settings
 from proxy.fees import FeeList, FeeRules, normalise_fees
 from proxy.ledger import Ledger, LineRecord, PaymentRecord
@@ -53,7 +62,13 @@ async def start_payment(
     total = choose_amount(chosen, amount, settings.min_payment)
     allocations = allocate(chosen, total)
     labels = {fee.type_code: fee.type_label for fee in chosen}
-    lines = build_lines(allocations, settings.item_code_for, labels, settings.cashnet_max_lines)
+    owners = {fee.id: fee.library_code for fee in chosen}
+    lines = build_lines(allocations, settings.item_code_for, labels, settings.cashnet_max_lines,
+                        owners, settings.cashnet_gl_codes)
+    user = None
+    if settings.cashnet_custcode not in (CUSTCODE_PRIMARY_ID, CUSTCODE_NONE):
+        user = await alma.get_user(patron.primary_id)  # the session keeps no campus id
+    custcode = custcode_for(settings.cashnet_custcode, patron.primary_id, user)
     payment_id = new_payment_id()
     payer = Payer(patron.primary_id, patron.first_name, patron.last_name, patron.email)
     checkout = build_checkout(
@@ -64,6 +79,7 @@ async def start_payment(
         return_url=settings.public_url + "/cashnet/return",
         ref_type=settings.cashnet_ref_type,
         txn_ref_name=settings.cashnet_txn_ref_name,
+        custcode=custcode,
     )
     payment = ledger.create_payment(
         payment_id=payment_id,
@@ -73,11 +89,11 @@ async def start_payment(
         session_id=session_id,
         amount=total,
         currency=settings.currency,
-        custcode=ascii_text(patron.primary_id),
+        custcode=custcode,
         lines=[LineRecord(line.number, line.item_code, line.amount, line.description)
                for line in lines],
         allocations=[(a.fee_id, a.fee_type, labels.get(a.fee_type, a.fee_type), a.amount)
                      for a in allocations],
-        checkout=checkout.to_json(),
+        checkout=checkout.to_json() | {"line_libraries": line_libraries(lines)},
     )
     return StartedPayment(payment, checkout)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import TextIO
 
+from proxy.cashnet_checks import ECHO_CAUSES
 from proxy.ledger import Ledger, PaymentRecord
 from proxy.money import format_amount
 from proxy.states import EventKind, PaymentState
@@ -21,6 +22,8 @@ from proxy.terminal import iso, shorten, table, when
 
 EXPORT_COLUMNS = ("date", "payment_id", "patron_id", "cashnet_tx", "batchno", "amount",
                   "currency", "fees", "unapplied", "state")
+LINE_EXPORT_COLUMNS = ("date", "payment_id", "patron_id", "custcode", "cashnet_tx", "batchno",
+                       "line", "item_code", "library", "amount", "currency", "state")
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
@@ -103,6 +106,11 @@ def detail(ledger: Ledger, payment: PaymentRecord) -> dict:
 
 def advice(payment: PaymentRecord) -> str:
     """What staff should do about a payment, or "" when nothing."""
+    if payment.review.startswith("custcode"):
+        return ("CashNet echoed another custcode than the one patronpay sent; the reference, "
+                "lines and amounts matched, so the money was posted. Check in CashNet that "
+                "the payer is this patron, then `patronpay payments resolve "
+                f"{payment.id} --note 'what you found'`.")
     if payment.review:
         return ("Check this payment in CashNet: " + payment.review + ". Refund any extra "
                 f"charge in CashNet, then `patronpay payments resolve {payment.id} --note "
@@ -113,7 +121,7 @@ def advice(payment: PaymentRecord) -> str:
         return ("CashNet reported success without a transaction number: find the payment in "
                 "CashNet by its reference, settle it by hand (post in Alma or refund), then "
                 f"`patronpay payments resolve {payment.id} --note '...'`.")
-    if payment.reason.startswith("amount mismatch"):
+    if payment.reason.startswith(ECHO_CAUSES):
         return ("CashNet's notification does not match what patronpay sent to CashNet. Compare "
                 f"with CashNet transaction {payment.cashnet_tx}. If CashNet took the full "
                 f"amount, `patronpay payments retry {payment.id}` posts it; otherwise refund "
@@ -221,3 +229,25 @@ def write_csv(payments: Sequence[PaymentRecord], handle: TextIO) -> None:
         writer.writerow([paid, p.id, p.patron_id, p.cashnet_tx, p.batchno,
                          format_amount(p.amount), p.currency, fees_cell(p),
                          format_amount(p.unapplied), p.state])
+
+
+def write_lines_csv(payments: Sequence[PaymentRecord], handle: TextIO) -> None:
+    """One row per CashNet line and owning library: the item code the money was booked under
+    and the library whose fees it paid. A line carrying fees of several libraries (they share
+    its item code) gives one row per library, and the rows of a line add up to it."""
+    writer = csv.writer(handle, lineterminator="\r\n")
+    writer.writerow(LINE_EXPORT_COLUMNS)
+    for p in payments:
+        paid = datetime.fromtimestamp(p.paid_at or p.created_at, UTC).date().isoformat()
+        for line in p.lines:
+            for library, amount in _line_parts(p, line.number, format_amount(line.amount)):
+                writer.writerow([paid, p.id, p.patron_id, p.custcode, p.cashnet_tx, p.batchno,
+                                 line.number, line.item_code, library, amount, p.currency,
+                                 p.state])
+
+
+def _line_parts(payment: PaymentRecord, number: int, whole: str) -> list[tuple[str, str]]:
+    """(library, amount) of one line, as stored with the payment; a payment made before
+    libraries were stored gives the whole line with no library."""
+    parts = (payment.checkout.get("line_libraries") or {}).get(str(number)) or {}
+    return list(parts.items()) or [("", whole)]

@@ -31,7 +31,12 @@ CANCEL_CODE = 902
 CANCEL_MESSAGE = "Customer cancelled before payment was processed"
 
 # Faults that change the field set; the rest act on the wire and only touch the notification.
-FIELD_FAULTS = ("ref_slot", "missing_refs", "tamper_amount", "uppercase_names", "omit_itemcnt")
+FIELD_FAULTS = ("ref_slot", "missing_refs", "tamper_amount", "uppercase_names", "omit_itemcnt",
+                "typed_fields", "custcode_echo", "amount_format")
+
+# What a payer types on the card form, echoed beside our own `lname`/`email` under upper-case
+# names, as real stores do (`typed_fields: true`).
+TYPED_FIELDS = {"LNAME": "Mu\u00f1oz", "EMAIL": "typed.by.payer@example.org"}
 
 Pairs = list[tuple[str, str]]
 
@@ -77,6 +82,10 @@ def result_fields(config: dict[str, Any], handoff: Handoff, outcome: Outcome,
         pairs.extend(_group(group, config, handoff, outcome, lines, refs, txn_refs))
     if faults.get("omit_itemcnt"):
         pairs = [(name, value) for name, value in pairs if name != "itemcnt"]
+    pairs = [(name, _bent(name, value, faults)) for name, value in pairs]
+    typed = faults.get("typed_fields")
+    if typed:
+        pairs += list((TYPED_FIELDS if typed is True else typed).items())
     if faults.get("uppercase_names"):
         pairs = [(name.upper(), value) for name, value in pairs]
     return pairs
@@ -132,6 +141,20 @@ def _line_pairs(lines: list[dict], success: bool) -> Pairs:
             if line["gl"]:
                 pairs.append((f"gl{n}", line["gl"]))
     return pairs
+
+
+def _bent(name: str, value: str, faults: dict[str, Any]) -> str:
+    """The custcode echoed in another case or padded, amounts written for a person."""
+    echo = faults.get("custcode_echo")
+    if name == "custcode" and echo:
+        return {"upper": value.upper(), "lower": value.lower(),
+                "padded": f"  {value} "}.get(echo) if isinstance(echo, str) else echo["value"]
+    style = faults.get("amount_format", "plain")
+    if name.startswith("amount") and name[6:].isdigit() and style != "plain":
+        amount = Decimal(value)
+        text = f"{amount:,.2f}" if "thousands" in style else f"{amount:.2f}"
+        return "$" + text if style.startswith("dollar") else text
+    return value
 
 
 def _tampered(lines: list[dict], tamper: dict[str, Any] | None) -> list[dict]:

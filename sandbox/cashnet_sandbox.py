@@ -18,6 +18,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 from sandbox.cashnet_fields import (
     CANCEL_CODE,
@@ -252,7 +253,8 @@ class CashNetSandbox:
         handoff = self._handoffs[cid]
         notify_pairs = result_fields(config, handoff, done, faults_for("notify", applied))
         signout_pairs = result_fields(config, handoff, done, faults_for("signout", applied))
-        signout = _signout(config, handoff, done, signout_pairs)
+        signout = _signout(config, handoff, done, signout_pairs,
+                           bool(applied.get("signout_appends_query")))
 
         checkout["status"] = {"pay": "PAID", "decline": "DECLINED", "cancel": "CANCELLED"}[outcome]
         checkout["faults"] = applied
@@ -455,14 +457,19 @@ def _outcome(kind: str, code: int, numbers: dict[str, str]) -> Outcome:
 
 
 def _signout(config: dict[str, Any], handoff: Handoff, done: Outcome,
-             pairs: list[tuple[str, str]]) -> dict[str, Any] | None:
-    """The browser return: the request's signouturl, else the store's (failure) sign-out URL."""
+             pairs: list[tuple[str, str]], appends_query: bool = False) -> dict[str, Any] | None:
+    """The browser return: the request's signouturl, else the store's (failure) sign-out URL.
+    `appends_query` adds the result to the URL with a `?` whether or not it already has a
+    query, as some CashNet stores do, so the merchant's `p=<id>` arrives as `<id>?result=0`."""
     url = handoff.get("signouturl")
     if not url:
         url = config["signout_url"] if done.success else (
             config["signout_failure_url"] or config["signout_url"])
     if not url:
         return None
+    if appends_query:
+        number = ("tx", done.tx) if done.tx else ("failedtx", done.failedtx or "")
+        url += "?" + urlencode([("result", str(done.result)), number])
     return {"url": url, "method": config["signout_method"], "fields": [list(p) for p in pairs]}
 
 

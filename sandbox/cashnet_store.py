@@ -68,8 +68,11 @@ STORE_DEFAULTS: dict[str, Any] = {
 FAULT_KEYS = (
     "duplicate", "duplicate_delay_s", "hold", "delay_s", "drop", "ref_slot", "missing_refs",
     "tamper_amount", "leading_ampersand", "uppercase_names", "omit_itemcnt", "charset",
-    "source_address", "url_token", "apply_to", "status",
+    "source_address", "url_token", "apply_to", "status", "typed_fields", "custcode_echo",
+    "amount_format", "signout_appends_query",
 )
+AMOUNT_FORMATS = ("plain", "thousands", "dollar", "dollar_thousands")
+CUSTCODE_ECHOES = ("upper", "lower", "padded")
 _REF_SLOT = re.compile(r"^ref([1-9][0-9]*)val([1-9][0-9]*)$", re.IGNORECASE)
 _TAMPER = re.compile(r"^[+-]?[0-9]+(\.[0-9]{1,2})?$")
 
@@ -203,7 +206,7 @@ def validate_faults(raw: Any, *, where: str = "faults") -> dict[str, Any]:
     _require(not unknown, f"{where}: unknown fault(s) {', '.join(unknown)}")
     faults = dict(raw)
     for key in ("hold", "drop", "missing_refs", "leading_ampersand", "uppercase_names",
-                "omit_itemcnt"):
+                "omit_itemcnt", "signout_appends_query"):
         if key in faults:
             _require(isinstance(faults[key], bool), f"{where}: {key} must be true or false")
     if "duplicate" in faults:
@@ -228,10 +231,30 @@ def validate_faults(raw: Any, *, where: str = "faults") -> dict[str, Any]:
     if "apply_to" in faults:
         _require(faults["apply_to"] in ("notify", "signout", "both"),
                  f"{where}: apply_to is notify, signout or both")
+    if "typed_fields" in faults:
+        faults["typed_fields"] = _typed_fields(where, faults["typed_fields"])
+    if "custcode_echo" in faults:
+        echo = faults["custcode_echo"]
+        _require(echo in CUSTCODE_ECHOES or (isinstance(echo, dict) and set(echo) == {"value"}
+                                              and isinstance(echo["value"], str)),
+                 f"{where}: custcode_echo is upper, lower, padded or {{value}}")
+    if "amount_format" in faults:
+        _require(faults["amount_format"] in AMOUNT_FORMATS,
+                 f"{where}: amount_format is one of {', '.join(AMOUNT_FORMATS)}")
     if "status" in faults:
         _require(faults["status"] in (703, "703"), f"{where}: status can only be 703")
         faults["status"] = 703
     return faults
+
+
+def _typed_fields(where: str, value: Any) -> bool | dict[str, str]:
+    """`true` (the default set) or a mapping of field name to what the payer typed."""
+    if isinstance(value, bool):
+        return value
+    ok = isinstance(value, dict) and all(
+        isinstance(k, str) and k.strip() and isinstance(v, str) for k, v in value.items())
+    _require(ok, f"{where}: typed_fields is true or a mapping of names to text")
+    return dict(value)
 
 
 def _tamper(where: str, value: Any) -> dict[str, Any]:

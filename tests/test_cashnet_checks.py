@@ -1,6 +1,7 @@
 """The CashNet notification checks are one ordered, named list, each with what its failure does:
 arrivals are refused on the token before the address, and a success is compared with the
-hand-off conflicting fields first, then the line count, the lines and the custcode."""
+hand-off conflicting fields first, then the line count and the lines (each stopping the
+payment, with a reason naming the cause), then the custcode (review only)."""
 
 import ipaddress
 from decimal import Decimal
@@ -8,7 +9,17 @@ from types import SimpleNamespace
 
 import pytest
 
-from proxy.cashnet_checks import CHECKS, Arrival, Check, Echo, Outcome, echo_mismatch, refusal
+from proxy.cashnet_checks import (
+    CHECKS,
+    ECHO_CAUSES,
+    Arrival,
+    Check,
+    Echo,
+    Outcome,
+    echo_mismatch,
+    echo_review,
+    refusal,
+)
 from proxy.notification import StoredLine, parse_message
 
 TOKEN = "t" * 40
@@ -24,7 +35,7 @@ def test_the_checks_in_order_with_their_outcomes():
         ("consistent_fields", Outcome.ATTENTION),
         ("line_count", Outcome.ATTENTION),
         ("lines", Outcome.ATTENTION),
-        ("custcode", Outcome.ATTENTION),
+        ("custcode", Outcome.REVIEW),
     ]
 
 
@@ -67,11 +78,15 @@ def mismatch(body: str, stored=STORED, custcode="0012345678") -> str:
 @pytest.mark.parametrize("body, reason", [
     (MATCHING, ""),
     (MATCHING + "&itemcnt=3", "conflicting values for itemcnt"),
-    (MATCHING.replace("itemcnt=2", "itemcnt=1"), "1 lines echoed, 2 issued"),
+    (MATCHING.replace("itemcnt=2", "itemcnt=1"), "line count mismatch: 1 lines echoed, 2 issued"),
     (MATCHING.replace("itemcode2=LIB-LOST", "itemcode2=LIB-OTHER"),
-     "line 2: item code 'LIB-OTHER', issued 'LIB-LOST'"),
-    (MATCHING.replace("amount1=12.50", "amount1=1.25"), "line 1: amount 1.25, issued 12.50"),
-    (MATCHING.replace("custcode=0012345678", "custcode=99"), "custcode differs from the one issued"),
+     "item code mismatch: line 2: item code 'LIB-OTHER', issued 'LIB-LOST'"),
+    (MATCHING.replace("amount1=12.50", "amount1=1.25"),
+     "amount mismatch: line 1: amount 1.25, issued 12.50"),
+    (MATCHING.replace("amount1=12.50", "amount1=twelve"),
+     "amount mismatch: line 1: amount unreadable, issued 12.50"),
+    (MATCHING.replace("custcode=0012345678", "custcode=99"), ""),  # review, not attention
+    (MATCHING + "&lname=Rivera&LNAME=Rivera-Diaz&custcode=0012345678", ""),
     # The first failing check speaks: here the conflict, not the count or the custcode.
     (MATCHING.replace("itemcnt=2", "itemcnt=1").replace("custcode=0012345678", "custcode=9")
      + "&tx=2", "conflicting values for tx"),
@@ -85,3 +100,22 @@ def test_a_refuse_check_must_say_what_the_sender_gets():
         Check("new_check", Outcome.REFUSE, lambda arrival: "")
     with pytest.raises(ValueError, match="refusal"):
         Check("new_check", Outcome.ATTENTION, lambda echo: "", CHECKS[0].refusal)
+
+
+@pytest.mark.parametrize("body, reason", [
+    (MATCHING, ""),
+    (MATCHING.replace("custcode=0012345678", "custcode=+0012345678+"), ""),
+    (MATCHING.replace("custcode=0012345678", "custcode=99"), "custcode '99' echoed, '0012345678' issued"),
+    (MATCHING + "&CUSTCODE=99", "custcode '99' echoed, '0012345678' issued"),
+])
+def test_a_custcode_that_still_differs_is_for_review(body, reason):
+    assert echo_review(Echo(parse_message(body.encode()), STORED, "0012345678")) == reason
+
+
+def test_every_attention_reason_names_one_of_the_causes():
+    bodies = [MATCHING + "&tx=2", MATCHING.replace("itemcnt=2", "itemcnt=1"),
+              MATCHING.replace("itemcode2=LIB-LOST", "itemcode2=X"),
+              MATCHING.replace("amount1=12.50", "amount1=1.25")]
+    reasons = [mismatch(body) for body in bodies]
+    assert [r.startswith(ECHO_CAUSES) for r in reasons] == [True] * 4
+    assert [r.startswith("amount mismatch") for r in reasons] == [False, False, False, True]

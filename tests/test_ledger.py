@@ -91,7 +91,10 @@ def test_duplicate_with_different_contents_is_flagged(ledger):
 def test_duplicate_with_conflicting_repeated_fields_is_flagged(ledger):
     make_payment(ledger)
     record(ledger, notice())
-    assert record(ledger, notice(extra="&batchno=8")).effect == "duplicate"
+    # What the payer typed beside our echo is not a difference; a second amount is.
+    assert record(ledger, notice(extra="&LNAME=Kowalska&batchno=8")).effect == "duplicate"
+    assert ledger.payment(PID).review == ""
+    assert record(ledger, notice(extra="&AMOUNT2=0.01")).effect == "duplicate"
     assert "different contents" in ledger.payment(PID).review
 
 

@@ -51,7 +51,10 @@ def test_format_never_uses_exponent_or_separators():
 
 
 @pytest.mark.parametrize("text, expected", [("12.50", Decimal("12.50")), ("12.5", Decimal("12.5")),
-                                            ("1,080.00", None), ("", None), ("$1", None)])
+                                            ("1,080.00", Decimal("1080.00")),
+                                            ("$10.00", Decimal("10.00")), ("$1", Decimal("1")),
+                                            ("$1,080.00", Decimal("1080.00")), ("1,08.00", None),
+                                            (",100.00", None), ("1080,00", None), ("", None)])
 def test_echoed_amounts(text, expected):
     assert parse_echoed(text) == expected
 

@@ -95,7 +95,7 @@ def test_wrong_item_code_goes_to_attention(deploy):
     assert (response.status_code, response.text) == (200, "OK")
     payment = d.ledger.payment(payment_id)
     assert payment.state == "attention"
-    assert payment.reason == "amount mismatch: line 1: item code 'LIB-FINE', issued 'LIB-LOST'"
+    assert payment.reason == "item code mismatch: line 1: item code 'LIB-FINE', issued 'LIB-LOST'"
     assert d.alma_calls("POST") == []
 
 

@@ -281,7 +281,8 @@ def test_error_page_escapes_and_explains(server, sandbox):
 
 def test_seed_stores(sandbox):
     store = sandbox.store("libfinestest")
-    assert sorted(store["item_codes"]) == ["LIB-DAMAGE", "LIB-FINE", "LIB-LOST", "LIB-OVERDUE"]
+    assert sorted(store["item_codes"]) == ["LAW-FINES", "LIB-DAMAGE", "LIB-FINE", "LIB-LOST",
+                                           "LIB-OVERDUE"]
     assert all(item["price"] is None for item in store["item_codes"].values())
     assert (store["merchant"], store["station"], store["operator"]) == ("LIBFINES", "WEB",
                                                                         "WEBUSER")

@@ -9,6 +9,7 @@ say, the notification state machine is read and reviewed in one file.
     store        the database, the clock and the one write transaction
     reads        payments, event trails, notifications
     entries      a new payment; audit notes
+    claims       what a returning browser claims (one note per payment)
     notices      CashNet notifications (the state machine)
     expiry       pending payments nobody confirmed
     queue        which payment a posting worker takes next, and its lease
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from proxy.db import Database
 from proxy.ledger.allocations import Allocations
+from proxy.ledger.claims import ReturnClaims
 from proxy.ledger.entries import Entries
 from proxy.ledger.expiry import Expiry
 from proxy.ledger.external import ExternalPayments, ExternalShare
@@ -47,6 +49,7 @@ class Ledger:
         self._store = Store(db, clock)
         self._reads = Reads(self._store)
         self._entries = Entries(self._store, self._reads)
+        self._claims = ReturnClaims(self._store)
         self._notices = Notices(self._store)
         self._expiry = Expiry(self._store)
         self._queue = Queue(self._store)
@@ -101,6 +104,9 @@ class Ledger:
 
     def add_event(self, payment_id: str, kind: str, source: str, detail: dict) -> None:
         self._entries.add_event(payment_id, kind, source, detail)
+
+    def record_return_claim(self, payment_id: str, detail: dict) -> bool:
+        return self._claims.record(payment_id, detail)
 
     def payment(self, payment_id: str) -> PaymentRecord | None:
         return self._reads.payment(payment_id)

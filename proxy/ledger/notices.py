@@ -12,7 +12,7 @@ import json
 
 from proxy.ledger.records import NoticeOutcome, PaymentRecord, payment_from
 from proxy.ledger.store import Store, Transaction
-from proxy.notification import Message, StoredLine, line_mismatch, payment_ids
+from proxy.notification import Message, StoredLine, echo_review, line_mismatch, payment_ids
 from proxy.states import (
     FAILURE_APPLIES,
     UNSETTLED,
@@ -64,7 +64,8 @@ class Notices:
         previous = tx.execute("SELECT payment_id, fields FROM notifications "
                               "WHERE dedupe_key = ?", (f"tx:{cashnet_tx}",)).fetchone()
         if previous is not None:
-            differs = json.loads(previous["fields"]) != fields or bool(message.conflicts)
+            differs = (json.loads(previous["fields"]) != fields
+                       or bool(message.decision_conflicts()))
             if differs:
                 self._flag_review(tx, payment.id, f"CashNet sent transaction {cashnet_tx} "
                                   "twice with different contents")
@@ -86,7 +87,7 @@ class Notices:
             mismatch = f"unreadable lines ({type(exc).__name__})"
         if mismatch:
             return self._to_attention(tx, payment, cashnet_tx, message, peer,
-                                      f"amount mismatch: {mismatch}")
+                                      mismatch)
         now = self.store.clock()
         self._notice(tx, payment.id, NoticeKind.SUCCESS, f"tx:{cashnet_tx}", fields, peer,
                      PaymentState.PAID)
@@ -98,6 +99,9 @@ class Notices:
                    (AllocationState.QUEUED, now, payment.id, AllocationState.PLANNED))
         tx.event(payment.id, EventKind.PAID, f"cashnet:{peer}",
                  {"from": payment.state, "tx": cashnet_tx, "batchno": message.get("batchno")})
+        review = echo_review(message, stored, payment.custcode)
+        if review:  # posted all the same: the reference, lines and amounts match
+            self._flag_review(tx, payment.id, review)
         return NoticeOutcome(NoticeEffect.PAID, payment.id, cashnet_tx)
 
     def _apply_failure(self, tx: Transaction, payment: PaymentRecord, message: Message,

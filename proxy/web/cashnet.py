@@ -2,12 +2,14 @@
 
 Only the notification moves money state, and only after the URL token (and, when configured,
 the sender's address) checks out. The return is display only: it finds the payment and sends
-the browser to the receipt.
+the browser to the receipt. Anyone can call it, so it is rate-limited by address and writes at
+most one short note per payment.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -20,8 +22,9 @@ from starlette.templating import Jinja2Templates
 from proxy import metrics
 from proxy.cashnet_checks import Arrival, refusal
 from proxy.i18n import LANG_COOKIE, translator
-from proxy.notification import parse_message, payment_ids
-from proxy.states import EventKind, NoticeEffect, PaymentState
+from proxy.notification import PAYMENT_ID, parse_message, payment_ids, returned_payment_id
+from proxy.rate_limit import TokenBuckets, address_key, retry_after
+from proxy.states import NoticeEffect, PaymentState
 from proxy.web.common import current_session, redirect_with_error, services
 from proxy.web.errors import ApiError
 from proxy.web.security import client_address
@@ -68,7 +71,8 @@ async def postback(request: Request) -> Response:
         log.warning(refused.log, extra={"event": refused.event, "peer": peer})
         metrics.notification(refused.event)
         raise ApiError(refused.status, refused.code, refused.message)
-    message = parse_message(await request.body(), request.url.query)
+    message = parse_message(await request.body(), request.url.query,
+                            request.headers.get("content-type", ""))
     outcome = svc.ledger.record_notification(
         message, peer=peer, ref_type=settings.cashnet_ref_type,
         txn_ref_name=settings.cashnet_txn_ref_name)
@@ -79,28 +83,51 @@ async def postback(request: Request) -> Response:
     return PlainTextResponse("OK", background=task)
 
 
+# A patron's browser comes back once per payment (a few times with reloads); a campus NAT may
+# put many patrons behind one address. Past this, an address waits.
+RETURN_BURST = 30
+RETURN_PER_SECOND = 0.5
+# What a real claim looks like: CashNet's transaction numbers are short digits (and a claimed
+# success has result 0); anything else is not worth a line in the ledger.
+_CLAIMED_TX = re.compile(r"[0-9]{1,20}")
+
+
 async def browser_return(request: Request) -> Response:
     """CashNet's sign-out: display only, never a state change (the fields are the browser's
     word). Sends the browser to the receipt of the payment it names."""
     svc = services(request)
+    peer = client_address(request.scope, svc.settings.trusted_proxies)
+    wait = _return_buckets(request).take(address_key(peer))
+    if wait > 0:
+        return PlainTextResponse("Too many requests: try again in a moment.", status_code=429,
+                                 headers={"Retry-After": retry_after(wait)})
     body = await request.body() if request.method == "POST" else b""
-    message = parse_message(body, request.url.query)
+    message = parse_message(body, request.url.query, request.headers.get("content-type", ""))
     ids = payment_ids(message, svc.settings.cashnet_ref_type, svc.settings.cashnet_txn_ref_name)
-    candidates = list(ids) + [request.query_params.get("p", "")]
+    candidates = [i.lower() for i in ids if PAYMENT_ID.fullmatch(i.lower())]
+    candidates.append(returned_payment_id(request.query_params.get("p", "")))
     payment = next((p for p in (svc.ledger.payment(i) for i in candidates if i) if p), None)
     if payment is None:
         return RedirectResponse("/receipt.html?" + urlencode({"error": "unknown_payment"}),
                                 status_code=303)
-    if payment.state == PaymentState.PENDING and message.succeeded:
+    if (payment.state == PaymentState.PENDING and message.succeeded
+            and _CLAIMED_TX.fullmatch(message.tx)):
         # A hint for reconciliation, never a state change: the browser's word proves nothing.
-        svc.ledger.add_event(payment.id, EventKind.RETURN_CLAIMS_SUCCESS, "browser",
-                             {"result": message.result, "tx": message.tx})
+        svc.ledger.record_return_claim(payment.id, {"result": message.result, "tx": message.tx})
     if payment.channel.startswith("kiosk:"):
         # Back to the kiosk agent's own loopback page, which asks the agent for the state.
         return RedirectResponse(svc.settings.kiosk_return_url + "?" + urlencode(
             {"p": payment.id}), status_code=303)
     token = svc.receipts.token(payment.id)
     return RedirectResponse("/receipt.html?" + urlencode({"r": token}), status_code=303)
+
+
+def _return_buckets(request: Request) -> TokenBuckets:
+    """The per-address buckets of this app (one set per running proxy, kept in memory)."""
+    state = request.app.state
+    if getattr(state, "return_buckets", None) is None:
+        state.return_buckets = TokenBuckets(RETURN_BURST, RETURN_PER_SECOND)
+    return state.return_buckets
 
 
 routes = [
