@@ -1,8 +1,10 @@
 """What a patron asked to pay, checked against Alma's fees and spread over them
 (docs/architecture.md#money-and-allocation).
 
-The patron names fees (default: every payable fee) and may lower the amount. The amount is
-spread oldest fee first, each fee taking min(remaining, balance).
+The patron names fees (default: every payable fee) and may lower the amount. Under the `net`
+credit policy the most that can be charged is the chosen total less the credit
+(docs/alma.md#credits). The amount is spread oldest fee first, each fee taking
+min(remaining, balance); nothing is ever allocated to a credit.
 """
 
 from __future__ import annotations
@@ -59,9 +61,15 @@ def choose_fees(fees: FeeList, fee_ids: object) -> list[Fee]:
     return sorted((by_id[fee_id] for fee_id in fee_ids), key=oldest_first)
 
 
-def choose_amount(chosen: Sequence[Fee], amount: object, min_payment: Decimal) -> Decimal:
-    """The amount to pay: the chosen total unless the patron lowered it, within the limits."""
-    total = sum((fee.balance for fee in chosen), ZERO)
+def choose_amount(chosen: Sequence[Fee], amount: object, min_payment: Decimal,
+                  credit: Decimal = ZERO) -> Decimal:
+    """The amount to pay: the chosen total less `credit` (what the credit policy takes off)
+    unless the patron lowered it, within the limits."""
+    total = sum((fee.balance for fee in chosen), ZERO) - credit
+    if total <= ZERO:
+        raise PaymentRequestError(
+            "credit_covers", "Your credit covers the chosen fees. Ask at the library desk to "
+            "have it applied.", "fee_ids")
     if amount is None or amount == "":
         return total
     try:

@@ -33,7 +33,9 @@ from proxy.alma_errors import (
     AlmaUnavailable,
     AlmaUserNotFound,
     error_for,
+    is_throttle,
 )
+from proxy.alma_xml import XmlRefused, first_error, looks_like_xml
 from proxy.money import format_amount
 
 # The exceptions are part of this client's interface: callers import them from here.
@@ -182,7 +184,7 @@ class AlmaClient:
         except httpx.HTTPError as exc:  # sent, and then anything: a timeout, a drop, a bad body
             raise AlmaOutcomeUnknown(
                 f"payment may have been applied: {type(exc).__name__}", in_flight=True) from None
-        if response.status_code >= 500 or response.status_code == 429:
+        if response.status_code >= 500 or _throttled(response):
             raise AlmaOutcomeUnknown(
                 f"Alma answered {response.status_code}", in_flight=False,
                 status=response.status_code)
@@ -214,8 +216,8 @@ class AlmaClient:
                     return body
                 raise AlmaUnavailable("Alma sent an unexpected answer", status=200)
             error = _error_from(response)
-            retryable = isinstance(error, AlmaUnavailable) and not error.daily_limit
-            if response.status_code == 429 and retryable and attempt < GET_RETRIES_ON_THROTTLE:
+            retryable = is_throttle(error) and not error.daily_limit
+            if retryable and attempt < GET_RETRIES_ON_THROTTLE:
                 await asyncio.sleep(_retry_after(response, attempt))
                 continue
             if error.code == "402119" and not general_error_retried:
@@ -234,7 +236,7 @@ class AlmaClient:
         try:
             response = await self._http.request(
                 method, self.base_url + path, params=params, headers=headers)
-            if response.status_code == 429:
+            if _throttled(response):
                 self._limiter.throttled()
             else:
                 self._limiter.answered()
@@ -280,17 +282,39 @@ def _retry_after(response: httpx.Response, attempt: int) -> float:
     return 0.5 * 2**attempt * random.uniform(0.8, 1.2)
 
 
+def _throttled(response: httpx.Response) -> bool:
+    """Alma is throttling us: HTTP 429, or its `PER_SECOND_THRESHOLD` code under another
+    status (it has been seen with 400)."""
+    if response.status_code == 429:
+        return True
+    if response.status_code != 400 or "PER_SECOND_THRESHOLD" not in response.text:
+        return False
+    return _error_fields(response)[0] == "PER_SECOND_THRESHOLD"
+
+
 def _error_from(response: httpx.Response) -> AlmaError:
     """Turn a non-success answer into the exception the caller can act on (docs/alma.md#errors)."""
     status = response.status_code
-    text = response.text
-    if "Invalid API Key" in text and "json" not in response.headers.get("content-type", ""):
+    code, message, tracking = _error_fields(response)
+    plain = "json" not in response.headers.get("content-type", "")
+    if not code and plain and "Invalid API Key" in response.text:
         return AlmaConfigError("Alma refused the API key", code="Invalid API Key", status=status)
-    code, message, tracking = _first_error(_json_or_none(response))
     if tracking:
         log.warning("alma error", extra={"event": "alma_error", "code": code,
                                          "tracking_id": tracking, "status": status})
     return error_for(status, code, message, tracking)
+
+
+def _error_fields(response: httpx.Response) -> tuple[str, str, str]:
+    """(code, message, trackingId) from a JSON or an XML error body; empty when neither."""
+    if looks_like_xml(response.text):
+        try:
+            return first_error(response.text)
+        except XmlRefused as exc:
+            log.warning("alma error body refused", extra={"event": "alma_xml_refused",
+                                                          "reason": str(exc)})
+            return "", "", ""
+    return _first_error(_json_or_none(response))
 
 
 def _first_error(body: Any) -> tuple[str, str, str]:

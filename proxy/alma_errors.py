@@ -88,8 +88,16 @@ CODES: dict[str, Meaning] = {
     "UNAUTHORIZED": _KEY_REFUSED,
 }
 
-# Throttling is told by the HTTP status as well as by these codes.
+# Throttling is told by the HTTP status as well as by these codes: Alma has been seen sending
+# `PER_SECOND_THRESHOLD` with HTTP 400 as well as with 429.
 THROTTLE_CODES = ("PER_SECOND_THRESHOLD", "DAILY_THRESHOLD")
+
+
+def is_throttle(error: AlmaError) -> bool:
+    """Alma refused the call because of its thresholds (per second or per day), whatever the
+    HTTP status it chose for saying so."""
+    return isinstance(error, AlmaUnavailable) and (
+        error.status == 429 or error.code in THROTTLE_CODES)
 
 
 def error_for(status: int, code: str, message: str, tracking_id: str) -> AlmaError:

@@ -19,19 +19,33 @@ from proxy.checkout import (
     line_libraries,
 )
 from proxy.config import Settings
-from proxy.fees import FeeList, FeeRules, normalise_fees
+from proxy.credits import credit_taken_off
+from proxy.fees import EXPORTED, FeeList, FeeRules, normalise_fees
 from proxy.ledger import Ledger, LineRecord, PaymentRecord
+from proxy.money import ZERO
 from proxy.patrons import Patron
 
 
 def fee_rules(settings: Settings) -> FeeRules:
-    return FeeRules.from_lists(settings.payable_fee_types, settings.payable_libraries)
+    return FeeRules.from_lists(settings.payable_fee_types, settings.payable_libraries,
+                               settings.institution_code)
 
 
 async def read_fees(alma: AlmaClient, settings: Settings, patron_id: str) -> FeeList:
     """The patron's ACTIVE fees, normalised; raises the Alma client's errors."""
     return normalise_fees(await alma.list_fees(patron_id), fee_rules(settings),
                           settings.currency)
+
+
+async def read_fees_page(alma: AlmaClient, settings: Settings, patron_id: str) -> FeeList:
+    """What the fees page shows: the ACTIVE fees and, when `PATRONPAY_SHOW_EXPORTED_FEES` is
+    on, the fees Alma has sent to the bursar (one more LIST)."""
+    fees = await read_fees(alma, settings, patron_id)
+    if not settings.show_exported_fees:
+        return fees
+    billed = normalise_fees(await alma.list_fees(patron_id, EXPORTED), fee_rules(settings),
+                            settings.currency)
+    return fees.with_billed(billed)
 
 
 def new_payment_id() -> str:
@@ -59,7 +73,9 @@ async def start_payment(
     """Raises PaymentRequestError (the patron's choice), TooManyLines, or Alma errors."""
     fees = await read_fees(alma, settings, patron.primary_id)
     chosen = choose_fees(fees, fee_ids)
-    total = choose_amount(chosen, amount, settings.min_payment)
+    chosen_total = sum((fee.balance for fee in chosen), ZERO)
+    credit = credit_taken_off(settings.credit_policy, fees.credit_total, chosen_total)
+    total = choose_amount(chosen, amount, settings.min_payment, credit)
     allocations = allocate(chosen, total)
     labels = {fee.type_code: fee.type_label for fee in chosen}
     owners = {fee.id: fee.library_code for fee in chosen}

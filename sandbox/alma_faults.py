@@ -14,6 +14,13 @@ decisions, as Alma's exact answers are open questions):
                         another institution on this host: none of these patrons exist for it);
   `date_offset_seconds` the `Date` header sent N seconds off the real time (0: the server's own);
   `jwks_es256`          false serves the key set without its ES256 (EC P-256) keys.
+Three model what real answers were seen to do, beside the well-behaved defaults:
+  `throttle_status`     the HTTP status of a `PER_SECOND_THRESHOLD` refusal: 429 (default) or
+                        400;
+  `omit_empty_keys`     leave a fee's `title`, `barcode`, `owner` and `comment` out when they
+                        have no value, instead of writing null;
+  `date_style`          `iso` (default) or `epoch_ms`: a fee's `creation_time` and
+                        `status_time` as epoch milliseconds, as the old API wrote them.
 A key of another region is simply unknown here (`Invalid API Key`): run a second sandbox
 seeded with another institution to stand for the other region's host.
 """
@@ -30,7 +37,7 @@ from decimal import Decimal
 from typing import Any
 
 from sandbox.alma_json import NUMBER_STYLES
-from sandbox.alma_render import ERROR_STYLES
+from sandbox.alma_render import DATE_STYLES, ERROR_STYLES, FeeStyle
 
 # `slow` delays only the matching calls by the rule's `latency_ms`, then processes them (so a
 # client that gave up meanwhile still finds the call applied).
@@ -39,8 +46,10 @@ KNOBS = {
     "seed", "latency_ms", "latency_jitter_ms", "per_second_limit", "daily_limit", "rules",
     "error_style", "number_style", "zero_fee_currency",
     "key_refusal_status", "api_keys", "date_offset_seconds", "jwks_es256",
+    "throttle_status", "omit_empty_keys", "date_style",
 }
 KEY_REFUSAL_STATUSES = (400, 401, 403)
+THROTTLE_STATUSES = (429, 400)
 API_KEY_KINDS = ("no_users", "other_institution")
 DEFAULT_PER_SECOND_LIMIT = 25
 
@@ -136,12 +145,19 @@ class FaultSettings:
     daily_limit: int | None = None
     rules: list[Rule] = field(default_factory=list)
     error_style: str = "plain"
-    number_style: str = "mixed"
+    number_style: str = "float"
     zero_fee_currency: str | None = None
     key_refusal_status: int = 400
     api_keys: dict[str, str] = field(default_factory=dict)
     date_offset_seconds: int = 0
     jwks_es256: bool = True
+    throttle_status: int = 429
+    omit_empty_keys: bool = False
+    date_style: str = "iso"
+
+    @property
+    def fee_style(self) -> FeeStyle:
+        return FeeStyle(omit_empty=self.omit_empty_keys, date_style=self.date_style)
 
     @classmethod
     def parse(cls, data: dict[str, Any]) -> FaultSettings:
@@ -164,12 +180,15 @@ class FaultSettings:
             daily_limit=_count(data.get("daily_limit"), "daily_limit", allow_none=True),
             rules=[Rule.parse(rule) for rule in data.get("rules") or []],
             error_style=data.get("error_style", "plain"),
-            number_style=data.get("number_style", "mixed"),
+            number_style=data.get("number_style", "float"),
             zero_fee_currency=data.get("zero_fee_currency"),
             key_refusal_status=data.get("key_refusal_status", 400),
             api_keys=_api_keys(data.get("api_keys") or {}),
             date_offset_seconds=_whole(data.get("date_offset_seconds", 0), "date_offset_seconds"),
             jwks_es256=data.get("jwks_es256", True),
+            throttle_status=data.get("throttle_status", 429),
+            omit_empty_keys=data.get("omit_empty_keys", False),
+            date_style=data.get("date_style", "iso"),
         )
         if settings.error_style not in ERROR_STYLES:
             raise ValueError(f"error_style must be one of {ERROR_STYLES}")
@@ -179,6 +198,12 @@ class FaultSettings:
             raise ValueError(f"key_refusal_status must be one of {KEY_REFUSAL_STATUSES}")
         if not isinstance(settings.jwks_es256, bool):
             raise ValueError("jwks_es256 must be true or false")
+        if settings.throttle_status not in THROTTLE_STATUSES:
+            raise ValueError(f"throttle_status must be one of {THROTTLE_STATUSES}")
+        if not isinstance(settings.omit_empty_keys, bool):
+            raise ValueError("omit_empty_keys must be true or false")
+        if settings.date_style not in DATE_STYLES:
+            raise ValueError(f"date_style must be one of {DATE_STYLES}")
         return settings
 
 

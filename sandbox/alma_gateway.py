@@ -22,11 +22,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sandbox.alma_drop import drop_connection
 from sandbox.alma_faults import Verdict
 from sandbox.alma_json import dumps
-from sandbox.alma_render import error_document, message_for
+from sandbox.alma_render import error_document, error_xml, message_for
 from sandbox.alma_sandbox import AlmaSandbox
 
 CONTEXT_KEY = "alma.ctx"
 JSON_TYPE = "application/json;charset=UTF-8"
+XML_TYPE = "application/xml;charset=UTF-8"
 THRESHOLD_CODES = {"per_second_limit": "PER_SECOND_THRESHOLD", "daily_limit": "DAILY_THRESHOLD"}
 
 
@@ -52,7 +53,11 @@ def error_response(
     sandbox: AlmaSandbox, code: str, message: str, *, status: int = 400, tracked: bool = True
 ) -> Response:
     tracking = sandbox.tracking_id() if tracked else None
-    document = error_document(code, message, tracking, sandbox.settings.error_style)
+    style = sandbox.settings.error_style
+    if style == "xml":
+        return Response(error_xml(code, message, tracking), status_code=status,
+                        media_type=XML_TYPE)
+    document = error_document(code, message, tracking, style)
     return Response(dumps(document), status_code=status, media_type=JSON_TYPE)
 
 
@@ -114,7 +119,8 @@ class AlmaGateway:
         fault, rule = verdict.fault, verdict.rule
         if fault in THRESHOLD_CODES:
             code = THRESHOLD_CODES[fault]
-            response = error_response(self.sandbox, code, message_for(code), status=429,
+            status = self.sandbox.settings.throttle_status if fault == "per_second_limit" else 429
+            response = error_response(self.sandbox, code, message_for(code), status=status,
                                       tracked=False)
         elif fault == "http_5xx" and rule is not None:
             status = rule.status or 500

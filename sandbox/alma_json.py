@@ -1,9 +1,10 @@
 """JSON writer for the Alma emulator: money goes from Decimal straight to a bare JSON number.
 
-The standard `json` module can only write Decimal by going through float (or as a string), and
-Alma writes amounts as numbers that look integral (`60`) or fractional (`4.75`) in the same
-response (docs/alma.md#money, docs/sandbox.md#seed-and-rendering). This small writer walks the
-document itself so no float is ever made.
+The standard `json` module can only write Decimal by going through float (or as a string).
+Recent Alma answers write every amount with a fraction (`150.0`, `10.0`, `4.75`: style `float`,
+the default); older ones wrote integral amounts bare (`60`) beside fractional ones (`4.75`) in
+the same response (style `mixed`) (docs/alma.md#money, docs/sandbox.md#seed-and-rendering). This
+small writer walks the document itself so no float is ever made.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ NumberStyle = Literal["mixed", "float"]
 NUMBER_STYLES: tuple[str, ...] = ("mixed", "float")
 
 
-def format_decimal(value: Decimal, style: str = "mixed") -> str:
+def format_decimal(value: Decimal, style: str = "float") -> str:
     """`mixed`: 60 / 4.5 / 4.75; `float`: 60.0 / 4.5 / 4.75 (trailing zeros trimmed in both)."""
     if not value.is_finite():
         raise ValueError(f"cannot write {value!r} as a JSON number")
@@ -28,7 +29,7 @@ def format_decimal(value: Decimal, style: str = "mixed") -> str:
     return format(value.normalize(), "f")
 
 
-def dumps(document: Any, number_style: str = "mixed") -> str:
+def dumps(document: Any, number_style: str = "float") -> str:
     """Compact JSON text; Decimal values become numbers in `number_style`; floats are refused."""
     out: list[str] = []
     _write(document, number_style, out)

@@ -9,14 +9,30 @@ from __future__ import annotations
 
 import random
 import string
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
+from xml.sax.saxutils import escape
 
 from sandbox.alma_state import Fee, Institution, Transaction, User
 
-ERROR_STYLES: tuple[str, ...] = ("plain", "wrapped", "single_object")
+ERROR_STYLES: tuple[str, ...] = ("plain", "wrapped", "single_object", "xml")
+DATE_STYLES: tuple[str, ...] = ("iso", "epoch_ms")
+# Keys of a Fee that real answers leave out, rather than write as null, when there is no value.
+OPTIONAL_FEE_KEYS = ("comment", "owner", "title", "barcode")
+XML_NAMESPACE = "http://com/exlibris/urm/general/xmlbeans"
+
+
+@dataclass(frozen=True)
+class FeeStyle:
+    """How fees are written: `omit_empty` leaves out the optional keys that have no value
+    (as real answers do) instead of writing null; `date_style` `epoch_ms` writes
+    `creation_time` and `status_time` as epoch milliseconds, as the old API did."""
+
+    omit_empty: bool = False
+    date_style: str = "iso"
 
 # Small built-in code tables: Alma's `desc` texts are institution-configurable
 # (docs/alma.md#where-the-real-behaviour-is-unknown).
@@ -77,7 +93,8 @@ def user_link(base: str, primary_id: str) -> str:
     return f"{base}/almaws/v1/users/{quote(primary_id, safe='@')}"
 
 
-def render_transaction(txn: Transaction, inst: Institution, owner: str) -> dict[str, Any]:
+def render_transaction(txn: Transaction, inst: Institution,
+                       owner: str | None) -> dict[str, Any]:
     document: dict[str, Any] = {
         "type": coded("transaction_type", txn.type),
         "amount": txn.amount,
@@ -93,11 +110,23 @@ def render_transaction(txn: Transaction, inst: Institution, owner: str) -> dict[
     return document
 
 
-def library_name(inst: Institution, code: str) -> str:
+def library_name(inst: Institution, code: str | None) -> str | None:
+    """A library's name; the institution's for an institution-level fee; None for no owner."""
+    if code is None:
+        return None
+    if code == inst.code and inst.name:
+        return inst.name
     return inst.libraries.get(code, code)
 
 
-def render_fee(fee: Fee, user: User, inst: Institution, base: str) -> dict[str, Any]:
+def epoch_ms(timestamp: str) -> int:
+    """Alma's `2025-01-21T15:02:11.420Z` as epoch milliseconds."""
+    moment = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%S.%f%z")
+    return int(moment.timestamp()) * 1000 + moment.microsecond // 1000
+
+
+def render_fee(fee: Fee, user: User, inst: Institution, base: str,
+               style: FeeStyle = FeeStyle()) -> dict[str, Any]:
     barcode = None
     if fee.item_barcode is not None:
         barcode = {
@@ -116,10 +145,18 @@ def render_fee(fee: Fee, user: User, inst: Institution, base: str) -> dict[str, 
         "creation_time": fee.creation_time,
         "status_time": fee.status_time,
         "comment": fee.comment,
-        "owner": {"value": fee.owner, "desc": library_name(inst, fee.owner)},
+        "owner": ({"value": fee.owner, "desc": library_name(inst, fee.owner)}
+                  if fee.owner is not None else None),
         "title": fee.title,
         "barcode": barcode,
     }
+    if style.date_style == "epoch_ms":
+        document["creation_time"] = epoch_ms(fee.creation_time)
+        document["status_time"] = epoch_ms(fee.status_time)
+    if style.omit_empty:
+        for key in OPTIONAL_FEE_KEYS:
+            if document[key] is None:
+                del document[key]
     if fee.bursar_transaction_id is not None:
         document["bursar_transaction_id"] = fee.bursar_transaction_id
     if fee.transactions:  # present only after some activity [OBS]
@@ -129,14 +166,15 @@ def render_fee(fee: Fee, user: User, inst: Institution, base: str) -> dict[str, 
 
 
 def render_fees(
-    fees: list[Fee], user: User, inst: Institution, base: str, zero_fee_currency: str | None
+    fees: list[Fee], user: User, inst: Institution, base: str, zero_fee_currency: str | None,
+    style: FeeStyle = FeeStyle(),
 ) -> dict[str, Any]:
     """The Fees object: no `fee` key at all when nothing matches
     (docs/alma.md#fees-and-transactions)."""
     ordered = sorted(fees, key=Fee.sort_key)
     document: dict[str, Any] = {}
     if ordered:
-        document["fee"] = [render_fee(fee, user, inst, base) for fee in ordered]
+        document["fee"] = [render_fee(fee, user, inst, base, style) for fee in ordered]
     document["total_record_count"] = len(ordered)
     document["total_sum"] = sum((fee.balance for fee in ordered), Decimal("0.00"))
     document["currency"] = inst.currency if ordered else zero_fee_currency
@@ -199,7 +237,7 @@ def error_document(
     code: str, message: str, tracking_id: str | None, style: str = "plain"
 ) -> dict[str, Any]:
     """Form A (`plain`), B (`wrapped` in web_service_result) or C (`single_object`),
-    docs/alma.md#error-bodies."""
+    docs/alma.md#error-bodies; form D (`xml`) is `error_xml`."""
     error: dict[str, Any] = {"errorCode": code, "errorMessage": message}
     if tracking_id is not None:
         error["trackingId"] = tracking_id
@@ -209,6 +247,17 @@ def error_document(
         "result": None,
     }
     return {"web_service_result": body} if style == "wrapped" else body
+
+
+def error_xml(code: str, message: str, tracking_id: str | None) -> str:
+    """Form D: the same fields as XML, as Alma answers when JSON was not asked for (and, on
+    some error paths, even when it was)."""
+    tracking = f"<trackingId>{escape(tracking_id)}</trackingId>" if tracking_id else ""
+    return ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+            f'<web_service_result xmlns="{XML_NAMESPACE}"><errorsExist>true</errorsExist>'
+            f"<errorList><error><errorCode>{escape(code)}</errorCode>"
+            f"<errorMessage>{escape(message)}</errorMessage>{tracking}</error></errorList>"
+            "</web_service_result>")
 
 
 def tracking_id(now: datetime, rng: random.Random) -> str:

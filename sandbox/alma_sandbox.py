@@ -151,7 +151,7 @@ class AlmaSandbox:
                 raise KeyError(fee_id)
             for name, value in changes.items():
                 if name in ("balance", "original_amount"):
-                    value = parse_money(value, name)
+                    value = parse_money(value, name, sub_cent=fee.sub_cent)
                 setattr(fee, name, value)
             if {"status", "balance"} & set(changes) and "status_time" not in changes:
                 fee.status_time = self._now_text()
@@ -288,14 +288,16 @@ class AlmaSandbox:
     ) -> dict[str, Any]:
         with self._lock:
             user, fee = alma_api.get_fee(self._state, user_id, id_type, fee_id)
-            return render_fee(fee, user, self._state.institution, base)
+            return render_fee(fee, user, self._state.institution, base,
+                              self._gate.settings.fee_style)
 
     def pay(
         self, user_id: str, fee_id: str, params: Mapping[str, str], base: str
     ) -> dict[str, Any]:
         with self._lock:
             user, fee = alma_api.pay_fee(self._state, user_id, fee_id, params, self._now_text())
-            return render_fee(fee, user, self._state.institution, base)
+            return render_fee(fee, user, self._state.institution, base,
+                              self._gate.settings.fee_style)
 
     def pay_all(self, user_id: str, params: Mapping[str, str], base: str) -> dict[str, Any]:
         with self._lock:
@@ -303,8 +305,9 @@ class AlmaSandbox:
             return self._render_fees(fees, user, base)
 
     def _render_fees(self, fees: list[Fee], user: User, base: str) -> dict[str, Any]:
-        currency = self._gate.settings.zero_fee_currency
-        return render_fees(fees, user, self._state.institution, base, currency)
+        settings = self._gate.settings
+        return render_fees(fees, user, self._state.institution, base,
+                           settings.zero_fee_currency, settings.fee_style)
 
 
 def decimals_to_strings(value: Any) -> Any:

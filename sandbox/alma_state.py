@@ -30,15 +30,21 @@ def format_timestamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def parse_money(value: Any, what: str = "amount") -> Decimal:
-    """A seed amount (string, int or Decimal; never float or bool) as an exact two-place Decimal."""
+def parse_money(value: Any, what: str = "amount", *, sub_cent: bool = False) -> Decimal:
+    """A seed amount (string, int or Decimal; never float or bool) as an exact two-place Decimal.
+    A fee marked `sub_cent` may carry more places (real Alma data has been seen with amounts
+    that are not whole cents): those are kept exactly as given."""
     if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
         raise SeedError(f"{what} must be a string, int or Decimal, got {value!r}")
     try:
         amount = Decimal(value)
     except InvalidOperation as exc:
         raise SeedError(f"{what} is not a number: {value!r}") from exc
-    if not amount.is_finite() or amount != amount.quantize(CENT):
+    if not amount.is_finite():
+        raise SeedError(f"{what} is not a finite number: {value!r}")
+    if amount != amount.quantize(CENT):
+        if sub_cent:
+            return amount
         raise SeedError(f"{what} must have at most two decimal places: {value!r}")
     return amount.quantize(CENT)
 
@@ -70,13 +76,14 @@ class Fee:
     balance: Decimal
     creation_time: str
     status_time: str
-    owner: str
+    owner: str | None  # None: no owning library (an institution-level fee, in some answers)
     title: str | None = None
     item_barcode: str | None = None
     comment: str | None = None
     api_restricted: bool = False
     bursar_transaction_id: str | None = None
     transactions: list[Transaction] = field(default_factory=list)
+    sub_cent: bool = False  # amounts may have more than two decimal places
 
     def sort_key(self) -> tuple[str, int]:
         """Oldest first, ties broken by the numeric id (docs/sandbox.md#fees-and-payments)."""
@@ -128,6 +135,7 @@ class Institution:
     id_suffix: str
     currency: str
     libraries: dict[str, str]
+    name: str = ""
 
 
 class AlmaState:
@@ -141,7 +149,7 @@ class AlmaState:
             raise SeedError(f"id_suffix must be 4 digits, got {suffix!r}")
         self.institution = Institution(
             code=inst["code"], id_suffix=suffix, currency=inst["currency"],
-            libraries=dict(inst.get("libraries", {})),
+            libraries=dict(inst.get("libraries", {})), name=str(inst.get("name") or ""),
         )
         self.api_keys = {
             k["key"]: ApiKey(k["key"], k.get("label", ""), bool(k.get("read_only", False)))
@@ -235,8 +243,13 @@ class AlmaState:
         status = data.get("status", "ACTIVE")
         if status not in FEE_STATUSES:
             raise SeedError(f"fee status must be one of {FEE_STATUSES}, got {status!r}")
-        original = parse_money(data["original_amount"], "original_amount")
-        balance = parse_money(data.get("balance", data["original_amount"]), "balance")
+        sub_cent = bool(data.get("sub_cent", False))
+        original = parse_money(data["original_amount"], "original_amount", sub_cent=sub_cent)
+        balance = parse_money(data.get("balance", data["original_amount"]), "balance",
+                              sub_cent=sub_cent)
+        owner = data.get("owner")
+        if owner is not None and (not isinstance(owner, str) or not owner):
+            raise SeedError(f"fee owner must be a library code or null, got {owner!r}")
         created = _timestamp(data.get("creation_time", now), "creation_time")
         transactions = [self._transaction(t) for t in data.get("transactions", [])]
         last_activity = max([created] + [t.transaction_time for t in transactions])
@@ -248,13 +261,14 @@ class AlmaState:
             balance=balance,
             creation_time=created,
             status_time=_timestamp(data.get("status_time", last_activity), "status_time"),
-            owner=data["owner"],
+            owner=owner,
             title=data.get("title"),
             item_barcode=data.get("item_barcode"),
             comment=data.get("comment"),
             api_restricted=bool(data.get("api_restricted", False)),
             bursar_transaction_id=data.get("bursar_transaction_id"),
             transactions=transactions,
+            sub_cent=sub_cent,
         )
         user.fees.append(fee)
         return fee

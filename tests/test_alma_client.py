@@ -90,3 +90,62 @@ def test_payment_answered_with_5xx_or_garbage_is_an_unknown_outcome():
 def test_nothing_listening_means_not_sent():
     with pytest.raises(AlmaUnavailable):
         call("http://127.0.0.1:9", "pay")
+
+
+# --- issue 12, item 10: XML error bodies and throttling sent with HTTP 400 -------------------
+
+SANDBOX_KEY = "sandbox-alma-key"
+
+
+def with_sandbox(alma_server, action):
+    """Run `action(client)` with a client of the sandbox Alma; its result."""
+    async def run():
+        client = AlmaClient(alma_server.url + "/almaws/v1", SANDBOX_KEY)
+        try:
+            return await action(client)
+        finally:
+            await client.aclose()
+    return asyncio.run(run())
+
+
+def test_xml_error_bodies_mean_what_json_ones_mean(alma_server, alma):
+    alma.set_faults({"error_style": "xml"})
+    with pytest.raises(AlmaUserNotFound) as caught:
+        with_sandbox(alma_server, lambda c: c.get_user("nosuchpatron"))
+    assert caught.value.code == "401861" and caught.value.tracking_id.startswith("E01-")
+    with pytest.raises(AlmaUserNotFound):
+        with_sandbox(alma_server, lambda c: c.list_fees("nosuchpatron"))
+    with pytest.raises(AlmaFeeNotFound):
+        with_sandbox(alma_server, lambda c: c.get_fee("mkowalski", "1234"))
+    assert [r["status"] for r in alma.requests()] == [400, 400, 400]  # each asked once
+
+
+def test_an_xml_body_declaring_entities_is_refused_not_expanded():
+    laughs = (b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaaaa">'
+              b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+              b"<web_service_result><errorList><error><errorCode>&b;</errorCode>"
+              b"</error></errorList></web_service_result>")
+    with server(400, laughs, {"content-type": "application/xml"}) as s:
+        with pytest.raises(AlmaUnavailable, match="unexpected answer"):
+            call(s.url, "list")
+
+
+def test_per_second_threshold_sent_with_400_is_throttling_and_retried(alma_server, alma):
+    alma.set_faults({"per_second_limit": 1, "throttle_status": 400})
+    both = with_sandbox(alma_server, lambda c: asyncio.gather(
+        c.list_fees("mkowalski"), c.list_fees("jsmith")))
+    assert [len(fees["fee"]) for fees in both] == [3, 2]
+    log = [(r["status"], r["fault"]) for r in alma.requests()]
+    assert (400, "per_second_limit") in log  # refused with 400, then asked again
+    assert log.count((200, None)) == 2
+
+
+def test_a_payment_throttled_with_400_is_an_unknown_outcome_never_an_error(alma_server, alma):
+    alma.set_faults({"rules": [{"match": {"method": "POST", "path": "*/fees/*"},
+                                "mode": "alma_error", "code": "PER_SECOND_THRESHOLD",
+                                "status": 400}]})
+    with pytest.raises(AlmaOutcomeUnknown) as caught:
+        with_sandbox(alma_server, lambda c: c.pay_fee(
+            "mkowalski", "7730012450004146", Decimal("1.00"), method="ONLINE",
+            external_transaction_id="9"))
+    assert (caught.value.in_flight, caught.value.status) == (False, 400)

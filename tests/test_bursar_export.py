@@ -45,11 +45,12 @@ def test_one_row_per_patron_with_the_default_columns(rig):
         "2025-03-14,",
         "dokafor,\"Okafor, David\",8.00,LIB-FINE,Library fines and fees,2025-03-14,",
         "jsmith,\"Smith, Jordan\",13.25,LIB-FINE,Library fines and fees,2025-03-14,",
+        "lnguyen,\"Nguyen, Linh\",17.50,LIB-FINE,Library fines and fees,2025-03-14,",
         "mkowalski,\"Kowalski, Maria\",77.25,LIB-FINE,Library fines and fees,2025-03-14,",
         "rgarcia,\"Garcia, Rosa\",21.00,LIB-FINE,Library fines and fees,2025-03-14,",
         "tlee,\"Lee, Thomas\",1250.00,LIB-FINE,Library fines and fees,2025-03-14,",
     ]
-    assert "6 rows, 6 patrons, 1396.90 owed" in out
+    assert "7 rows, 7 patrons, 1414.40 owed" in out
 
 
 def test_one_row_per_fee_with_columns_headers_codes_and_term_by_setting(rig):
@@ -70,7 +71,7 @@ def test_one_row_per_fee_with_columns_headers_codes_and_term_by_setting(rig):
         "mkowalski,100000000099,12.50,2025SP,03/02/2025,7730020010004146,"
         "Damaged item fine: Torts: case",
     ]
-    assert len(lines) == 1 + 11  # every fee owed; the credit is not billed
+    assert len(lines) == 1 + 14  # every fee owed; credits and fees sent to the bursar are not billed
 
 
 def test_the_same_days_data_gives_the_same_file_and_each_run_is_recorded(rig):
@@ -84,7 +85,7 @@ def test_the_same_days_data_gives_the_same_file_and_each_run_is_recorded(rig):
     store = BursarStore(Database(r.database), r.ledger.clock)
     runs = store.exports()
     assert [(run["day"], run["rows"], run["patrons"], run["total"]) for run in runs] == [
-        (DAY, 11, 6, D("1396.90"))] * 2
+        (DAY, 14, 7, D("1414.40"))] * 2
     assert runs[0]["sha256"] == runs[1]["sha256"]
     lines = store.export_lines(runs[0]["id"])
     assert ("mkowalski", "7730020010004146", D("12.50")) in [
@@ -102,7 +103,7 @@ def test_standard_output_and_a_report_that_cannot_be_read(rig):
     r = rig()
     status, out, err = r.cli("export", "--output", "-", "--day", DAY)
     assert status == 0
-    assert out.startswith("campus_id,name,amount") and "1396.90 owed" in err
+    assert out.startswith("campus_id,name,amount") and "1414.40 owed" in err
     r.analytics.configure(stuck_loading=True)
     status, out, err = r.cli("export", "--day", DAY)
     assert status == 75 and "still loading" in err

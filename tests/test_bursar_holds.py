@@ -33,9 +33,10 @@ def test_holds_are_placed_then_lifted_across_two_runs(rig):
     status, out, _ = rig.cli("holds", "--day", "2025-03-01")
     assert status == 0, out
     assert ids(rig, "holds-2025-03-01.csv") == [
-        "EMPLID", "ana.rivera@example.edu", "dokafor", "jsmith", "mkowalski", "rgarcia", "tlee"]
+        "EMPLID", "ana.rivera@example.edu", "dokafor", "jsmith", "lnguyen", "mkowalski", "rgarcia",
+        "tlee"]
     assert ids(rig, "holds-lifted-2025-03-01.csv") == ["EMPLID"]
-    assert "6 patrons held (6 new), 0 to lift; 6 Alma look-ups for blocks" in out
+    assert "7 patrons held (7 new), 0 to lift; 7 Alma look-ups for blocks" in out
     assert "hold  dokafor  block CASH (new)" in out
     assert "hold  mkowalski  owes 77.25 (new)" in out
 
@@ -49,9 +50,9 @@ def test_holds_are_placed_then_lifted_across_two_runs(rig):
     status, out, _ = rig.cli("holds", "--day", "2025-03-02")
     assert status == 0, out
     assert ids(rig, "holds-2025-03-02.csv") == [
-        "EMPLID", "ana.rivera@example.edu", "jsmith", "pchen", "rgarcia", "tlee"]
+        "EMPLID", "ana.rivera@example.edu", "jsmith", "lnguyen", "pchen", "rgarcia", "tlee"]
     assert ids(rig, "holds-lifted-2025-03-02.csv") == ["EMPLID", "dokafor", "mkowalski"]
-    assert "5 patrons held (1 new), 2 to lift" in out
+    assert "6 patrons held (1 new), 2 to lift" in out
 
     # --new-only lists only the holds to place; a dry run writes and records nothing.
     status, out, _ = rig.cli("holds", "--day", "2025-03-03", "--new-only")
@@ -74,7 +75,7 @@ def test_an_empty_report_does_not_lift_every_hold_unless_staff_say_so(rig):
     assert status == 75 and "refusing to lift every hold" in err
     assert not (rig.outbox / "holds-2025-03-02.csv").exists()
     status, out, _ = rig.cli("holds", "--day", "2025-03-02", "--allow-empty")
-    assert status == 0 and "0 patrons held (0 new), 5 to lift" in out
+    assert status == 0 and "0 patrons held (0 new), 6 to lift" in out
 
 
 def test_alma_failing_while_blocks_are_read_writes_nothing(rig):

@@ -135,8 +135,8 @@ def test_list_answers_the_whole_fees_document(client: httpx.Client, alma_server:
         "total_sum": Decimal("77.25"),
         "currency": "USD",
     }
-    # mixed number style on the wire: integral amounts bare, others trimmed
-    assert '"balance":60,"remaining_vat_amount":0,"original_amount":75,' in response.text
+    # the float number style of recent real answers: every amount with a fraction, trimmed
+    assert '"balance":60.0,"remaining_vat_amount":0.0,"original_amount":75.0,' in response.text
     assert '"balance":12.5,' in response.text
 
 
@@ -144,7 +144,7 @@ def test_list_without_fees_has_no_fee_key_and_null_currency(
     client: httpx.Client, alma: AlmaSandbox
 ) -> None:
     response = client.get(f"{USERS}/pchen/fees")
-    assert response.text == '{"total_record_count":0,"total_sum":0,"currency":null}'
+    assert response.text == '{"total_record_count":0,"total_sum":0.0,"currency":null}'
     alma.set_faults({"zero_fee_currency": "USD"})
     assert body(client.get(f"{USERS}/pchen/fees")) == {
         "total_record_count": 0, "total_sum": 0, "currency": "USD"}
@@ -279,7 +279,7 @@ def test_full_payment_closes_the_fee(client: httpx.Client, alma: AlmaSandbox) ->
     document = body(response)
     assert document["status"] == {"value": "CLOSED", "desc": "Closed"}
     assert document["balance"] == 0
-    assert '"balance":0,' in response.text
+    assert '"balance":0.0,' in response.text
     assert [(t["amount"], t["external_transaction_id"]) for t in document["transaction"]] == [
         (15, "8801937"), (60, "8815503")]
     listed = body(client.get(f"{USERS}/mkowalski/fees"))
@@ -406,7 +406,7 @@ def test_payall_all_leaves_credits_and_zero_fee_shape(
     client: httpx.Client, alma: AlmaSandbox
 ) -> None:
     response = payall(client, "ana.rivera@example.edu", op="pay", amount="ALL", method="ONLINE")
-    assert response.text == '{"total_record_count":0,"total_sum":0,"currency":null}'
+    assert response.text == '{"total_record_count":0,"total_sum":0.0,"currency":null}'
     document = body(payall(client, "dokafor", op="pay", amount="ALL", method="ONLINE"))
     assert document["total_sum"] == -5
     assert document["currency"] == "USD"
@@ -586,8 +586,7 @@ def test_error_styles(client: httpx.Client, alma: AlmaSandbox, style: str, shape
                               "trackingId": error["trackingId"]})
 
 
-def test_float_number_style(client: httpx.Client, alma: AlmaSandbox) -> None:
-    alma.set_faults({"number_style": "float"})
+def test_float_number_style_is_the_default(client: httpx.Client, alma: AlmaSandbox) -> None:
     text = client.get(f"{USERS}/mkowalski/fees/7730018830004146").text
     assert '"balance":60.0,"remaining_vat_amount":0.0,"original_amount":75.0,' in text
     assert '"amount":15.0,"vat_amount":0.0,' in text
@@ -595,6 +594,15 @@ def test_float_number_style(client: httpx.Client, alma: AlmaSandbox) -> None:
     assert '"balance":4.75,' in fee
     assert client.get(f"{USERS}/pchen/fees").text == (
         '{"total_record_count":0,"total_sum":0.0,"currency":null}')
+
+
+def test_mixed_number_style_of_older_answers(client: httpx.Client, alma: AlmaSandbox) -> None:
+    alma.set_faults({"number_style": "mixed"})
+    text = client.get(f"{USERS}/mkowalski/fees/7730018830004146").text
+    assert '"balance":60,"remaining_vat_amount":0,"original_amount":75,' in text
+    assert '"balance":4.75,' in client.get(f"{USERS}/mkowalski/fees/7730012450004146").text
+    assert client.get(f"{USERS}/pchen/fees").text == (
+        '{"total_record_count":0,"total_sum":0,"currency":null}')
 
 
 def test_unimplemented_paths_are_404_not_missing_users(client: httpx.Client) -> None:
@@ -703,3 +711,47 @@ def test_mounted_under_a_prefix_links_carry_it() -> None:
         assert document["fee"][0]["user_primary_id"]["link"] == (
             f"{running.url}/alma{USERS}/mkowalski")
         assert http.get("/_emulator/requests").json()[0]["path"] == f"{USERS}/mkowalski/fees"
+
+
+# -- what real answers do (issue 12, item 10) ------------------------------------------------
+
+
+def test_real_account_cases_are_seeded(client: httpx.Client) -> None:
+    fees = {f["id"]: f for f in body(client.get(f"{USERS}/lnguyen/fees"))["fee"]}
+    assert len(fees) == 5  # the EXPORTED fee is in its own list
+    assert fees["7730080040004146"]["balance"] == Decimal("2.125")  # not whole cents
+    assert fees["7730080050004146"]["owner"] == {"value": "01PATRON_INST",
+                                                "desc": "Patronpay Sandbox University"}
+    assert fees["7730080060004146"]["owner"] is None
+    exported = body(client.get(f"{USERS}/lnguyen/fees", params={"status": "EXPORTED"}))["fee"]
+    assert [(f["id"], f["bursar_transaction_id"]) for f in exported] == [
+        ("7730080010004146", "BUR-2025-000871")]
+
+
+def test_optional_keys_left_out_and_old_api_dates(client: httpx.Client, alma: AlmaSandbox) -> None:
+    alma.set_faults({"omit_empty_keys": True, "date_style": "epoch_ms"})
+    fees = {f["id"]: f for f in body(client.get(f"{USERS}/lnguyen/fees"))["fee"]}
+    no_owner = fees["7730080060004146"]
+    assert not {"owner", "title", "barcode", "comment"} & set(no_owner)
+    assert fees["7730080030004146"]["comment"] == "Refund for a found item"  # kept: it has one
+    assert no_owner["creation_time"] == 1744735500000  # 2025-04-15T16:45:00.000Z
+    assert isinstance(fees["7730080020004146"]["status_time"], int)
+
+
+def test_xml_error_bodies(client: httpx.Client, alma: AlmaSandbox) -> None:
+    alma.set_faults({"error_style": "xml"})
+    response = client.get(f"{USERS}/zz9999")
+    assert (response.status_code, response.headers["content-type"]) == (
+        400, "application/xml;charset=UTF-8")
+    assert response.text.startswith('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>')
+    assert ('<web_service_result xmlns="http://com/exlibris/urm/general/xmlbeans">'
+            "<errorsExist>true</errorsExist><errorList><error><errorCode>401861</errorCode>"
+            "<errorMessage>User with identifier zz9999 was not found.</errorMessage>"
+            "<trackingId>E01-") in response.text
+
+
+def test_per_second_threshold_with_another_status(client: httpx.Client, alma: AlmaSandbox) -> None:
+    alma.set_faults({"per_second_limit": 0, "throttle_status": 400})
+    response = client.get(f"{USERS}/mkowalski/fees")
+    assert response.status_code == 400
+    assert body(response)["errorList"]["error"][0]["errorCode"] == "PER_SECOND_THRESHOLD"

@@ -156,7 +156,7 @@ def test_index_lists_seeded_patrons_with_what_they_owe(client: httpx.Client, app
     assert links == ["/primo/pay?user=mkowalski", "/primo/pay?user=jsmith",
                      "/primo/pay?user=pchen", "/primo/pay?user=dokafor",
                      "/primo/pay?user=ana.rivera%40example.edu", "/primo/pay?user=tlee",
-                     "/primo/pay?user=rgarcia"]
+                     "/primo/pay?user=rgarcia", "/primo/pay?user=lnguyen"]
     rows = re.findall(r"<tr>\n<td>([^<]+)</td>\n<td><code>([^<]+)</code></td>\n<td>([^<]+)</td>\n"
                       r'<td class="num">([^<]+)</td>', page)
     owed = {pid: amount for _, pid, _, amount in rows}
