@@ -544,7 +544,8 @@ class Settings:
     # --- e-mail (docs/staff.md#e-mail) ---
     smtp_url: str = setting(
         _smtp_url, "The mail server: `smtp+starttls://user@host:587`, `smtps://user@host:465`, "
-        "or `smtp://127.0.0.1:25` (plain, loopback only); empty sends no mail.", "")
+        "or `smtp://127.0.0.1:25` (plain, loopback only); empty sends no mail.", "",
+        secret=True)  # never echoed in an error: a password may have been put in it by mistake
     smtp_password: str = setting(
         _text, "Password for the user in PATRONPAY_SMTP_URL (best from a file: "
         "PATRONPAY_SMTP_PASSWORD_FILE).", "", secret=True)

@@ -16,6 +16,7 @@ import email.policy
 import socket
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
@@ -162,13 +163,17 @@ class SmtpServer:
         self._loop = asyncio.new_event_loop()
         handler = _Handler(self.mailbox)
 
+        def conversation() -> SMTP:
+            with warnings.catch_warnings():  # AUTH without TLS: loopback, sandbox passwords
+                warnings.simplefilter("ignore", UserWarning)
+                return SMTP(handler, hostname="sandbox.invalid", loop=self._loop,
+                            auth_require_tls=False, authenticator=self._authenticate,
+                            auth_required=bool(self.mailbox.logins))
+
         def serve() -> None:
             asyncio.set_event_loop(self._loop)
-            self._server = self._loop.run_until_complete(self._loop.create_server(
-                lambda: SMTP(handler, hostname="sandbox.invalid", loop=self._loop,
-                             auth_require_tls=False, authenticator=self._authenticate,
-                             auth_required=bool(self.mailbox.logins)),
-                sock=sock))
+            self._server = self._loop.run_until_complete(
+                self._loop.create_server(conversation, sock=sock))
             ready.set()
             self._loop.run_forever()
 
