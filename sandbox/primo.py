@@ -10,6 +10,10 @@ a patron token appended as `jwt`. This app lists the sandbox Alma's patrons with
 Tokens are signed by the sandbox Alma (`AlmaSandbox.primo_token`), so they verify against the
 JWKS it serves. `app.state.primo.configure(payment_url)` enters the proxy's `/auth/primo`, as
 staff would in Alma's Payment Link Configuration; until then `/pay` answers 503.
+
+Variants real campuses send, by `configure(...)`: `profile="alma_summon"` issues Alma-Summon's
+tokens (`iss: "soa"`), and `institution_case="lower"` writes the institution code in lower
+case, as some tokens carry it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from sandbox.alma import AlmaSandbox, load_seed
 from sandbox.campus import STYLESHEET_ROUTE, is_web_url, page, with_query
 
 TOKEN_TTL_S = 24 * 3600  # Primo's documented example lifetime
+ISSUERS = {"primo_ve": "Prima", "alma_summon": "soa"}
+INSTITUTION_CASES = ("as_is", "lower")
 
 
 class PrimoPage:
@@ -39,18 +45,26 @@ class PrimoPage:
         self._payment_url: str | None = None
         self._sandbox_key = False
         self._ttl_s = TOKEN_TTL_S
+        self._issuer = ISSUERS["primo_ve"]
+        self._lower_institution = False
 
     def configure(self, payment_url: str, *, sandbox_key: bool = False,
-                  ttl_s: int = TOKEN_TTL_S) -> None:
+                  ttl_s: int = TOKEN_TTL_S, profile: str = "primo_ve",
+                  institution_case: str = "as_is") -> None:
         """The payment site's entry (e.g. `http://127.0.0.1:8000/auth/primo`). `sandbox_key`
         signs with the key Alma serves at `jwks.json?env=sandbox` (a Primo sandbox
-        environment)."""
+        environment); `profile` and `institution_case` pick the token variant."""
         if not is_web_url(payment_url):
             raise ValueError(f"payment_url must be an http(s) URL, got {payment_url!r}")
+        if profile not in ISSUERS or institution_case not in INSTITUTION_CASES:
+            raise ValueError(f"profile is one of {tuple(ISSUERS)}, institution_case one of "
+                             f"{INSTITUTION_CASES}")
         with self._lock:
             self._payment_url = payment_url
             self._sandbox_key = sandbox_key
             self._ttl_s = ttl_s
+            self._issuer = ISSUERS[profile]
+            self._lower_institution = institution_case == "lower"
 
     @property
     def payment_url(self) -> str | None:
@@ -60,9 +74,12 @@ class PrimoPage:
         """The payment URL with a fresh token for `user`; None when not configured."""
         with self._lock:
             target, sandbox_key, ttl_s = self._payment_url, self._sandbox_key, self._ttl_s
+            issuer, lower = self._issuer, self._lower_institution
         if target is None:
             return None
-        token = self.alma.primo_token(user, ttl_s=ttl_s, sandbox=sandbox_key, userIp=user_ip)
+        institution = self.alma.institution_code.lower() if lower else None
+        token = self.alma.primo_token(user, ttl_s=ttl_s, sandbox=sandbox_key, userIp=user_ip,
+                                      iss=issuer, institution=institution)
         return with_query(target, jwt=token)
 
     def patron_rows(self) -> list[dict[str, Any]]:

@@ -44,16 +44,14 @@ async function init() {
   state.session = result.data;
   API.csrf = result.data.csrf_token;
   showAccount();
+  if (await offerSwitch()) return;
   await loadFees();
 }
 
 function showAccount() {
   $("account").hidden = false;
   localize($("signed-in-as"), "nav.signed_in_as", { name: state.session.patron.name });
-  $("signout").addEventListener("click", async () => {
-    await apiCall("POST", "/auth/logout", {});
-    location.replace("/");
-  });
+  $("signout").addEventListener("click", signOut);
 }
 
 async function loadFees() {

@@ -125,6 +125,11 @@ function translatePage(root) {
   }
 }
 
+/* This page's address as a path on this site. Built from the path alone, with leading
+   slashes collapsed: a path such as //evil.example/ would otherwise make a link (or a
+   history entry) that points at another host. */
+function sitePath(url) { return "/" + url.pathname.replace(/^\/+/, "") + url.search; }
+
 /* The visible language switch: every [data-language-switch] element gets one link per
    language, named in that language, marked with its lang; the current one is aria-current. */
 function renderLanguageSwitch() {
@@ -135,7 +140,7 @@ function renderLanguageSwitch() {
       const link = document.createElement("a");
       const url = new URL(location.href);
       url.searchParams.set("lang", code);
-      link.href = url.pathname + url.search;
+      link.href = sitePath(url);
       link.lang = code;
       link.hreflang = code;
       link.textContent = name;
@@ -168,7 +173,7 @@ async function setLanguage(lang) {
   const url = new URL(location.href);
   if (url.searchParams.has("lang")) {
     url.searchParams.set("lang", lang);
-    history.replaceState(history.state, "", url.pathname + url.search + url.hash);
+    history.replaceState(history.state, "", sitePath(url) + url.hash);
   }
   translatePage();
   renderLanguageSwitch();

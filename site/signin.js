@@ -90,3 +90,36 @@ async function guestSignIn(event, action) {
   localizeError($("guest-error"), result);
   userField.focus();
 }
+
+/* Sign out. A CAS session also goes through the CAS server's logout (the server says where,
+   as `next`): otherwise the CAS session outlives ours, and the next person at a shared
+   computer who picks CAS would be signed in as this patron. */
+async function signOut() {
+  const result = await apiCall("POST", "/auth/logout", {});
+  const next = result.ok && typeof result.data.next === "string" ? result.data.next : "";
+  location.replace(/^https?:\/\//.test(next) ? next : "/");
+}
+
+/* A Primo "Pay fines" link for another patron arrived while one is signed in: the server
+   kept that sign-in waiting (/auth/primo/switch) and the page asks before switching. True
+   while the question is on screen, so the signed-in patron's fees are not shown under it. */
+async function offerSwitch() {
+  if (new URLSearchParams(location.search).get("switch") !== "primo") return false;
+  const result = await apiCall("GET", "/auth/primo/switch");
+  if (!result.ok) return false;
+  const { current, next } = result.data;
+  localize($("switch-question"), "switch.question", { current: current.name, next: next.name });
+  localize($("switch-continue"), "switch.continue", { name: next.name });
+  localize($("switch-stay"), "switch.stay", { name: current.name });
+  $("switch-continue").addEventListener("click", () => answerSwitch(true));
+  $("switch-stay").addEventListener("click", () => answerSwitch(false));
+  $("switch").hidden = false;
+  $("switch-heading").focus();
+  return true;
+}
+
+async function answerSwitch(yes) {
+  const result = await apiCall("POST", "/auth/primo/switch", { continue: yes });
+  if (!result.ok && result.status !== 404) return localizeError($("alert"), result);
+  location.replace("/");
+}

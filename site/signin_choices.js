@@ -54,7 +54,9 @@
   function sameSitePath(action, pageUrl) {
     const url = webAddress(action, pageUrl);
     if (url === null || url.origin !== new URL(pageUrl).origin) return null;
-    return url.pathname + url.search;
+    // From the path alone, leading slashes collapsed: "/.//host/x" resolves to the path
+    // "//host/x", which as an action would post to another host.
+    return "/" + url.pathname.replace(/^\/+/, "") + url.search;
   }
 
   /* What a server without `signin` offers, in the order the page has always shown it. The

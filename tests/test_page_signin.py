@@ -81,3 +81,10 @@ def test_no_script_links_and_no_forms_posting_elsewhere():
         {"method": "alma", "kind": "form", "action": "https://fines.example.edu/auth/alma?x=1"},
     ]}
     assert choices(body) == [{"method": "alma", "kind": "form", "action": "/auth/alma?x=1"}]
+
+
+def test_a_form_action_never_becomes_a_path_that_names_another_host():
+    """"/.//host/x" is same-origin, but resolves to the path "//host/x": as an action, that
+    would post the guest's password to another host."""
+    body = {"signin": [{"method": "alma", "kind": "form", "action": "/.//elsewhere.example.com/x"}]}
+    assert choices(body) == [{"method": "alma", "kind": "form", "action": "/elsewhere.example.com/x"}]

@@ -164,3 +164,12 @@ def test_index_lists_seeded_patrons_with_what_they_owe(client: httpx.Client, app
     assert rows[0][:3] == ("Maria Kowalski", "mkowalski", "UGRAD")
     assert "(opens in a new tab)" in page
     assert response.headers["referrer-policy"] == "no-referrer"
+
+
+def test_alma_summon_profile_and_lower_case_institution(client: httpx.Client, app: Any) -> None:
+    app.state.primo.configure(PAYMENT_URL, profile="alma_summon", institution_case="lower")
+    token = token_from(client.get("/primo/pay", params={"user": "mkowalski"}))
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert (claims["iss"], claims["institution"]) == ("soa", INST.lower())
+    with pytest.raises(ValueError):
+        app.state.primo.configure(PAYMENT_URL, profile="primo_classic")
