@@ -98,11 +98,28 @@ function bindPayForm() {
 function renderRows() {
   const { fees, currency } = state.fees;
   $("fee-rows").replaceChildren(...fees.map((fee) => feeRow(fee, currency)));
-  localize($("total-owed"), "fees.total_owed", { amount: asMoney(state.fees.total, currency) });
+  renderSummary();
+}
+
+const SUMMARY_KEYS = {
+  owed: "fees.total_owed", credit_show: "fees.credit_show", credit_net: "fees.credit_net",
+  inexact_one: "fees.inexact_one", inexact_many: "fees.inexact_many",
+};
+
+/* What is owed, the credit and what it does here, and the fees in no total
+   (FeeLabels.summaryLines). */
+function renderSummary() {
+  const lines = FeeLabels.summaryLines(state.fees, SUMMARY_KEYS, (amount) => asMoney(amount, state.fees.currency));
+  for (const [id, line] of [["total-owed", lines.owed], ["credit-line", lines.credit], ["inexact-line", lines.inexact]]) {
+    $(id).hidden = !line;
+    if (line) localize($(id), ...line); else plainText($(id), "");
+  }
 }
 
 // Why a fee has no checkbox (FeeLabels.feeNote), in this page's words.
-const FEE_NOTES = { credit: "fees.credit", not_payable: "fees.not_payable" };
+const FEE_NOTES = {
+  credit: "fees.credit", billed: "fees.billed", inexact: "fees.inexact", not_payable: "fees.not_payable",
+};
 
 function typeLabel(fee) { return FeeLabels.feeTypeLabel(fee.type.code, fee.type.label, I18N); }
 
@@ -155,8 +172,10 @@ function chosenIds() {
   return [...document.querySelectorAll("#fee-rows input[type=checkbox]:checked")].map((box) => box.value);
 }
 
+/* The most and least this payment can be: the chosen fees, less the credit under the "net"
+   policy (Money.chargeCents). */
 function limits() {
-  const total = state.chosenCents;
+  const total = state.chargeCents;
   return { min: Math.min(Money.cents(state.minPayment), total), max: total };
 }
 
@@ -164,14 +183,25 @@ function updateChosen(resetAmount) {
   const ids = new Set(chosenIds());
   const currency = state.fees.currency;
   state.chosenCents = state.fees.fees.filter((fee) => ids.has(fee.id)).reduce((sum, fee) => sum + Money.cents(fee.balance), 0);
+  const credit = Money.cents(state.fees.credit_total || "0.00") || 0;
+  state.chargeCents = Money.chargeCents(state.chosenCents, credit, state.fees.credit_policy);
   const { min, max } = limits();
   const money = (value) => asMoney(Money.amountText(value), currency);
-  localize($("selected-total"), "pay.selected_total", { amount: money(max) });
+  if (state.chargeCents !== state.chosenCents) {
+    localize($("selected-total"), "pay.selected_total_net", {
+      chosen: money(state.chosenCents), credit: money(state.chosenCents - state.chargeCents), amount: money(max) });
+  } else {
+    localize($("selected-total"), "pay.selected_total", { amount: money(max) });
+  }
+  const covered = ids.size > 0 && max === 0;
+  $("pay-button").disabled = covered;
+  $("amount").disabled = covered;
   if (resetAmount) {
     $("amount").value = Money.amountText(max);
     clearFieldError($("amount"), $("amount-error"));
   }
-  if (max > min) localize($("amount-help"), "pay.amount.help", { min: money(min), max: money(max) });
+  if (covered) localize($("amount-help"), "pay.credit_covers");
+  else if (max > min) localize($("amount-help"), "pay.amount.help", { min: money(min), max: money(max) });
   else localize($("amount-help"), "pay.amount.help_exact", { max: money(max) });
   if (ids.size) localize($("pay-button"), "pay.submit", { amount: money(max) });
   else localize($("pay-button"), "pay.submit_plain");

@@ -15,15 +15,37 @@
     return label || String(code || "");
   }
 
-  /* Why a fee has no checkbox: "credit" (a negative balance: money owed to the patron) or
-     "not_payable" (to be paid at the library desk); null for a fee that can be paid here. */
+  const NOTES = ["credit", "billed", "inexact", "not_payable"];
+
+  /* Why a fee has no checkbox, as the server says (its `note`): "credit" (money owed to the
+     patron), "billed" (sent to the student account), "inexact" (an amount not in whole cents:
+     the desk takes it) or "not_payable" (to be paid at the library desk); null for a fee
+     that can be paid here. Without a note, a negative balance is a credit. */
   function feeNote(fee) {
     if (fee.payable) return null;
+    if (NOTES.includes(fee.note)) return fee.note;
     const balance = Money.cents(fee.balance);
     return balance !== null && balance < 0 ? "credit" : "not_payable";
   }
 
-  const api = { feeTypeLabel, feeNote };
+  /* The lines under the fees that say what the figures mean: what is owed, the credit and
+     what it does here, and how many fees are in no total. Each is [key, params] or null.
+     `keys` names the page's strings ({owed, credit_show, credit_net, inexact_one,
+     inexact_many}); `money(amountString)` formats an amount for the page. */
+  function summaryLines(fees, keys, money) {
+    const credit = Money.cents(fees.credit_total || "0.00") || 0;
+    const count = Number(fees.inexact_count) || 0;
+    const creditKey = fees.credit_policy === "net" ? keys.credit_net : keys.credit_show;
+    return {
+      owed: [keys.owed, { amount: money(fees.owed_total || "0.00") }],
+      credit: credit > 0 ? [creditKey, { amount: money(fees.credit_total) }] : null,
+      inexact: count > 0
+        ? [count === 1 ? keys.inexact_one : keys.inexact_many, { count: String(count) }]
+        : null,
+    };
+  }
+
+  const api = { feeTypeLabel, feeNote, summaryLines };
   if (typeof module === "object" && module.exports) module.exports = api;
   else root.FeeLabels = api;
 })(this);

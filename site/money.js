@@ -51,7 +51,15 @@
     return value === null ? "—" : formatCents(value, currency, locale);
   }
 
-  const api = { cents, amountText, typedCents, formatCents, formatAmount };
+  /* What paying `chosenCents` of fees here charges, by the server's credit policy
+     (docs/alma.md#credits): "show" charges the chosen fees in full; "net" takes the credit
+     off, never below zero (a credit larger than the fees is not paid out). */
+  function chargeCents(chosenCents, creditCents, policy) {
+    if (policy !== "net" || !(creditCents > 0)) return chosenCents;
+    return Math.max(chosenCents - creditCents, 0);
+  }
+
+  const api = { cents, amountText, typedCents, formatCents, formatAmount, chargeCents };
   if (typeof module === "object" && module.exports) module.exports = api;
   else root.Money = api;
 })(this);

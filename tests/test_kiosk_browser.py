@@ -565,3 +565,35 @@ def test_kiosk_colours_are_aaa_in_both_palettes():
             assert contrast_ratio(palette[fg], palette[bg]) >= 3.0, (name, fg, bg)
     assert round(contrast_ratio(palettes["standard"]["ink"], palettes["standard"]["paper"]), 1) == 18.9
     assert round(contrast_ratio(palettes["standard"]["accent-ink"], palettes["standard"]["accent"]), 1) == 11.4
+
+
+LINH = "23191000200089"  # a credit, a fee sent to the bursar, a fee not in whole cents
+
+
+def test_fees_with_a_credit_a_billed_fee_and_one_for_the_desk(kiosk, screen, lang, L):
+    """What real accounts carry (issue 12): what is owed, the credit and what it does, a fee
+    billed to the student account and one left for the desk, and what paying here charges."""
+    k = kiosk(proxy_settings={"show_exported_fees": "true", "credit_policy": "net"})
+    page = screen(k, lang)
+    scan_by_wedge(page, LINH)
+    expect(page.locator("#fees-heading")).to_have_text(text(L["kiosk.fees.hello"], name="Linh"))
+    expect(page.locator(".fee-row")).to_have_count(6)
+    expect(page.locator(".fee-note")).to_have_text([
+        L["kiosk.fees.billed"], L["kiosk.fees.credit"], L["kiosk.fees.at_desk"]])
+    expect(page.locator("#fees-owed")).to_have_text(text(L["kiosk.fees.total_owed"], amount="$17.50"))
+    expect(page.locator("#fees-credit")).to_have_text(
+        text(L["kiosk.fees.credit_net"], amount="$4.00"))
+    expect(page.locator("#fees-inexact")).to_have_text(L["kiosk.fees.inexact_one"])
+    expect(page.locator("#fees-total")).to_have_text(text(
+        L["kiosk.fees.total_net"], chosen="$17.50", credit="$4.00", amount="$13.50"))
+    expect(page.locator("#pay-all")).to_have_text(text(L["kiosk.pay.all"], amount="$13.50"))
+    check(page, "fees with a credit, a billed fee and a fee for the desk")
+
+    # Only the $3.50 locker key: the $4.00 credit covers it, so nothing can be paid here.
+    boxes = page.locator(".fee-row input[type=checkbox]")
+    expect(boxes).to_have_count(3)
+    boxes.nth(0).uncheck()
+    boxes.nth(1).uncheck()
+    expect(page.locator("#pay-all")).to_be_disabled()
+    expect(page.locator("#pay-all")).to_have_text(L["kiosk.pay.credit_covers"])
+    check(page, "fees covered by the credit")

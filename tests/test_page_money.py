@@ -172,3 +172,43 @@ def test_payment_states_and_polling_are_one_list_for_every_page():
     for state in ["pending", "paid", "posted", "attention", "resolved", "declined", "cancelled",
                   "expired"]:
         assert f"receipt.state.{state}" in english and f"kiosk.state.{state}" in english
+
+
+def test_what_paying_here_charges_under_each_credit_policy():
+    assert run_js("""
+        return [
+            Money.chargeCents(1750, 400, "show"), Money.chargeCents(1750, 400, "net"),
+            Money.chargeCents(350, 400, "net"), Money.chargeCents(1750, 0, "net"),
+            Money.chargeCents(1750, 400, undefined),
+        ];
+    """) == [1750, 1350, 0, 1750, 1750]
+
+
+def test_the_servers_note_says_why_a_fee_has_no_checkbox():
+    assert run_js("""
+        return [
+            { payable: false, balance: "45.00", note: "billed" },
+            { payable: false, balance: null, note: "inexact" },
+            { payable: false, balance: "-4.00", note: "credit" },
+            { payable: false, balance: "5.00", note: "something new" },
+        ].map(FeeLabels.feeNote);
+    """) == ["billed", "inexact", "credit", "not_payable"]
+
+
+def test_the_lines_under_the_fees():
+    keys = ('{ owed: "o", credit_show: "cs", credit_net: "cn", inexact_one: "i1", '
+            'inexact_many: "in" }')
+    assert run_js(f"""
+        const keys = {keys};
+        const money = (amount) => `$${{amount}}`;
+        return [
+            FeeLabels.summaryLines({{ owed_total: "17.50", credit_total: "4.00",
+                                      credit_policy: "net", inexact_count: 2 }}, keys, money),
+            FeeLabels.summaryLines({{ owed_total: "0.00", credit_total: "0.00",
+                                      credit_policy: "show", inexact_count: 0 }}, keys, money),
+        ];
+    """) == [
+        {"owed": ["o", {"amount": "$17.50"}], "credit": ["cn", {"amount": "$4.00"}],
+         "inexact": ["in", {"count": "2"}]},
+        {"owed": ["o", {"amount": "$0.00"}], "credit": None, "inexact": None},
+    ]

@@ -21,7 +21,7 @@ async function initKiosk() {
   await startI18n();
   $("start-over").addEventListener("click", resetKiosk);
   $("nothing-done").addEventListener("click", resetKiosk);
-  $("pay-all").addEventListener("click", () => pay(view.chosenCents));
+  $("pay-all").addEventListener("click", () => pay(view.chargeCents));
   $("pay-part").addEventListener("click", showAmount);
   $("amount-back").addEventListener("click", () => show("fees"));
   $("pay-amount").addEventListener("click", payTyped);
@@ -124,11 +124,31 @@ function renderFees() {
   const list = $("fee-list");
   list.replaceChildren();
   for (const fee of fees) list.appendChild(feeItem(fee, currency, !privacy || view.showTitles));
+  renderSummary();
   updateTotal();
 }
 
+const SUMMARY_KEYS = {
+  owed: "kiosk.fees.total_owed", credit_show: "kiosk.fees.credit_show", credit_net: "kiosk.fees.credit_net",
+  inexact_one: "kiosk.fees.inexact_one", inexact_many: "kiosk.fees.inexact_many",
+};
+
+/* What is owed, the credit and what it does here, and the fees in no total
+   (FeeLabels.summaryLines). */
+function renderSummary() {
+  const currency = view.fees.currency;
+  const lines = FeeLabels.summaryLines(view.fees, SUMMARY_KEYS, (amount) => formatMoney(amount, currency));
+  for (const [id, line] of [["fees-owed", lines.owed], ["fees-credit", lines.credit], ["fees-inexact", lines.inexact]]) {
+    $(id).hidden = !line;
+    if (line) say($(id), ...line); else clearText($(id));
+  }
+}
+
 // Why a fee cannot be chosen here (FeeLabels.feeNote), in the kiosk's words.
-const FEE_NOTES = { credit: "kiosk.fees.credit", not_payable: "kiosk.fees.at_desk" };
+const FEE_NOTES = {
+  credit: "kiosk.fees.credit", billed: "kiosk.fees.billed", inexact: "kiosk.fees.at_desk",
+  not_payable: "kiosk.fees.at_desk",
+};
 
 function feeItem(fee, currency, withTitle) {
   const item = document.createElement("li");
@@ -186,19 +206,32 @@ function chosenCents() {
   return view.fees.fees.filter((fee) => view.chosen.has(fee.id)).reduce((sum, fee) => sum + Money.cents(fee.balance), 0);
 }
 
+/* The chosen fees and what paying them charges: less the credit under the "net" policy
+   (Money.chargeCents). */
 function updateTotal() {
   const currency = view.fees.currency;
   view.chosenCents = chosenCents();
-  say($("fees-total"), "kiosk.fees.total", { amount: formatCents(view.chosenCents, currency) });
+  const credit = Money.cents(view.fees.credit_total || "0.00") || 0;
+  view.chargeCents = Money.chargeCents(view.chosenCents, credit, view.fees.credit_policy);
+  const money = (value) => formatCents(value, currency);
+  if (view.chargeCents !== view.chosenCents) {
+    say($("fees-total"), "kiosk.fees.total_net", {
+      chosen: money(view.chosenCents), credit: money(view.chosenCents - view.chargeCents),
+      amount: money(view.chargeCents) });
+  } else {
+    say($("fees-total"), "kiosk.fees.total", { amount: money(view.chosenCents) });
+  }
   const none = view.chosen.size === 0;
-  $("pay-all").disabled = none;
-  $("pay-part").disabled = none;
-  say($("pay-all"), none ? "kiosk.pay.choose" : "kiosk.pay.all", { amount: formatCents(view.chosenCents, currency) });
+  const covered = !none && view.chargeCents === 0;
+  $("pay-all").disabled = none || covered;
+  $("pay-part").disabled = none || covered;
+  const label = none ? "kiosk.pay.choose" : covered ? "kiosk.pay.credit_covers" : "kiosk.pay.all";
+  say($("pay-all"), label, { amount: money(view.chargeCents) });
 }
 
 /* The partial amount: an on-screen keypad (a kiosk has no keyboard). */
 function limits() {
-  const max = view.chosenCents;
+  const max = view.chargeCents;
   const min = Math.min(Money.cents(view.fees.min_payment || "1.00"), max);
   return { min, max };
 }

@@ -118,11 +118,13 @@ class Kiosk:
 
 
 def start_kiosk(deploy, tmp_path, started: list[Kiosk], reader_factory=None, clock=time.time,
-                stream_seconds=2.0, **overrides) -> Kiosk:
-    """A deployment and a kiosk agent wired to it; `overrides` go to KioskSettings."""
+                stream_seconds=2.0, proxy_settings: dict | None = None, **overrides) -> Kiosk:
+    """A deployment and a kiosk agent wired to it; `overrides` go to KioskSettings,
+    `proxy_settings` to the proxy's settings (lower-case names)."""
     sock = bind("127.0.0.1", 0)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    d = deploy(kiosk_keys=f"lib1={SECRET}", kiosk_return_url=url + "/kiosk/return")
+    d = deploy(kiosk_keys=f"lib1={SECRET}", kiosk_return_url=url + "/kiosk/return",
+               **(proxy_settings or {}))
     values = {"kiosk_id": "lib1", "kiosk_secret": SECRET, "proxy_url": d.url,
               "reset_file": str(tmp_path / f"reset-browser-{len(started)}")} | overrides
     app = create_kiosk_app(KioskSettings(**values), reader=reader_factory, clock=clock,
