@@ -396,8 +396,9 @@ class Settings:
     guest_lockout_seconds: int = setting(
         _positive_int, "Length of the guest sign-in lockout window, in seconds.", 900)
     cas_url: str = setting(
-        _optional_url, "CAS server base, e.g. `https://cas.example.edu/cas` (`/login` and "
-        "`/p3/serviceValidate` below it); required for the `cas` method.", "")
+        _optional_url, "CAS server base, e.g. `https://cas.example.edu/cas` (`/login`, "
+        "`/logout` and PATRONPAY_CAS_VALIDATE_PATH below it); required for the `cas` method.",
+        "")
     cas_user_attribute: str = setting(
         _text, "CAS attribute holding the patron's Alma user id; empty uses the CAS user "
         "name.", "")
