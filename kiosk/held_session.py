@@ -26,6 +26,8 @@ class KioskPayment:
     started_at: float
     returned: bool = False  # the browser is back on the kiosk's return page
     result_at: float | None = None  # when the proxy first reported a final state
+    receipt_token: str = field(default="", repr=False)  # the proxy's web receipt for it
+    printed: bool = False  # a receipt came out of the kiosk's printer
 
 
 @dataclass
@@ -37,6 +39,8 @@ class PatronSession:
     opened_at: float
     last_activity: float
     payment: KioskPayment | None = None
+    # Item titles by fee id, kept only when receipts print titles (PATRONPAY_KIOSK_RECEIPT_TITLES).
+    titles: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def paying(self) -> bool:

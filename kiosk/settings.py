@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from kiosk.cards import CardRules, default_card_rules, load_card_rules
 from kiosk.framing import framer_from_setting
+from kiosk.printer import PrinterConnection, parse_printer
 from patronpay.site_files import KIOSK_PAGES, SiteFilesError, checked_site, packaged_site
 
 PREFIX = "PATRONPAY_KIOSK_"
@@ -53,6 +54,11 @@ class KioskSettings:
     reset_file: str = ""
     proxy_timeout_seconds: float = 15.0
     log_level: str = "INFO"
+    printer: PrinterConnection | None = None
+    library_name: str = ""
+    receipt_contact: str = ""
+    receipt_titles: bool = False
+    report_seconds: float = 60.0
     # The kiosk pages: always the ones installed with patronpay (no setting).
     site_dir: Path = field(default_factory=packaged_site)
 
@@ -157,6 +163,17 @@ def _card_rules(text: str) -> CardRules:
         raise ValueError(f"{exc} ({path})") from None
 
 
+def _printer(text: str) -> PrinterConnection | None:
+    return parse_printer(text)
+
+
+def _short_text(text: str) -> str:
+    value = " ".join(text.split())
+    if len(value) > 80 or not value.isprintable():
+        raise ValueError("use at most 80 printable characters")
+    return value
+
+
 def _log_level(text: str) -> str:
     value = text.strip().upper()
     if value not in LOG_LEVELS:
@@ -202,6 +219,11 @@ _SETTINGS = {
     "RESET_FILE": ("reset_file", str.strip, False),
     "PROXY_TIMEOUT_SECONDS": ("proxy_timeout_seconds", _seconds(1), False),
     "LOG_LEVEL": ("log_level", _log_level, False),
+    "PRINTER": ("printer", _printer, False),
+    "LIBRARY_NAME": ("library_name", _short_text, False),
+    "RECEIPT_CONTACT": ("receipt_contact", _short_text, False),
+    "RECEIPT_TITLES": ("receipt_titles", _bool, False),
+    "REPORT_SECONDS": ("report_seconds", _seconds(5), False),
 }
 REQUIRED = ("ID", "SECRET", "PROXY_URL")
 
@@ -233,6 +255,14 @@ HELP = {
                   "`$RUNTIME_DIRECTORY/reset-browser` under systemd, else none.",
     "PROXY_TIMEOUT_SECONDS": "Seconds to wait for the proxy.",
     "LOG_LEVEL": "Log level: DEBUG, INFO, WARNING or ERROR (raw reads are never logged).",
+    "PRINTER": "ESC/POS receipt printer: `network:HOST[:PORT]` (port 9100 by default), "
+               "`serial:DEVICE[:BAUD]`, `usb:VENDOR:PRODUCT` (hex ids; needs pyusb and libusb) "
+               "or `file:DEVICE` (e.g. `/dev/usb/lp0`); empty: no printer.",
+    "LIBRARY_NAME": "The library's name at the top of a printed receipt; empty: \"Library\".",
+    "RECEIPT_CONTACT": "Where to ask questions, printed on receipts (e.g. `Circulation desk, "
+                       "555-0100`); empty: the library's service desk.",
+    "RECEIPT_TITLES": "Print item titles on receipts (fee types and amounts always print).",
+    "REPORT_SECONDS": "Seconds between this kiosk's state reports to the proxy (5 or more).",
 }
 DEFAULTS = {
     "READER": "empty", "READER_BAUD": "`9600`", "READER_FRAMING": "`eol`",
@@ -240,7 +270,9 @@ DEFAULTS = {
     "IDLE_SECONDS": "`90`", "WARNING_SECONDS": "`30`", "RECEIPT_SECONDS": "`30`",
     "PAYMENT_MAX_SECONDS": "`600`", "AFTER_RESULT_SECONDS": "`120`",
     "INSTALL_KEY_FILE": "empty", "RESET_FILE": "empty",
-    "PROXY_TIMEOUT_SECONDS": "`15`", "LOG_LEVEL": "`INFO`",
+    "PROXY_TIMEOUT_SECONDS": "`15`", "LOG_LEVEL": "`INFO`", "PRINTER": "empty",
+    "LIBRARY_NAME": "empty", "RECEIPT_CONTACT": "empty", "RECEIPT_TITLES": "`false`",
+    "REPORT_SECONDS": "`60`",
 }
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from kiosk.cards import Credential
 from kiosk.events import EventBus
 from kiosk.held_session import PatronSession, SessionHolder
+from kiosk.lookup_guard import LookupGuard
 from kiosk.proxy_client import ProxyAnswer, ProxyClient, ProxySession, ProxyUnavailable
 from kiosk.scan_pipeline import ReadOutcome, ReadPipeline
 from kiosk.settings import KioskSettings
@@ -50,17 +51,23 @@ class KioskService:
                                      on_credential=self._open_for, on_refused=self._refused,
                                      busy=self._paying)
         self.reader_state = "connecting" if settings.reader else "none"
+        self.lookups = LookupGuard()
         self.browser_resets = 0
+        # For the fleet report (kiosk/fleet.py): when a card was last read, a payment started.
+        self.last_scan_at: float | None = None
+        self.last_payment_at: float | None = None
         self._tasks: set[asyncio.Task] = set()
         self._last_payment_poll = 0.0
 
     # -- reads ----------------------------------------------------------------------------------
 
     async def read(self, raw: bytes | str, source: str) -> ReadOutcome:
+        self.last_scan_at = self.clock()
         return await self.pipeline.submit(raw, source)
 
     def serial_frame(self, frame: bytes) -> None:
         """From the reader thread via call_soon_threadsafe: handle the frame in order."""
+        self.last_scan_at = self.clock()
         self._spawn(self.pipeline.submit(frame, "serial"))
 
     def serial_overflow(self) -> None:
@@ -83,6 +90,8 @@ class KioskService:
             self.holder.touch()  # the same patron scanned again: keep their session
             self.bus.publish({"type": "session", "state": "open"})
             return ReadOutcome("accepted")
+        if self.lookups.paused_for() > 0:
+            return self._refuse_lookup("cooling_down")
         self.bus.publish({"type": "scan", "result": "accepted"})
         try:
             answer = await self.client.open_session(credential.kind, credential.value)
@@ -101,7 +110,14 @@ class KioskService:
             self.bus.publish({"type": "session", "state": "open"})
             return ReadOutcome("accepted")
         if answer.status == 404 and answer.code == "card_not_recognised":
+            if self.lookups.failed():
+                log.warning("card lookups paused: too many cards not recognised", extra={
+                    "event": "lookup_cooldown", "seconds": self.lookups.window_seconds})
+                return self._refuse_lookup("cooling_down")
             return self._refuse_lookup("card_not_recognised")
+        if answer.status == 429 and answer.code == "kiosk_cooling_down":
+            self.lookups.pause(float(answer.retry_after or self.lookups.window_seconds))
+            return self._refuse_lookup("cooling_down")
         if answer.status == 401:
             log.error("the proxy refused this kiosk: check PATRONPAY_KIOSK_ID and "
                       "PATRONPAY_KIOSK_SECRET against the proxy's PATRONPAY_KIOSK_KEYS, and the "
@@ -157,9 +173,28 @@ class KioskService:
         payment = answer.data.get("payment") if answer.status == 201 else None
         if isinstance(payment, dict) and isinstance(payment.get("id"), str):
             self.holder.start_payment(payment["id"])
+            self._keep_receipt_token(str(payment.get("receipt_token") or ""))
+            self.last_payment_at = self.clock()
             log.info("payment started", extra={"event": "payment_started",
                                                "payment_id": payment["id"]})
         return answer
+
+    async def resume_payment(self, handle: str | None, payment_id: str) -> ProxyAnswer:
+        """Back to CashNet for this kiosk's payment in progress: it becomes the session's
+        payment again, so the return page and the deadlines follow it."""
+        answer = await self.forward(handle, "payment_action", payment_id, "resume")
+        if answer.status == 200:
+            self.holder.start_payment(payment_id)
+            log.info("payment resumed", extra={"event": "payment_resumed",
+                                               "payment_id": payment_id})
+        return answer
+
+    def _keep_receipt_token(self, token: str) -> None:
+        """The web receipt's token stays with the payment, in memory: the kiosk offers it as a
+        code to scan when its printer cannot print (kiosk/receipt_desk.py)."""
+        session = self.holder.current
+        if session is not None and session.payment is not None:
+            session.payment.receipt_token = token
 
     async def current_payment(self, handle: str | None) -> ProxyAnswer | None:
         """The state of the session's payment, from the proxy; the browser is back."""

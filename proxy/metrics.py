@@ -27,6 +27,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from proxy.kiosk_fleet import PRINTER_STATES, READER_STATES, KioskStatus
 from proxy.ledger.figures import LedgerFigures
 from proxy.states import STATES, NoticeEffect, PaymentState
 
@@ -124,10 +125,12 @@ class LedgerCollector:
     """The ledger's figures as gauges, read when Prometheus asks."""
 
     def __init__(self, read: Callable[[], LedgerFigures], kiosks: Iterable[str],
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 fleet: Callable[[], list[KioskStatus]] | None = None) -> None:
         self.read = read
         self.kiosk_channels = [f"kiosk:{kiosk}" for kiosk in kiosks]
         self.clock = clock
+        self.fleet = fleet  # the kiosks' own reports (proxy/kiosk_fleet.py)
 
     def collect(self) -> Iterator[Metric]:
         readable = GaugeMetricFamily(
@@ -142,6 +145,8 @@ class LedgerCollector:
         yield readable
         yield from self._payments(figures)
         yield from self._kiosks(figures)
+        if self.fleet is not None:
+            yield from kiosk_state_metrics(self.fleet())
 
     def _payments(self, figures: LedgerFigures) -> Iterator[Metric]:
         payments = GaugeMetricFamily(
@@ -186,6 +191,32 @@ class LedgerCollector:
             last.add_metric([kiosk], figures.kiosk_last_session_at.get(channel, 0.0))
         yield sessions
         yield last
+
+
+def kiosk_state_metrics(statuses: list[KioskStatus]) -> Iterator[Metric]:
+    """Each kiosk's state, reader and printer from its last report, one series per possible
+    value (1 for the current one), and when it was last heard from."""
+    families = [
+        ("patronpay_kiosk_state", "Each kiosk: online, offline (not heard from for five "
+         "minutes) or never heard from.", ("online", "offline", "never_heard"),
+         lambda s: s.state),
+        ("patronpay_kiosk_reader_state", "Each kiosk's card reader, as last reported.",
+         sorted(READER_STATES), lambda s: s.report.reader if s.report else None),
+        ("patronpay_kiosk_printer_state", "Each kiosk's receipt printer, as last reported.",
+         sorted(PRINTER_STATES), lambda s: s.report.printer if s.report else None),
+    ]
+    for name, help_text, values, current in families:
+        family = GaugeMetricFamily(name, help_text, labels=["kiosk", "state"])
+        for status in statuses:
+            for value in values:
+                family.add_metric([status.kiosk_id, value], int(current(status) == value))
+        yield family
+    heard = GaugeMetricFamily(
+        "patronpay_kiosk_last_heard_timestamp_seconds", "When each kiosk last reported; 0 "
+        "when never.", labels=["kiosk"])
+    for status in statuses:
+        heard.add_metric([status.kiosk_id], status.heard_at or 0.0)
+    yield heard
 
 
 class _Scrape:

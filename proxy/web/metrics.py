@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from proxy import metrics
+from proxy import kiosk_fleet, metrics
 from proxy.ledger.figures import read_figures
 from proxy.web.common import services
 from proxy.web.errors import ApiError
@@ -25,7 +25,8 @@ async def scrape(request: Request) -> Response:
         lambda: read_figures(svc.db, svc.ledger.clock(),
                              session_idle_seconds=settings.session_idle_minutes * 60,
                              session_max_seconds=settings.session_max_minutes * 60),
-        kiosks=settings.kiosk_keys, clock=svc.ledger.clock)
+        kiosks=settings.kiosk_keys, clock=svc.ledger.clock,
+        fleet=lambda: kiosk_fleet.fleet(svc.db, settings.kiosk_keys, svc.ledger.clock()))
     body, content_type = metrics.exposition(ledger)  # a few aggregate reads: milliseconds
     return Response(body, media_type=content_type)
 

@@ -4,7 +4,7 @@
 "use strict";
 
 const { POLL_EVERY_MS, POLL_FOR_MS, PAID, NOT_PAID } = PaymentStatus;
-const shown = { guard: null, countdown: null, screen: "checking", data: null };
+const shown = { guard: null, countdown: null, screen: "checking", data: null, printOffered: false };
 
 function showScreen(screen) {
   for (const id of ["checking", "receipt", "not-paid"]) $(id).hidden = id !== screen;
@@ -91,7 +91,49 @@ function renderReceipt(data) {
     list.appendChild(item);
   }
   showScreen("receipt");
+  offerPrint();
   if (!shown.countdown) startReceiptCountdown();
+}
+
+/* "Print receipt" (docs/kiosk.md#receipt-printer): offered, never forced, when the kiosk has a
+   printer and the payment is paid; one receipt per payment. Printer trouble is said plainly,
+   with the web receipt's code for the patron's phone; the payment is never affected. */
+const PRINT_TROUBLE = {
+  paper_out: "kiosk.print.paper_out",
+  cover_open: "kiosk.print.cover_open",
+  offline: "kiosk.print.offline",
+};
+
+function offerPrint() {
+  if (!Kiosk.settings.printer || shown.printOffered) return;
+  shown.printOffered = true;
+  $("print-receipt").hidden = false;
+  $("print-receipt").addEventListener("click", printReceipt);
+}
+
+async function printReceipt() {
+  const button = $("print-receipt");
+  button.disabled = true;
+  $("print-trouble").hidden = true;
+  say($("print-status"), "kiosk.print.printing");
+  touchAgent(true);
+  const result = await apiCall("POST", "/api/receipt/print", { language: I18N.lang });
+  if (result.status === 401 || (result.data.error || {}).code === "session_changed") return patronGone();
+  const code = (result.data.error || {}).code;
+  if ((result.ok && result.data.printed) || code === "already_printed") {
+    say($("print-status"), "kiosk.print.done");
+    button.hidden = true;
+    $("done").focus();
+    return;
+  }
+  clearText($("print-status"));
+  const state = result.ok ? result.data.printer : "offline";
+  say($("print-problem"), PRINT_TROUBLE[state] || "kiosk.print.offline");
+  const webReceipt = result.ok && result.data.web_receipt;
+  if (webReceipt) $("web-receipt-code").src = withHandle("/api/receipt/code.svg");
+  $("web-receipt").hidden = !webReceipt;
+  $("print-trouble").hidden = false;
+  button.disabled = false;  // once the paper is in, the patron may try again
 }
 
 /* The receipt resets the kiosk after receipt_seconds, visibly; "I need more time" restarts

@@ -1,0 +1,172 @@
+"""The kiosk's receipt choices in Debian's Chromium (issue 19): after a payment the receipt screen
+offers "Print receipt" beside "Done" (never forced) when the kiosk has a printer, and none
+without one; a receipt prints on the virtual printer in the patron's language; out of paper,
+the screen says so plainly, says the payment is not affected and shows the web receipt's code.
+axe-core (AAA rules, as tests/test_kiosk_browser.py runs it) on each, in every language."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+from support.kiosk import MARIA, Kiosk
+
+from kiosk.printer import parse_printer
+from sandbox.printer import VirtualPrinter
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "browser"))
+from browser_support import (  # noqa: E402 - shared with tests/browser, which is not a package
+    AXE_JS,
+    INTL,
+    LANGS,
+    WAIT_MS,
+    launched_chromium,
+    strings,
+    text,
+)
+
+pytestmark = pytest.mark.browser
+
+PORTRAIT = {"width": 1080, "height": 1920}
+LANDSCAPE = {"width": 1920, "height": 1080}
+expect.set_options(timeout=WAIT_MS)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    with launched_chromium() as browser:
+        yield browser
+
+
+@pytest.fixture(params=LANGS)
+def lang(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def printer(tmp_path) -> Iterator[VirtualPrinter]:
+    virtual = VirtualPrinter(tmp_path / "receipts").start()
+    yield virtual
+    virtual.close()
+
+
+@pytest.fixture
+def browser_page(chromium) -> Iterator:
+    contexts, problems = [], []
+
+    def open_(k: Kiosk, lang: str) -> Page:
+        context = chromium.new_context(viewport=PORTRAIT, locale=INTL["en"])
+        context.set_default_timeout(WAIT_MS)
+        contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda error: problems.append(f"script error: {error}"))
+        page.on("console", lambda m: problems.append(f"console: {m.text}")
+                if m.type == "error" and "Content Security Policy" in m.text else None)
+        page.goto(k.url + "/kiosk/")
+        expect(page.locator("#idle")).to_be_visible()
+        page.locator(f'.language-switch a[data-lang="{lang}"]').click()
+        expect(page.locator("html")).to_have_attribute("lang", lang)
+        return page
+
+    yield open_
+    for context in contexts:
+        context.close()
+    assert problems == [], problems
+
+
+def assert_accessible(page: Page, state: str) -> None:
+    """As tests/test_kiosk_browser.py: AAA rules included, no serious or critical violation."""
+    page.evaluate("() => Promise.all(document.getAnimations().map((a) => a.finished))")
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.evaluate(AXE_JS.read_text(encoding="utf-8") + "\n;0")
+    violations = page.evaluate("""async () => (await axe.run(document, { resultTypes: ["violations"],
+        runOnly: ["wcag2a", "wcag2aa", "wcag2aaa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"] }))
+        .violations.filter((v) => ["serious", "critical"].includes(v.impact))
+        .map((v) => ({ id: v.id, nodes: v.nodes.map((n) => n.target.join(" ")) }))""")
+    assert violations == [], f"axe, {state}: {violations}"
+
+
+def assert_fits(page: Page, state: str) -> None:
+    for size in (PORTRAIT, LANDSCAPE):
+        page.set_viewport_size(size)
+        assert page.evaluate("() => document.documentElement.scrollWidth <= "
+                             "document.documentElement.clientWidth"), (state, size)
+    page.set_viewport_size(PORTRAIT)
+
+
+def pay_and_come_back(page: Page, k: Kiosk, L: dict[str, str]) -> None:
+    assert k.scan(MARIA)["result"] == "accepted"  # as a serial reader would
+    expect(page.locator("#fees-heading")).to_have_text(text(L["kiosk.fees.hello"], name="Maria"))
+    page.click("#pay-all")
+    page.wait_for_url(k.d.settings.cashnet_checkout_url + "**")
+    page.get_by_role("button", name="Pay $77.25").click()
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(k.url + "/kiosk/return?p=*")
+    expect(page.locator("#receipt-heading")).to_have_text(text(L["kiosk.receipt.thanks"],
+                                                               name="Maria"))
+
+
+def test_print_receipt_is_offered_and_prints_in_the_patrons_language(kiosk, browser_page,
+                                                                       printer, lang):
+    L = strings(lang)
+    k = kiosk(printer=parse_printer(printer.connection))
+    page = browser_page(k, lang)
+    pay_and_come_back(page, k, L)
+    button = page.locator("#print-receipt")
+    expect(button).to_be_visible()
+    expect(button).to_have_text(L["kiosk.print.button"])
+    expect(page.locator("#done")).to_be_visible()  # the patron may just leave
+    assert button.bounding_box()["height"] >= 64
+    assert printer.receipts == []  # nothing prints unless asked
+    assert_accessible(page, "receipt with Print receipt")
+    assert_fits(page, "receipt with Print receipt")
+
+    button.click()
+    expect(page.locator("#print-status")).to_have_text(L["kiosk.print.done"])
+    expect(button).to_be_hidden()  # one receipt per payment
+    [receipt] = printer.wait_for(1)
+    assert receipt.texts[1] == L["slip.heading"]
+    assert L["slip.fees"] in receipt.texts
+    expect(page.locator("#print-trouble")).to_be_hidden()
+    assert_accessible(page, "receipt printed")
+
+
+def test_paper_out_is_said_plainly_with_the_web_receipt(kiosk, browser_page, printer, lang):
+    L = strings(lang)
+    printer.set_state("paper_out")
+    k = kiosk(printer=parse_printer(printer.connection))
+    page = browser_page(k, lang)
+    pay_and_come_back(page, k, L)
+    page.click("#print-receipt")
+    alert = page.get_by_role("alert").filter(has_text=L["kiosk.print.paper_out"])
+    expect(alert).to_have_text(f"{L['kiosk.print.paper_out']} {L['kiosk.print.not_affected']}")
+    code = page.locator("#web-receipt-code")
+    expect(code).to_be_visible()
+    expect(code).to_have_attribute("alt", L["kiosk.print.code"])
+    page.wait_for_function("() => document.getElementById('web-receipt-code').naturalWidth > 0")
+    expect(page.locator("#web-receipt p")).to_have_text(L["kiosk.print.web_receipt"])
+    expect(page.locator("#print-receipt")).to_be_enabled()  # try again once the paper is in
+    assert printer.receipts == []
+    assert_accessible(page, "printer out of paper")
+    assert_fits(page, "printer out of paper")
+    page.click("#contrast")
+    assert_accessible(page, "printer out of paper, high contrast")
+
+    printer.set_state("ready")
+    page.click("#print-receipt")
+    expect(page.locator("#print-status")).to_have_text(L["kiosk.print.done"])
+    expect(page.locator("#print-trouble")).to_be_hidden()
+    assert len(printer.wait_for(1)) == 1
+
+
+def test_no_printer_no_print_choice(kiosk, browser_page):
+    L = strings("en")
+    k = kiosk()
+    page = browser_page(k, "en")
+    pay_and_come_back(page, k, L)
+    expect(page.locator("#done")).to_be_visible()
+    expect(page.locator("#print-receipt")).to_be_hidden()
+    expect(page.locator("#print-trouble")).to_be_hidden()
