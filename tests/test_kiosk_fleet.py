@@ -175,3 +175,20 @@ def test_metrics_carry_the_kiosks_states(deploy):
                      'patronpay_kiosk_printer_state{kiosk="lib1",state="paper_out"} 1.0',
                      'patronpay_kiosk_printer_state{kiosk="lib1",state="ready"} 0.0'):
         assert expected in lines, expected
+
+
+def test_an_offline_kiosk_becomes_one_staff_alert(deploy):
+    """The e-mail alerts read the ledger's trail (proxy/mail/): an offline spell is one alert."""
+    from proxy.mail.outbox import DeriveRules, Outbox
+
+    d = deploy(kiosk_keys=f"lib1={SECRET}")
+    db, now = d.services.db, time.time()
+    report = kiosk_fleet.parse_report({"version": "1.0", "reader": "connected", "printer": "none"})
+    kiosk_fleet.record_report(db, "lib1", report, now - 400)
+    assert kiosk_fleet.sweep(db, ["lib1"], now) == ["lib1"]
+    assert kiosk_fleet.sweep(db, ["lib1"], now + 60) == []
+    Outbox(db, lambda: now + 60).derive(DeriveRules(receipts=False, alerts=True,
+                                                    posting_late_seconds=1800.0,
+                                                    domain="library.example.edu"))
+    alerts = [(row[0], json.loads(row[1])) for row in db.read("SELECT kind, detail FROM mail_alerts")]
+    assert alerts == [("kiosk_offline", {"kiosk_id": "lib1", "last_heard_at": now - 400})]
