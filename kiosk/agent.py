@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import httpx
 from starlette.applications import Starlette
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import (
     FileResponse,
     JSONResponse,
@@ -50,7 +50,8 @@ log = logging.getLogger("patronpay.kiosk.agent")
 MAX_BODY_BYTES = 8192
 HANDLE_HEADER = "x-csrf-token"
 # The files of site/ the kiosk pages share with the web pages, served at /<name>.
-SHARED_ASSETS = ("style.css", "i18n.js", "api.js", "money.js", "fees.js", "payment_status.js")
+SHARED_ASSETS = ("style.css", "i18n.js", "api.js", "money.js", "fees.js", "payment_status.js",
+                 "payments.js")
 
 
 class Reader(Protocol):
@@ -65,6 +66,10 @@ class Reader(Protocol):
 
 ReaderFactory = Callable[[Callable[[bytes], None], Callable[[str], None], Callable[[], None]],
                          Reader]
+
+
+# A kiosk shows the patron's last few payments only: others may be reading over a shoulder.
+HISTORY_SHOWN = 3
 
 
 class ApiProblem(Exception):
@@ -103,6 +108,10 @@ async def _json_body(request: Request) -> dict:
     try:
         data = json.loads(b"".join(chunks) or b"{}", parse_float=Decimal)
     except (ValueError, UnicodeDecodeError):
+        raise ApiProblem(400, "invalid_json") from None
+    except RecursionError:  # nested deeper than the parser goes: not ours, not an error of ours
+        log.info("request body nested too deeply", extra={"event": "bad_body",
+                                                           "reason": "too_deep"})
         raise ApiProblem(400, "invalid_json") from None
     if not isinstance(data, dict):
         raise ApiProblem(400, "invalid_json")
@@ -180,10 +189,44 @@ async def create_payment(request: Request) -> Response:
     return JSONResponse({"payment": payment, "checkout": checkout}, status_code=201)
 
 
+async def payment_history(request: Request) -> Response:
+    """The patron's last three payments, without receipt links (a kiosk cannot open them)."""
+    answer = await _service(request).forward(_handle(request), "history", HISTORY_SHOWN)
+    if answer.status != 200:
+        return _relay(answer)
+    payments = [{k: v for k, v in p.items() if k != "receipt_token"}
+                for p in answer.data.get("payments") or [] if isinstance(p, dict)]
+    return JSONResponse({"payments": payments})
+
+
+async def resume_payment(request: Request) -> Response:
+    service = _service(request)
+    payment_id = request.path_params["payment_id"]
+    answer = await service.resume_payment(_handle(request), payment_id)
+    if answer.status != 200:
+        return _relay(answer)
+    checkout = answer.data.get("checkout") or {}
+    if not _checkout_allowed(checkout, service.settings):
+        log.error("the proxy sent a checkout to an unexpected address",
+                  extra={"event": "bad_checkout"})
+        await service.end_session("bad_checkout")
+        raise ApiProblem(502, "bad_checkout")
+    payment = dict(answer.data.get("payment") or {})
+    payment.pop("receipt_token", None)
+    return JSONResponse({"payment": payment, "checkout": checkout})
+
+
+async def cancel_payment(request: Request) -> Response:
+    answer = await _service(request).forward(_handle(request), "payment_action",
+                                             request.path_params["payment_id"], "cancel")
+    return _relay(answer)
+
+
 async def current_payment(request: Request) -> Response:
     answer = await _service(request).current_payment(_handle(request))
     if answer is None:
         raise ApiProblem(404, "no_payment", "No payment in this session.")
+    answer.data.pop("receipt_token", None)  # the kiosk's receipt comes from the agent
     return _relay(answer)
 
 
@@ -209,7 +252,10 @@ async def healthz(request: Request) -> Response:
 def _relay(answer: ProxyAnswer) -> Response:
     if answer.status >= 500:
         return _problem(503, "unavailable", "The payment service is not answering.")
-    return JSONResponse(answer.data, status_code=answer.status)
+    # The proxy's Retry-After (a 429 while the patron goes too fast) goes on to the page,
+    # which says how long to wait.
+    headers = {"Retry-After": answer.retry_after} if answer.retry_after else None
+    return JSONResponse(answer.data, status_code=answer.status, headers=headers)
 
 
 def _checkout_allowed(checkout: dict, settings: KioskSettings) -> bool:
@@ -238,6 +284,13 @@ async def _no_session(request: Request, exc: Exception) -> Response:
 
 async def _unavailable(request: Request, exc: Exception) -> Response:
     return _problem(503, "unavailable", "The payment service is not answering.")
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """The page went away in the middle of its request body: nothing to answer, no error."""
+    log.info("client disconnected mid-request", extra={"event": "bad_body",
+                                                       "reason": "client_disconnected"})
+    return _problem(400, "client_disconnected")
 
 
 # -- guards and headers ------------------------------------------------------------------------
@@ -273,6 +326,7 @@ class LoopbackOnly:
                 out.setdefault("X-Content-Type-Options", "nosniff")
                 out.setdefault("X-Frame-Options", "DENY")
                 out.setdefault("Referrer-Policy", "no-referrer")
+                out.setdefault("Cross-Origin-Resource-Policy", "same-origin")
                 out.setdefault("Permissions-Policy",
                                "camera=(), microphone=(), geolocation=(), payment=()")
             await send(message)
@@ -374,7 +428,10 @@ def create_kiosk_app(settings: KioskSettings, *, reader: ReaderFactory | None = 
         Route("/api/read", post_read, methods=["POST"]),
         Route("/api/fees", get_fees, methods=["GET"]),
         Route("/api/payments", create_payment, methods=["POST"]),
+        Route("/api/payments", payment_history, methods=["GET"]),
         Route("/api/payments/current", current_payment, methods=["GET"]),
+        Route("/api/payments/{payment_id}/resume", resume_payment, methods=["POST"]),
+        Route("/api/payments/{payment_id}/cancel", cancel_payment, methods=["POST"]),
         *receipt_desk.routes,
         Route("/kiosk/return", lambda request: FileResponse(kiosk_dir / "return.html"),
               methods=["GET"]),
@@ -385,7 +442,7 @@ def create_kiosk_app(settings: KioskSettings, *, reader: ReaderFactory | None = 
     app = Starlette(
         routes=routes, lifespan=lifespan,
         exception_handlers={ApiProblem: _api_problem, NoSession: _no_session,
-                            ProxyUnavailable: _unavailable})
+                            ProxyUnavailable: _unavailable, ClientDisconnect: _client_gone})
     app.add_middleware(LoopbackOnly, csp=content_security_policy(settings))
     app.state.kiosk = service
     app.state.receipts = receipts

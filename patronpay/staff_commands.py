@@ -1,5 +1,5 @@
-"""The staff commands, `patronpay payments list|show|retry|resolve|export` and `patronpay
-reconcile`: their arguments and what each does.
+"""The staff commands, `patronpay payments list|show|retry|resolve|record-paid|unmatched|attach|
+export` and `patronpay reconcile`: their arguments and what each does.
 
 They read the same ledger as `patronpay serve` (the settings name it). `payments` never calls
 Alma: `retry` hands a payment back to the running service's posting worker, which reads the
@@ -20,25 +20,28 @@ from typing import TYPE_CHECKING, TextIO
 
 from proxy.config import Settings, load_settings
 from proxy.ledger import Ledger, PaymentRecord
+from proxy.money import AmountError, parse_typed
 from proxy.staff import (
     StaffError,
     detail,
     render_detail,
     render_list,
+    render_unmatched,
     summary,
+    unmatched_json,
     window,
     write_csv,
     write_lines_csv,
 )
-from proxy.states import STATES
+from proxy.states import STATES, PaymentState
 
 if TYPE_CHECKING:
     from proxy.reconcile import Report
 
 
 def add_staff_commands(commands: argparse._SubParsersAction) -> None:
-    """`payments` (list, show, retry, resolve, export) and `reconcile`: dates are YYYY-MM-DD
-    in UTC, and an --until day counts in full."""
+    """`payments` (list, show, retry, resolve, record-paid, unmatched, attach, export) and
+    `reconcile`: dates are YYYY-MM-DD in UTC, and an --until day counts in full."""
     payments = commands.add_parser("payments", help="staff: the payments in the ledger")
     actions = payments.add_subparsers(dest="payments_command", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="payments, newest last, with filters")
@@ -62,6 +65,24 @@ def add_staff_commands(commands: argparse._SubParsersAction) -> None:
     resolve.add_argument("--note", required=True, help="what was done (refund, manual posting)")
     resolve.add_argument("--actor", help="who does this (default: your user name)")
     resolve.add_argument("--json", action="store_true")
+    record = actions.add_parser(
+        "record-paid", help="record money seen in CashNet whose notification never came")
+    record.add_argument("payment_id")
+    record.add_argument("--tx", required=True, help="CashNet's transaction number")
+    record.add_argument("--amount", required=True, help="what CashNet took, e.g. 12.50")
+    record.add_argument("--note", required=True, help="what you saw in CashNet")
+    record.add_argument("--amount-differs", action="store_true",
+                        help="CashNet took another amount than the one issued: record it")
+    record.add_argument("--actor", help="who does this (default: your user name)")
+    record.add_argument("--json", action="store_true")
+    unmatched = actions.add_parser(
+        "unmatched", help="successes that named no payment, with their candidate payments")
+    unmatched.add_argument("--json", action="store_true")
+    attach = actions.add_parser("attach", help="apply an unmatched success to its payment")
+    attach.add_argument("notice", help="the notification number `unmatched` lists")
+    attach.add_argument("--to", required=True, dest="payment_id", metavar="PAYMENT")
+    attach.add_argument("--actor", help="who does this (default: your user name)")
+    attach.add_argument("--json", action="store_true")
     export = actions.add_parser("export", help="CSV of the money taken, for the bursar")
     export.add_argument("--since", required=True, help="paid on or after this day")
     export.add_argument("--until", required=True, help="paid on or before this day")
@@ -197,8 +218,52 @@ def export_payments(ledger: Ledger, args: argparse.Namespace, out: TextIO) -> in
     return 0
 
 
+def record_paid(ledger: Ledger, args: argparse.Namespace, out: TextIO) -> int:
+    """The money is in CashNet but no usable notification came: `paid` as CashNet would have
+    made it; the running service's worker posts it to Alma, once."""
+    payment = get_payment(ledger, args.payment_id)
+    try:
+        amount = parse_typed(args.amount)
+    except AmountError:
+        raise StaffError(f"--amount must be an amount like 12.50, not {args.amount!r}") from None
+    try:
+        payment = ledger.record_paid(payment.id, cashnet_tx=args.tx, amount=amount,
+                                     note=args.note, actor=args.actor or default_actor(),
+                                     amount_differs=args.amount_differs)
+    except ValueError as exc:
+        raise StaffError(str(exc)) from None
+    return _acted(payment, "recorded as paid; the service posts it to Alma", args, out)
+
+
+def list_unmatched(ledger: Ledger, args: argparse.Namespace, out: TextIO) -> int:
+    waiting = [unmatched_json(ledger, item) for item in ledger.unmatched_successes()]
+    if args.json:
+        json.dump(waiting, out, indent=2)
+        out.write("\n")
+    else:
+        print(render_unmatched(waiting), file=out)
+    return 0
+
+
+def attach_notice(ledger: Ledger, args: argparse.Namespace, out: TextIO) -> int:
+    if not args.notice.strip().isdigit():
+        raise StaffError(f"{args.notice!r} is not a notification number (see `payments "
+                         "unmatched`)")
+    payment = get_payment(ledger, args.payment_id)
+    try:
+        payment = ledger.attach_notification(int(args.notice), payment.id,
+                                             args.actor or default_actor())
+    except (LookupError, ValueError) as exc:
+        raise StaffError(str(exc).strip("'\"")) from None
+    what = f"notification {args.notice} attached"
+    if payment.state == PaymentState.PAID:
+        what += "; the service posts it to Alma"
+    return _acted(payment, what, args, out)
+
+
 ACTIONS = {"list": list_payments, "show": show_payment, "retry": retry_payment,
-           "resolve": resolve_payment, "export": export_payments}
+           "resolve": resolve_payment, "record-paid": record_paid,
+           "unmatched": list_unmatched, "attach": attach_notice, "export": export_payments}
 
 
 # --- patronpay reconcile ---

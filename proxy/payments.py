@@ -21,6 +21,7 @@ from proxy.checkout import (
 from proxy.config import Settings
 from proxy.credits import credit_taken_off
 from proxy.fees import EXPORTED, FeeList, FeeRules, normalise_fees
+from proxy.in_progress import hold_rules
 from proxy.ledger import Ledger, LineRecord, PaymentRecord
 from proxy.money import ZERO
 from proxy.patrons import Patron
@@ -69,9 +70,14 @@ async def start_payment(
     session_id: str,
     fee_ids: object,
     amount: object,
+    fees: FeeList | None = None,
 ) -> StartedPayment:
-    """Raises PaymentRequestError (the patron's choice), TooManyLines, or Alma errors."""
-    fees = await read_fees(alma, settings, patron.primary_id)
+    """Raises PaymentRequestError (the patron's choice), TooManyLines, PaymentInProgress (the
+    choice overlaps a payment in progress, or too many are open), or Alma errors."""
+    # `fees`: the list the patron's page was drawn from, when the caller kept it (a few
+    # seconds old at most); the posting worker reads each fee again before paying.
+    if fees is None:
+        fees = await read_fees(alma, settings, patron.primary_id)
     chosen = choose_fees(fees, fee_ids)
     chosen_total = sum((fee.balance for fee in chosen), ZERO)
     credit = credit_taken_off(settings.credit_policy, fees.credit_total, chosen_total)
@@ -97,7 +103,8 @@ async def start_payment(
         txn_ref_name=settings.cashnet_txn_ref_name,
         custcode=custcode,
     )
-    payment = ledger.create_payment(
+    payment = ledger.start_payment(
+        rules=hold_rules(settings),
         payment_id=payment_id,
         patron_id=patron.primary_id,
         patron_name=patron.name,

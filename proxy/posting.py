@@ -38,10 +38,22 @@ log = logging.getLogger("patronpay.posting")
 
 BACKOFF_BASE_SECONDS = 1.0
 EXPIRY_SWEEP_SECONDS = 60.0
+# Alma documents no maximum length for a payment's `comment` (docs/alma.md#paying-a-fee): keep
+# to a conservative 255 characters until a library's own sandbox settles it.
+ALMA_COMMENT_LIMIT = 255
 
 
 class LeaseLost(Exception):
     """Another worker took this payment over (our lease ran out): send nothing more."""
+
+
+def alma_comment(prefix: str, payment: PaymentRecord) -> str:
+    """The `comment` of each Alma payment: the configured text, then CashNet's transaction,
+    our payment reference and where it was paid (`web` or `kiosk:<id>`), so a desk can trace a
+    payment from Alma alone. Over the limit, the configured text gives way first."""
+    facts = f"tx {payment.cashnet_tx or '-'}; ref {payment.id}; {payment.channel}"
+    head = prefix.strip()[:max(0, ALMA_COMMENT_LIMIT - len(facts) - 2)].rstrip()
+    return (f"{head}: {facts}" if head else facts)[:ALMA_COMMENT_LIMIT]
 
 
 def owner_name() -> str:
@@ -296,7 +308,8 @@ class PostingWorker:
         try:
             raw = await self.alma.pay_fee(
                 payment.patron_id, fee.id, amount, method=self.policy.method,
-                external_transaction_id=payment.cashnet_tx or "", comment=self.policy.comment)
+                external_transaction_id=payment.cashnet_tx or "",
+                comment=alma_comment(self.policy.comment, payment))
         except AlmaOutcomeUnknown as exc:
             wait = self.policy.recheck_seconds if exc.in_flight else None
             self.ledger.mark_retry(allocation.id, self._backoff(allocation, wait), str(exc))

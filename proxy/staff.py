@@ -15,10 +15,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TextIO
 
 from proxy.cashnet_checks import ECHO_CAUSES
-from proxy.ledger import Ledger, PaymentRecord
+from proxy.ledger import Ledger, PaymentRecord, UnmatchedSuccess
+from proxy.ledger.unmatched import echoed_total
 from proxy.money import format_amount
+from proxy.notification import Message
 from proxy.states import EventKind, PaymentState
-from proxy.terminal import iso, shorten, table, when
+from proxy.terminal import iso, printable, shorten, table, when
 
 EXPORT_COLUMNS = ("date", "payment_id", "patron_id", "cashnet_tx", "batchno", "amount",
                   "currency", "fees", "unapplied", "state")
@@ -119,7 +121,9 @@ def advice(payment: PaymentRecord) -> str:
         return ""
     if not payment.cashnet_tx:
         return ("CashNet reported success without a transaction number: find the payment in "
-                "CashNet by its reference, settle it by hand (post in Alma or refund), then "
+                "CashNet by its reference; if the money is there, `patronpay payments "
+                f"record-paid {payment.id} --tx N --amount {format_amount(payment.amount)} "
+                "--note '...'` posts it to Alma; otherwise settle it by hand and "
                 f"`patronpay payments resolve {payment.id} --note '...'`.")
     if payment.reason.startswith(ECHO_CAUSES):
         return ("CashNet's notification does not match what patronpay sent to CashNet. Compare "
@@ -139,6 +143,23 @@ def fees_cell(payment: PaymentRecord) -> str:
                     if a.amount > 0)
 
 
+def unmatched_json(ledger: Ledger, item: UnmatchedSuccess) -> dict:
+    """A success that named no payment, with the candidates found when it came (and what
+    they are now)."""
+    total = echoed_total(Message(item.fields))
+    candidates = [p for p in (ledger.payment(i) for i in item.candidates) if p is not None]
+    return {
+        "notice": item.notice_id,
+        "received_at": iso(item.received_at),
+        "tx": item.tx,
+        "custcode": item.fields.get("custcode", ""),
+        "amount": format_amount(total) if total is not None else None,
+        "candidates": [{"id": p.id, "state": p.state, "amount": format_amount(p.amount),
+                        "patron_id": p.patron_id, "channel": p.channel,
+                        "created_at": iso(p.created_at)} for p in candidates],
+    }
+
+
 # --- text output ---
 
 
@@ -152,6 +173,25 @@ def render_list(payments: Sequence[PaymentRecord]) -> str:
                      p.cashnet_tx or "-", shorten(note) if note else ""])
     headers = ["CREATED (UTC)", "PAYMENT", "PATRON", "STATE", "AMOUNT", "CASHNET TX", "NOTE"]
     return table(headers, rows, right=[4]) + f"\n{len(payments)} payment(s)"
+
+
+def render_unmatched(items: Sequence[dict]) -> str:
+    """Each unmatched success, its candidates, and the command that attaches it."""
+    if not items:
+        return "no unmatched successes"
+    parts = []
+    for item in items:
+        head = (f"notification {item['notice']}  received {_utc(item['received_at'])}  "
+                f"CashNet tx {item['tx'] or '-'}  custcode {item['custcode'] or '-'}  "
+                f"amount {item['amount'] or '-'}")
+        rows = [[c["id"], c["patron_id"], c["channel"], c["state"], c["amount"],
+                 _utc(c["created_at"])] for c in item["candidates"]]
+        found = _indent(table(["CANDIDATE", "PATRON", "CHANNEL", "STATE", "AMOUNT",
+                               "CREATED (UTC)"], rows, right=[4])) if rows else \
+            "  no candidate: no pending payment with this custcode and total"
+        parts.append(f"{shorten(head, 200)}\n{found}\n  after checking in CashNet: "
+                     f"patronpay payments attach {item['notice']} --to PAYMENT")
+    return "\n\n".join(parts) + f"\n\n{len(items)} unmatched success(es)"
 
 
 def render_detail(info: dict) -> str:
@@ -173,7 +213,7 @@ def render_detail(info: dict) -> str:
         ("paid", _utc(info["paid_at"])),
         ("posted", _utc(info["posted_at"])),
     ]
-    parts = ["\n".join(f"{name:<9} {value}" for name, value in head)]
+    parts = ["\n".join(f"{name:<9} {printable(value)}" for name, value in head)]
     parts.append("lines\n" + _indent(table(
         ["NO", "ITEM CODE", "AMOUNT", "DESCRIPTION"],
         [[str(x["number"]), x["item_code"], x["amount"], x["description"]]
@@ -189,7 +229,7 @@ def render_detail(info: dict) -> str:
         [[_utc(e["at"]), e["kind"], e["source"], event_text(e["kind"], e["detail"])]
          for e in info["events"]])))
     if info["advice"]:
-        parts.append("what to do\n  " + info["advice"])
+        parts.append("what to do\n  " + printable(info["advice"]))
     return "\n\n".join(parts)
 
 

@@ -8,13 +8,16 @@ say, the notification state machine is read and reviewed in one file.
     records      the snapshots handed out (PaymentRecord, ...) and their rows
     store        the database, the clock and the one write transaction
     reads        payments, event trails, notifications
+    changes      a marker that moves when any payment of a patron changes state
     entries      a new payment; audit notes
     claims       what a returning browser claims (one note per payment)
+    holds        one payment at a time for the same fees; a patron cancelling a payment
     notices      CashNet notifications (the state machine)
+    unmatched    successes that named no payment, and staff attaching them
     expiry       pending payments nobody confirmed
     queue        which payment a posting worker takes next, and its lease
     allocations  what the worker records per allocation; settling a payment
-    staff        retry and resolve
+    staff        retry, resolve, and recording a payment CashNet never confirmed
     external     money taken elsewhere (the bursar's payments file), entered once
 """
 
@@ -27,30 +30,38 @@ from pathlib import Path
 
 from proxy.db import Database
 from proxy.ledger.allocations import Allocations
+from proxy.ledger.changes import PatronChanges
 from proxy.ledger.claims import ReturnClaims
 from proxy.ledger.entries import Entries
 from proxy.ledger.expiry import Expiry
 from proxy.ledger.external import ExternalPayments, ExternalShare
+from proxy.ledger.holds import HoldRules, InProgress, PaymentInProgress
+from proxy.ledger.holds import Holds as _Holds
 from proxy.ledger.notices import Notices
 from proxy.ledger.queue import Queue
 from proxy.ledger.reads import Reads
 from proxy.ledger.records import AllocationRecord, LineRecord, NoticeOutcome, PaymentRecord
 from proxy.ledger.staff import StaffActions
 from proxy.ledger.store import Store
+from proxy.ledger.unmatched import Unmatched, UnmatchedSuccess
 from proxy.notification import Message
 from proxy.states import OPEN_ALLOCATIONS, STATES, UNSETTLED
 
-__all__ = ["OPEN_ALLOCATIONS", "STATES", "UNSETTLED", "AllocationRecord", "Ledger",
-           "LineRecord", "NoticeOutcome", "PaymentRecord"]
+__all__ = ["OPEN_ALLOCATIONS", "STATES", "UNSETTLED", "AllocationRecord", "HoldRules",
+           "InProgress", "Ledger", "LineRecord", "NoticeOutcome", "PaymentInProgress",
+           "PaymentRecord", "UnmatchedSuccess"]
 
 
 class Ledger:
     def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
         self._store = Store(db, clock)
         self._reads = Reads(self._store)
+        self._changes = PatronChanges(self._store)
         self._entries = Entries(self._store, self._reads)
         self._claims = ReturnClaims(self._store)
         self._notices = Notices(self._store)
+        self._holds = _Holds(self._store, self._reads)
+        self._unmatched = Unmatched(self._store, self._reads, self._notices)
         self._expiry = Expiry(self._store)
         self._queue = Queue(self._store)
         self._allocations = Allocations(self._store)
@@ -102,7 +113,36 @@ class Ledger:
             channel=channel, session_id=session_id, amount=amount, currency=currency,
             custcode=custcode, lines=lines, allocations=allocations, checkout=checkout)
 
-    def add_event(self, payment_id: str, kind: str, source: str, detail: dict) -> None:
+    def start_payment(
+        self,
+        *,
+        rules: HoldRules,
+        payment_id: str,
+        patron_id: str,
+        patron_name: str,
+        channel: str,
+        session_id: str,
+        amount: Decimal,
+        currency: str,
+        custcode: str,
+        lines: Iterable[LineRecord],
+        allocations: Iterable[tuple[str, str, str, Decimal]],
+        checkout: dict,
+    ) -> PaymentRecord:
+        """`create_payment`, unless it overlaps a payment in progress (PaymentInProgress)."""
+        return self._holds.start(
+            rules, payment_id=payment_id, patron_id=patron_id, patron_name=patron_name,
+            channel=channel, session_id=session_id, amount=amount, currency=currency,
+            custcode=custcode, lines=list(lines), allocations=list(allocations),
+            checkout=checkout)
+
+    def in_progress(self, patron_id: str, rules: HoldRules) -> list[InProgress]:
+        return self._holds.in_progress(patron_id, rules)
+
+    def cancel_payment(self, payment_id: str, patron_id: str, source: str) -> PaymentRecord:
+        return self._holds.cancel(payment_id, patron_id, source)
+
+    def add_event(self, payment_id: str | None, kind: str, source: str, detail: dict) -> None:
         self._entries.add_event(payment_id, kind, source, detail)
 
     def record_return_claim(self, payment_id: str, detail: dict) -> bool:
@@ -127,11 +167,19 @@ class Ledger:
             state=state, patron_id=patron_id, tx=tx, since=since, until=until,
             needs_review=needs_review, by=by, limit=limit)
 
+    def recent_payments(self, patron_id: str, *, since: float, states: Iterable[str],
+                        limit: int) -> list[PaymentRecord]:
+        return self._reads.recent_payments(patron_id, since=since, states=states, limit=limit)
+
     def events(self, payment_id: str) -> list[dict]:
         return self._reads.events(payment_id)
 
     def notifications(self, payment_id: str | None = None) -> list[dict]:
         return self._reads.notifications(payment_id)
+
+    def patron_marker(self, patron_id: str) -> tuple[int, float]:
+        """Changes whenever any payment of the patron changes state (proxy/fee_cache.py)."""
+        return self._changes.marker(patron_id)
 
     # --- CashNet notifications and timers ---
 
@@ -140,6 +188,12 @@ class Ledger:
     ) -> NoticeOutcome:
         return self._notices.record_notification(message, peer=peer, ref_type=ref_type,
                                                  txn_ref_name=txn_ref_name)
+
+    def unmatched_successes(self) -> list[UnmatchedSuccess]:
+        return self._unmatched.waiting()
+
+    def attach_notification(self, notice_id: int, payment_id: str, actor: str) -> PaymentRecord:
+        return self._unmatched.attach(notice_id, payment_id, actor)
 
     def expire_pending(self, older_than_seconds: float) -> list[str]:
         return self._expiry.expire_pending(older_than_seconds)
@@ -198,6 +252,11 @@ class Ledger:
 
     def resolve(self, payment_id: str, note: str, actor: str) -> PaymentRecord:
         return self._staff.resolve(payment_id, note, actor)
+
+    def record_paid(self, payment_id: str, *, cashnet_tx: str, amount: Decimal, note: str,
+                    actor: str, amount_differs: bool = False) -> PaymentRecord:
+        return self._staff.record_paid(payment_id, cashnet_tx=cashnet_tx, amount=amount,
+                                       note=note, actor=actor, amount_differs=amount_differs)
 
     # --- money taken elsewhere ---
 

@@ -12,6 +12,7 @@ import json
 
 from proxy.ledger.records import NoticeOutcome, PaymentRecord, payment_from
 from proxy.ledger.store import Store, Transaction
+from proxy.ledger.unmatched import record_without_reference
 from proxy.notification import Message, StoredLine, echo_review, line_mismatch, payment_ids
 from proxy.states import (
     FAILURE_APPLIES,
@@ -40,16 +41,23 @@ class Notices:
                 row = tx.execute("SELECT * FROM payments WHERE id = ?",
                                  (next(iter(ids)),)).fetchone()
                 payment = payment_from(row, tx.conn) if row else None
+            if not ids and message.succeeded:
+                return record_without_reference(tx, message, fields, peer, self._notice)
             if payment is None:
                 detail = "two different payment ids" if len(ids) > 1 else "no payment of ours"
                 self._notice(tx, None, NoticeKind.UNMATCHED, None, fields, peer, detail)
                 return NoticeOutcome(NoticeEffect.UNMATCHED, None, detail)
             if message.succeeded:
-                return self._apply_success(tx, payment, message, fields, peer)
+                return self.apply_success(tx, payment, message, fields, peer)
             return self._apply_failure(tx, payment, message, fields, peer)
 
-    def _apply_success(self, tx: Transaction, payment: PaymentRecord, message: Message,
-                       fields: dict, peer: str) -> NoticeOutcome:
+    def apply_success(self, tx: Transaction, payment: PaymentRecord, message: Message,
+                      fields: dict, peer: str, *, source: str = "",
+                      notice_id: int | None = None) -> NoticeOutcome:
+        """A success for `payment`, inside `tx`. `source` names who applies it in the trail
+        (default: CashNet at `peer`); `notice_id` is a notification already stored (one that
+        named no payment, attached by staff) to update rather than store again."""
+        source = source or f"cashnet:{peer}"
         cashnet_tx = message.tx
         if not cashnet_tx and payment.state not in UNSETTLED:
             # Money already settled by an earlier notification: a malformed success must not
@@ -60,7 +68,8 @@ class Notices:
             return NoticeOutcome(NoticeEffect.RECORDED, payment.id, "success without tx")
         if not cashnet_tx:
             return self._to_attention(tx, payment, None, message, peer,
-                                      "success without a CashNet transaction number")
+                                      "success without a CashNet transaction number",
+                                      source, notice_id)
         previous = tx.execute("SELECT payment_id, fields FROM notifications "
                               "WHERE dedupe_key = ?", (f"tx:{cashnet_tx}",)).fetchone()
         if previous is not None:
@@ -87,17 +96,17 @@ class Notices:
             mismatch = f"unreadable lines ({type(exc).__name__})"
         if mismatch:
             return self._to_attention(tx, payment, cashnet_tx, message, peer,
-                                      mismatch)
+                                      mismatch, source, notice_id)
         now = self.store.clock()
         self._notice(tx, payment.id, NoticeKind.SUCCESS, f"tx:{cashnet_tx}", fields, peer,
-                     PaymentState.PAID)
+                     PaymentState.PAID, notice_id)
         self._record_money_taken(tx, payment.id, cashnet_tx, message)
         tx.execute("UPDATE payments SET state = ?, updated_at = ?, reason = '' WHERE id = ?",
                    (PaymentState.PAID, now, payment.id))
         tx.execute("UPDATE allocations SET state = ?, next_attempt_at = ? "
                    "WHERE payment_id = ? AND state = ?",
                    (AllocationState.QUEUED, now, payment.id, AllocationState.PLANNED))
-        tx.event(payment.id, EventKind.PAID, f"cashnet:{peer}",
+        tx.event(payment.id, EventKind.PAID, source,
                  {"from": payment.state, "tx": cashnet_tx, "batchno": message.get("batchno")})
         review = echo_review(message, stored, payment.custcode)
         if review:  # posted all the same: the reference, lines and amounts match
@@ -133,12 +142,13 @@ class Notices:
              self.store.clock(), payment_id))
 
     def _to_attention(self, tx: Transaction, payment: PaymentRecord, cashnet_tx: str | None,
-                      message: Message, peer: str, reason: str) -> NoticeOutcome:
+                      message: Message, peer: str, reason: str, source: str,
+                      notice_id: int | None) -> NoticeOutcome:
         self._notice(tx, payment.id, NoticeKind.SUCCESS,
                      f"tx:{cashnet_tx}" if cashnet_tx else None, message.recordable(), peer,
-                     PaymentState.ATTENTION)
+                     PaymentState.ATTENTION, notice_id)
         self._record_money_taken(tx, payment.id, cashnet_tx, message)
-        tx.set_state(payment.id, PaymentState.ATTENTION, reason, f"cashnet:{peer}",
+        tx.set_state(payment.id, PaymentState.ATTENTION, reason, source,
                      {"from": payment.state, "tx": cashnet_tx})
         return NoticeOutcome(NoticeEffect.ATTENTION, payment.id, reason)
 
@@ -147,11 +157,22 @@ class Notices:
         tx.event(payment_id, EventKind.NEEDS_REVIEW, "cashnet", {"reason": reason})
 
     def _notice(self, tx: Transaction, payment_id: str | None, kind: NoticeKind,
-                dedupe_key: str | None, fields: dict, peer: str, outcome: str) -> None:
-        tx.execute(
-            "INSERT INTO notifications (payment_id, kind, dedupe_key, fields, peer,"
-            " received_at, outcome) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (payment_id, kind, dedupe_key, json.dumps(fields, sort_keys=True), peer,
-             self.store.clock(), outcome))
+                dedupe_key: str | None, fields: dict, peer: str, outcome: str,
+                existing: int | None = None, extra: dict | None = None) -> int:
+        """Store a notification (or update `existing`, one stored earlier without a payment)
+        and note it in the trail; returns its id."""
+        if existing is None:
+            notice_id = tx.execute(
+                "INSERT INTO notifications (payment_id, kind, dedupe_key, fields, peer,"
+                " received_at, outcome) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (payment_id, kind, dedupe_key, json.dumps(fields, sort_keys=True), peer,
+                 self.store.clock(), outcome)).lastrowid
+        else:
+            notice_id = existing
+            tx.execute("UPDATE notifications SET payment_id = ?, kind = ?, dedupe_key = ?,"
+                       " outcome = ? WHERE id = ?",
+                       (payment_id, kind, dedupe_key, outcome, existing))
         tx.event(payment_id, EventKind.NOTIFICATION, f"cashnet:{peer}",
-                 {"kind": kind, "outcome": outcome, "fields": fields})
+                 {"kind": kind, "outcome": outcome, "fields": fields, "notice_id": notice_id}
+                 | (extra or {}))
+        return notice_id

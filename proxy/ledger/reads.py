@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 
 from proxy.ledger.records import PaymentRecord, payment_from
 from proxy.ledger.store import Store
@@ -58,6 +59,18 @@ class Reads:
         rows = db.read(
             f"SELECT * FROM payments{where} ORDER BY {by}, id LIMIT ?",  # noqa: S608
             (*params, -1 if limit is None else limit))
+        return [payment_from(row, db.connection()) for row in rows]
+
+    def recent_payments(self, patron_id: str, *, since: float, states: Iterable[str],
+                        limit: int) -> list[PaymentRecord]:
+        """The patron's payments in `states` started since `since`, newest first."""
+        wanted = tuple(states)
+        marks = ", ".join("?" * len(wanted))
+        db = self.store.db
+        rows = db.read(
+            f"SELECT * FROM payments WHERE patron_id = ? AND created_at >= ?"  # noqa: S608
+            f" AND state IN ({marks}) ORDER BY created_at DESC, id DESC LIMIT ?",
+            (patron_id, since, *wanted, limit))
         return [payment_from(row, db.connection()) for row in rows]
 
     def events(self, payment_id: str) -> list[dict]:
