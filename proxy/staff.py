@@ -20,7 +20,7 @@ from proxy.ledger.unmatched import echoed_total
 from proxy.money import format_amount
 from proxy.notification import Message
 from proxy.states import EventKind, PaymentState
-from proxy.terminal import iso, printable, shorten, table, when
+from proxy.terminal import iso, shorten, table, when
 
 EXPORT_COLUMNS = ("date", "payment_id", "patron_id", "cashnet_tx", "batchno", "amount",
                   "currency", "fees", "unapplied", "state")
@@ -213,7 +213,7 @@ def render_detail(info: dict) -> str:
         ("paid", _utc(info["paid_at"])),
         ("posted", _utc(info["posted_at"])),
     ]
-    parts = ["\n".join(f"{name:<9} {printable(value)}" for name, value in head)]
+    parts = ["\n".join(f"{name:<9} {value}" for name, value in head)]
     parts.append("lines\n" + _indent(table(
         ["NO", "ITEM CODE", "AMOUNT", "DESCRIPTION"],
         [[str(x["number"]), x["item_code"], x["amount"], x["description"]]
@@ -229,7 +229,7 @@ def render_detail(info: dict) -> str:
         [[_utc(e["at"]), e["kind"], e["source"], event_text(e["kind"], e["detail"])]
          for e in info["events"]])))
     if info["advice"]:
-        parts.append("what to do\n  " + printable(info["advice"]))
+        parts.append("what to do\n  " + info["advice"])
     return "\n\n".join(parts)
 
 
