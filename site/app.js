@@ -71,9 +71,12 @@ async function loadFees() {
 function renderFees() {
   const { fees } = state.fees;
   const payable = fees.filter((fee) => fee.payable);
+  renderInProgress(state.fees.in_progress);
+  loadHistory();
+  $("fees-empty").hidden = payable.length > 0;
   if (payable.length === 0) {
-    localize($("fees-empty"), fees.length === 0 ? "fees.none" : "fees.none_payable");
-    $("fees-empty").hidden = false;
+    const held = fees.some((fee) => MyPayments.heldNote(fee));
+    localize($("fees-empty"), fees.length === 0 ? "fees.none" : held ? "fees.none_payable_in_progress" : "fees.none_payable");
     if (fees.length === 0) return;
   }
   renderRows();
@@ -118,6 +121,7 @@ function renderSummary() {
 
 // Why a fee has no checkbox (FeeLabels.feeNote), in this page's words.
 const FEE_NOTES = {
+  in_progress: "fees.in_progress",
   credit: "fees.credit", billed: "fees.billed", inexact: "fees.inexact", not_payable: "fees.not_payable",
 };
 
@@ -137,7 +141,7 @@ function feeRow(fee, currency) {
     box.setAttribute("aria-label", t("fees.select", { type: typeLabel(fee), amount: asMoney(fee.balance, currency) }));
     payCell.appendChild(box);
   } else {
-    payCell.textContent = t(FEE_NOTES[FeeLabels.feeNote(fee)]);
+    payCell.textContent = t(FEE_NOTES[MyPayments.heldNote(fee) || FeeLabels.feeNote(fee)]);
     payCell.className = "hint";
   }
   row.appendChild(payCell);
@@ -163,6 +167,7 @@ function feeRow(fee, currency) {
    leave the amount the patron typed alone. */
 function relabel() {
   if (state.session) localize($("signed-in-as"), "nav.signed_in_as", { name: state.session.patron.name });
+  relabelMyPayments();
   if (!state.fees || state.fees.fees.length === 0) return;
   renderRows();
   updateChosen(false);
@@ -253,6 +258,8 @@ async function pay(event) {
       return fieldError(amountField, amountBox, { result, params: { amount: asMoney(Money.amountText(bound), state.fees.currency) } });
     }
     if (error.code === "unknown_fee") { state.fees = null; await loadFees(); }
+    const inTheWay = MyPayments.conflict(result);
+    if (inTheWay) { await loadFees(); return showConflict(result, inTheWay); }
     return showAlertFor(result);
   }
   announce("pay.redirecting");

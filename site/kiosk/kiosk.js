@@ -4,7 +4,7 @@
 "use strict";
 
 const view = { fees: null, chosen: new Set(), showTitles: false, typed: "", guard: null };
-const SCREENS = ["idle", "working", "fees", "amount", "nothing", "redirecting", "offline"];
+const SCREENS = ["idle", "working", "fees", "amount", "nothing", "progress", "redirecting", "offline"];
 
 function show(screen) {
   for (const id of SCREENS) $(id).hidden = id !== screen;
@@ -27,9 +27,11 @@ async function initKiosk() {
   $("pay-amount").addEventListener("click", payTyped);
   $("keypad").addEventListener("click", keypad);
   $("titles-toggle").addEventListener("click", toggleTitles);
+  $("progress-back").addEventListener("click", loadFees);
   whenLanguageChanges(() => {
     if (view.fees && !$("fees").hidden) renderFees();
     if (view.fees && !$("amount").hidden) renderTyped();
+    renderRecent();
   });
   const data = await loadKioskSession();
   if (!data) {
@@ -103,8 +105,11 @@ async function loadFees() {
     return;
   }
   view.fees = result.data;
+  loadRecent();
   const payable = view.fees.fees.filter((fee) => fee.payable);
   view.chosen = new Set(payable.map((fee) => fee.id));
+  const inProgress = view.fees.in_progress || [];
+  if (payable.length === 0 && inProgress.length) return showProgress(inProgress);
   if (payable.length === 0) {
     show("nothing");
     say($("nothing-heading"), "kiosk.fees.hello", { name: Kiosk.session.first_name });
@@ -124,6 +129,8 @@ function renderFees() {
   const list = $("fee-list");
   list.replaceChildren();
   for (const fee of fees) list.appendChild(feeItem(fee, currency, !privacy || view.showTitles));
+  $("fees-progress").hidden = !(view.fees.in_progress || []).length;
+  renderProgressList($("fees-progress-list"), view.fees.in_progress);
   renderSummary();
   updateTotal();
 }
@@ -146,7 +153,7 @@ function renderSummary() {
 
 // Why a fee cannot be chosen here (FeeLabels.feeNote), in the kiosk's words.
 const FEE_NOTES = {
-  credit: "kiosk.fees.credit", billed: "kiosk.fees.billed", inexact: "kiosk.fees.at_desk",
+  in_progress: "kiosk.fees.in_progress", credit: "kiosk.fees.credit", billed: "kiosk.fees.billed", inexact: "kiosk.fees.at_desk",
   not_payable: "kiosk.fees.at_desk",
 };
 
@@ -184,7 +191,7 @@ function feeItem(fee, currency, withTitle) {
   if (!fee.payable) {
     const note = document.createElement("span");
     note.className = "fee-note";
-    say(note, FEE_NOTES[FeeLabels.feeNote(fee)]);
+    say(note, FEE_NOTES[MyPayments.heldNote(fee) || FeeLabels.feeNote(fee)]);
     text.appendChild(note);
   }
   const amount = document.createElement("span");
@@ -295,6 +302,8 @@ async function pay(amountCents) {
     fee_ids: [...view.chosen], amount: Money.amountText(amountCents),
   });
   if (!result.ok) {
+    const inTheWay = MyPayments.conflict(result);
+    if (inTheWay) return showProgress(inTheWay, result);
     if (result.status === 401 || result.status === 409) return patronGone();
     show("fees");
     localizeError($("fees-error"), result);
