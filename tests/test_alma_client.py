@@ -125,9 +125,9 @@ def test_an_xml_body_declaring_entities_is_refused_not_expanded():
               b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
               b"<web_service_result><errorList><error><errorCode>&b;</errorCode>"
               b"</error></errorList></web_service_result>")
-    with server(400, laughs, {"content-type": "application/xml"}) as s:
-        with pytest.raises(AlmaUnavailable, match="unexpected answer"):
-            call(s.url, "list")
+    with (server(400, laughs, {"content-type": "application/xml"}) as s,
+          pytest.raises(AlmaUnavailable, match="unexpected answer")):
+        call(s.url, "list")
 
 
 def test_per_second_threshold_sent_with_400_is_throttling_and_retried(alma_server, alma):
