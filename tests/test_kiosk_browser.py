@@ -31,6 +31,7 @@ from browser_support import (  # noqa: E402 - shared with tests/browser, which i
     LANGS,
     WAIT_MS,
     launched_chromium,
+    off_the_loop,
     strings,
     text,
 )
@@ -565,6 +566,45 @@ def test_kiosk_colours_are_aaa_in_both_palettes():
             assert contrast_ratio(palette[fg], palette[bg]) >= 3.0, (name, fg, bg)
     assert round(contrast_ratio(palettes["standard"]["ink"], palettes["standard"]["paper"]), 1) == 18.9
     assert round(contrast_ratio(palettes["standard"]["accent-ink"], palettes["standard"]["accent"]), 1) == 11.4
+
+
+def test_a_payment_in_progress_and_the_choice_at_the_kiosk(kiosk, screen, lang, L):
+    """A fee the web is paying shows "payment in progress" and is left out of the total; paying
+    what another payment covers brings up that payment with its choices; the last payments are
+    listed (issue 13)."""
+    lost, overdue, damaged = "7730018830004146", "7730012450004146", "7730020010004146"
+    k = kiosk()
+    web = k.d.sign_in_sso("mkowalski")
+    paid, _ = off_the_loop(k.d.pay, web, fee_ids=[damaged])
+    k.d.wait_for_state(paid["payment"]["id"], "posted")
+    k.d.start_payment(web, fee_ids=[overdue])
+    page = screen(k, lang)
+    scan_by_wedge(page, MARIA)
+    expect(page.locator("#fees-heading")).to_have_text(text(L["kiosk.fees.hello"], name="Maria"))
+    expect(page.locator("#fee-list .fee-row")).to_have_count(2)
+    expect(page.locator("#fee-list .fee-row").nth(1)).to_contain_text(L["kiosk.fees.in_progress"])
+    expect(page.locator("#fees-total")).to_have_text(text(L["kiosk.fees.total"], amount="$60.00"))
+    progress = page.locator("#fees-progress-list li")
+    expect(progress).to_have_count(1)
+    expect(progress).to_contain_text("$4.75")
+    expect(progress.get_by_role("button", name=L["payments.resume"])).to_have_count(0)  # web's
+    expect(progress.get_by_role("button", name=L["payments.cancel"])).to_be_visible()
+    recent = page.locator("#fees [data-recent] li")
+    expect(recent).to_have_count(2)
+    expect(recent.nth(1)).to_contain_text(L["payments.state.posted"])
+    check(page, "fees with a payment in progress")
+
+    k.d.start_payment(web, fee_ids=[lost])  # the web again, just before the kiosk's "Pay"
+    page.click("#pay-all")
+    expect(page.locator("#progress-heading")).to_have_text(L["kiosk.progress.heading"])
+    expect(page.locator("#progress-error")).to_have_text(L["error.payment_in_progress"])
+    expect(page.locator("#progress-list li")).to_have_count(1)
+    expect(page.locator("#progress-list li")).to_contain_text("$60.00")
+    check(page, "the payment in the way")
+    page.locator("#progress-list").get_by_role("button", name=L["payments.cancel"]).click()
+    expect(page.locator("#fees-heading")).to_be_visible()
+    expect(page.locator("#fees-total")).to_have_text(text(L["kiosk.fees.total"], amount="$60.00"))
+    expect(page.locator("#fees-progress-list li")).to_have_count(1)
 
 
 LINH = "23191000200089"  # a credit, a fee sent to the bursar, a fee not in whole cents

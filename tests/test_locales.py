@@ -17,6 +17,7 @@ LOCALES = ROOT / "site" / "locales"
 # Where the web flow's error codes come from.
 WEB_FLOW_SOURCES = ["proxy/web/api.py", "proxy/web/auth.py", "proxy/web/cashnet.py",
                     "proxy/web/common.py", "proxy/web/errors.py", "proxy/web/security.py",
+                    "proxy/web/patron_payments.py",
                     "proxy/allocation.py",
                     *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "proxy" / "signin").glob("*.py"))]
 CODE_PATTERNS = [

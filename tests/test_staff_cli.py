@@ -410,3 +410,88 @@ def test_a_remainder_larger_than_the_other_fees_moves_in_part_and_waits_for_staf
         (DAMAGED, D("12.50"), D("0.00"), "posted")]
     assert payment.reason == f"42.75 not applied in Alma: fee {LOST} is closed"
     assert (payment.applied, payment.unapplied) == (D("17.25"), D("42.75"))
+
+
+# --- record-paid, unmatched, attach (issues 12 and 13) ---
+
+
+def test_record_paid_posts_once_with_the_staff_member_and_refuses_a_second_time(deploy, cli):
+    d = deploy()
+    created, completion = d.pay(d.sign_in_sso("mkowalski"), faults={"drop": True},
+                                fee_ids=[OVERDUE])
+    payment_id, tx = created["payment"]["id"], completion["tx"]
+    assert d.ledger.payment(payment_id).state == "pending"  # CashNet took it, never told us
+    code, _, err = cli(d, "payments", "record-paid", payment_id, "--tx", tx, "--amount", "5.00",
+                       "--note", "seen in CashNet")
+    assert code == 2
+    assert "issued for 4.75, not 5.00" in err and "--amount-differs" in err
+    code, out, err = cli(d, "payments", "record-paid", payment_id, "--tx", tx, "--amount",
+                         "4.75", "--note", "seen in CashNet, batch 3", "--actor", "jdoe")
+    assert (code, err) == (0, "")
+    assert out == (f"payment {payment_id}: recorded as paid; the service posts it to Alma; "
+                   "state is now paid\n")
+    d.wait_for_state(payment_id, "posted")
+    assert payments_carrying(d.alma, tx) == {OVERDUE: [D("4.75")]}
+    [pay_call] = d.alma_calls("POST", "pay")
+    assert pay_call["query"]["comment"] == [f"CashNet payment: tx {tx}; ref {payment_id}; web"]
+    paid = next(e for e in d.ledger.events(payment_id) if e["kind"] == "paid")
+    assert paid["source"] == "staff:jdoe"
+    assert (paid["detail"]["note"], paid["detail"]["tx"]) == ("seen in CashNet, batch 3", tx)
+
+    code, _, err = cli(d, "payments", "record-paid", payment_id, "--tx", tx, "--amount", "4.75",
+                       "--note", "again")
+    assert code == 2 and f"payment {payment_id} is posted" in err
+    other = d.start_payment(d.sign_in_sso("mkowalski"), fee_ids=[LOST])["payment"]["id"]
+    code, _, err = cli(d, "payments", "record-paid", other, "--tx", tx, "--amount", "60.00",
+                       "--note", "wrong tx")
+    assert code == 2
+    assert err == (f"patronpay: CashNet transaction {tx} is already in the ledger (payment "
+                   f"{payment_id})\n")
+    assert d.ledger.payment(other).state == "pending"
+    assert payments_carrying(d.alma, tx) == {OVERDUE: [D("4.75")]}  # still once
+
+
+def test_record_paid_with_less_than_issued_spreads_it_oldest_first(deploy, cli):
+    d = deploy()
+    created, completion = d.pay(d.sign_in_sso("mkowalski"), faults={"drop": True},
+                                fee_ids=[LOST, OVERDUE])
+    payment_id, tx = created["payment"]["id"], completion["tx"]
+    code, _, err = cli(d, "payments", "record-paid", payment_id, "--tx", tx, "--amount",
+                       "50.00", "--note", "CashNet shows 50.00", "--amount-differs")
+    assert code == 0, err
+    payment = d.wait_for_state(payment_id, "posted")
+    assert [(a.fee_id, a.amount) for a in payment.allocations] == [(LOST, D("50.00"))]
+    assert payment.amount == D("50.00")
+    assert payments_carrying(d.alma, tx) == {LOST: [D("50.00")]}
+
+
+def test_a_success_without_reference_waits_for_staff_and_is_attached_once(deploy, cli):
+    d = deploy()
+    created, completion = d.pay(d.sign_in_sso("mkowalski"), faults={"missing_refs": True},
+                                fee_ids=[OVERDUE])
+    payment_id, tx = created["payment"]["id"], completion["tx"]
+    assert d.ledger.payment(payment_id).state == "pending"
+    assert d.alma_calls("POST") == []  # nothing posted on a guess
+    code, out, _ = cli(d, "payments", "unmatched", "--json")
+    [waiting] = json.loads(out)
+    assert (waiting["tx"], waiting["amount"], waiting["custcode"]) == (tx, "4.75", "mkowalski")
+    assert [c["id"] for c in waiting["candidates"]] == [payment_id]
+    code, out, _ = cli(d, "payments", "unmatched")
+    assert f"patronpay payments attach {waiting['notice']} --to PAYMENT" in out
+    assert payment_id in out
+    assert "unmatched_candidate" in [e["kind"] for e in d.ledger.events(payment_id)]
+
+    code, out, err = cli(d, "payments", "attach", waiting["notice"], "--to", payment_id,
+                         "--actor", "jdoe")
+    assert (code, err) == (0, "")
+    assert out.startswith(f"payment {payment_id}: notification {waiting['notice']} attached")
+    d.wait_for_state(payment_id, "posted")
+    assert payments_carrying(d.alma, tx) == {OVERDUE: [D("4.75")]}
+    kinds = [(e["kind"], e["source"]) for e in d.ledger.events(payment_id)]
+    assert ("attached", "staff:jdoe") in kinds and ("paid", "staff:jdoe") in kinds
+
+    code, _, err = cli(d, "payments", "attach", waiting["notice"], "--to", payment_id)
+    assert code == 2 and "no unmatched notification" in err
+    code, out, _ = cli(d, "payments", "unmatched", "--json")
+    assert json.loads(out) == []
+    assert payments_carrying(d.alma, tx) == {OVERDUE: [D("4.75")]}

@@ -37,7 +37,7 @@ def test_pages_reflow_without_sideways_scrolling(deploy, open_page, lang, L, axe
     if size is NARROW:  # the table scrolls inside its own region, and its caption stays put
         assert region.evaluate("e => e.scrollWidth > e.clientWidth")
         region.evaluate("e => { e.scrollLeft = e.scrollWidth; }")
-        caption = page.locator("caption").bounding_box()
+        caption = page.locator("#fees-caption").bounding_box()
         assert caption["x"] >= 0 and caption["x"] + caption["width"] <= 320
     page.get_by_label(L["pay.amount"]).fill("1000")
     page.locator("#pay-button").click()
