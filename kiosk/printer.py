@@ -205,15 +205,15 @@ class ReceiptPrinter:
 
     def check(self) -> str:
         """Ask the printer how it is; remember and return the state."""
-        self.state = self._job(None)
-        return self.state
+        state = self.state = self._job(None)
+        return state
 
     def print_slip(self, lines: Sequence[SlipLine]) -> str:
         """Print one receipt, or raise PrinterTrouble with the state that stopped it."""
-        self.state = self._job(lines)
-        if self.state not in PRINTABLE:
-            raise PrinterTrouble(self.state)
-        return self.state
+        state = self.state = self._job(lines)
+        if state not in PRINTABLE:
+            raise PrinterTrouble(state)
+        return state
 
     def _job(self, lines: Sequence[SlipLine] | None) -> str:
         from escpos.exceptions import Error as EscposError

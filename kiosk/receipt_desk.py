@@ -84,6 +84,8 @@ class ReceiptDesk:
         if payment.printed:
             return _problem(409, "already_printed", "This receipt has been printed.")
         answer = await self.service.forward(handle, "payment", payment.id)
+        if answer.status == 401:  # the proxy ended the session (and so has the agent)
+            return _problem(401, "no_session", "no session")
         data = answer.data.get("payment") if answer.ok else None
         if not isinstance(data, dict) or data.get("state") not in PRINTABLE_STATES:
             return _problem(409, "not_paid", "This payment is not paid (yet).")

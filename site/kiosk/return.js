@@ -127,8 +127,9 @@ async function printReceipt() {
     return;
   }
   clearText($("print-status"));
-  const state = result.ok ? result.data.printer : "offline";
-  say($("print-problem"), PRINT_TROUBLE[state] || "kiosk.print.offline");
+  // Not the printer's fault (the payment service did not answer): no blame on the printer.
+  say($("print-problem"), result.ok ? PRINT_TROUBLE[result.data.printer] || "kiosk.print.offline"
+    : "kiosk.print.failed");
   const webReceipt = result.ok && result.data.web_receipt;
   if (webReceipt) $("web-receipt-code").src = withHandle("/api/receipt/code.svg");
   $("web-receipt").hidden = !webReceipt;
