@@ -57,12 +57,19 @@ def parse_item_code_rules(pairs: Mapping[str, str]) -> dict[str, str]:
     return rules
 
 
-def item_code_for(rules: Mapping[str, str], default: str, fee_type: str, library: str) -> str:
-    """The most specific rule wins: library and type, the library's `*`, the type, the
-    default. Codes are compared without regard to case."""
+def item_code_rule(rules: Mapping[str, str], fee_type: str, library: str) -> str | None:
+    """The key of the rule that names the fee's code, or None when the default does. The
+    most specific rule wins: library and type, the library's `*`, the type. Codes are
+    compared without regard to case."""
     fee_type, library = fee_type.strip().upper(), library.strip().upper()
     keys = ([f"{library}/{fee_type}", f"{library}/*"] if library else []) + [fee_type]
-    return next((rules[key] for key in keys if key in rules), default)
+    return next((key for key in keys if key in rules), None)
+
+
+def item_code_for(rules: Mapping[str, str], default: str, fee_type: str, library: str) -> str:
+    """The fee's item code: its most specific rule's (`item_code_rule`), else the default."""
+    key = item_code_rule(rules, fee_type, library)
+    return default if key is None else rules[key]
 
 
 def parse_custcode_choice(value: str) -> str:

@@ -512,8 +512,9 @@ class Settings:
         _text, "Item code (PeopleSoft item type, CashNet code) of a row for the bursar; empty "
         "uses PATRONPAY_CASHNET_ITEM_CODE.", "")
     bursar_item_codes: dict[str, str] = setting(
-        _mapping, "`FEETYPE=CODE,...`: item codes per Alma fee type in the file for the bursar; "
-        "empty uses PATRONPAY_CASHNET_ITEM_CODES.", {})
+        _item_code_rules, "Item codes in the file for the bursar, by the same rules as "
+        "PATRONPAY_CASHNET_ITEM_CODES (`LIBRARY/FEETYPE=CODE`, `LIBRARY/*=CODE`, "
+        "`FEETYPE=CODE`); empty uses PATRONPAY_CASHNET_ITEM_CODES.", {})
     bursar_term: str = setting(
         _text, "Term code written in the `term` column (e.g. `2025FA`), agreed with the "
         "bursar.", "")

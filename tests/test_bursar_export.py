@@ -74,6 +74,19 @@ def test_one_row_per_fee_with_columns_headers_codes_and_term_by_setting(rig):
     assert len(lines) == 1 + 14  # every fee owed; credits and fees sent to the bursar are not billed
 
 
+def test_item_codes_follow_the_owning_library_as_on_cashnet(rig):
+    # The portal's own rules (no bursar ones): the Law library's fees go to its own code.
+    r = rig(bursar_export_rows="fee", bursar_export_columns="campus_id,fee_id,item_code,amount",
+            cashnet_item_codes="OVERDUEFINE=LIB-OVERDUE,LAW/*=LAW-FINES")
+    assert r.cli("export", "--day", DAY)[0] == 0
+    lines = exported(r).splitlines()
+    assert "mkowalski,7730020010004146,LAW-FINES,12.50" in lines  # damaged-item fine, Law library
+    assert "mkowalski,7730012450004146,LIB-OVERDUE,4.75" in lines  # overdue fine, Science library
+    assert "mkowalski,7730018830004146,LIB-FINE,60.00" in lines  # lost item, Main: the default
+    # An overdue fine of the Law library: LAW/* is more specific than OVERDUEFINE.
+    assert "ana.rivera@example.edu,7730050010004146,LAW-FINES,2.40" in lines
+
+
 def test_the_same_days_data_gives_the_same_file_and_each_run_is_recorded(rig):
     r = rig()
     assert r.cli("export", "--day", DAY)[0] == 0

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -23,6 +24,7 @@ import pytest
 from patronpay.demo import point_store_at, sandbox_environment
 from patronpay.serving import ServerThread
 from proxy.check import passed, render_json, render_text, run_checks
+from proxy.check.cashnet import check_item_codes
 from proxy.check.readonly import NotARead, ReadOnlyTransport
 from proxy.check.report import Result
 from proxy.config import load_settings
@@ -283,6 +285,31 @@ def test_fee_type_without_its_item_code(env):
     assert item_codes.status == "warn"
     assert item_codes.message.startswith("CARDRENEWAL (seen on the test patron) would go to the "
                                          "default item code LIB-FINE")
+
+
+def test_a_library_rule_covers_the_fees_of_that_library(env):
+    # mkowalski owes a damaged-item fine to the Law library: no DAMAGEDITEMFINE rule, but LAW/*.
+    codes = "OVERDUEFINE=LIB-OVERDUE,LOSTITEMREPLACEMENTFEE=LIB-LOST,LAW/*=LAW-FINES"
+    item_codes = lines(run_checks(env | {"PATRONPAY_CASHNET_ITEM_CODES": codes}))[
+        "cashnet.item_codes"]
+    assert item_codes.status == "ok"
+    assert "DAMAGEDITEMFINE=LAW-FINES (LAW/*)" in item_codes.message
+    # rgarcia: an overdue fine at MAIN, a damaged-item fine at SCI.
+    elsewhere = lines(run_checks(env | {"PATRONPAY_CASHNET_ITEM_CODES": "SCI/*=SCI-FINES",
+                                        "PATRONPAY_CHECK_PATRON": "rgarcia"}))
+    assert elsewhere["cashnet.item_codes"].status == "warn"
+    assert elsewhere["cashnet.item_codes"].message.startswith(
+        "OVERDUEFINE (seen on the test patron) would go to the default item code LIB-FINE")
+
+
+def test_a_fee_type_covered_at_one_library_only_names_the_other():
+    fees = SimpleNamespace(payable=[SimpleNamespace(type_code="OVERDUEFINE", library_code=lib)
+                                    for lib in ("LAW", "MAIN")])
+    settings = SimpleNamespace(cashnet_item_codes={"LAW/OVERDUEFINE": "LAW-OVERDUE"},
+                               cashnet_item_code="LIB-FINE")
+    [result] = check_item_codes(settings, fees)
+    assert result.status == "warn"
+    assert result.message.startswith("OVERDUEFINE at MAIN (seen on the test patron) would go")
 
 
 def test_cashnet_unreachable_or_unknown_store(env, sandbox):

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from proxy.bursar.fines import FeeLine, Fines, totals
 from proxy.bursar.store import BursarStore, ExportLine
+from proxy.checkout import item_code_for
 from proxy.money import format_amount
 
 DESCRIPTION_WIDTH = 30  # PeopleSoft and CashNet descriptions are short; longer text is cut
@@ -32,12 +33,13 @@ class ExportLayout:
     rows: str  # "patron" or "fee"
     columns: dict[str, str]  # field -> header, in file order
     item_code: str  # default item code
-    item_codes: dict[str, str]  # FEETYPE -> item code
+    item_codes: dict[str, str]  # LIBRARY/FEETYPE, LIBRARY/* or FEETYPE -> item code
     term: str
     date_format: str
 
-    def item_code_for(self, fee_type: str) -> str:
-        return self.item_codes.get(fee_type.upper(), self.item_code)
+    def item_code_for(self, fee_type: str, library: str = "") -> str:
+        """By the checkout's rule, so a fee goes to the same code on CashNet and in the file."""
+        return item_code_for(self.item_codes, self.item_code, fee_type, library)
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,8 @@ def _patron_records(fines: Fines, layout: ExportLayout, day: date) -> list[dict[
 def _fee_records(fines: Fines, layout: ExportLayout) -> list[dict[str, str]]:
     return [{
         "campus_id": fee.campus_id, "primary_id": fee.primary_id, "name": fee.name,
-        "amount": format_amount(fee.amount), "item_code": layout.item_code_for(fee.fee_type),
+        "amount": format_amount(fee.amount),
+        "item_code": layout.item_code_for(fee.fee_type, fee.owner),
         "description": _description(fee), "date": _fee_date(fee, layout.date_format),
         "term": layout.term, "fee_id": fee.fee_id, "fee_type": fee.fee_type, "fees": "1",
     } for fee in fines.fees]  # already in (campus id, date, fee id) order

@@ -79,7 +79,7 @@ class Plan:
 
 class BursarImporter:
     def __init__(self, ledger: Ledger, alma: AlmaClient, *, id_type: str, currency: str,
-                 item_code_for: Callable[[str], str]) -> None:
+                 item_code_for: Callable[[str, str], str]) -> None:
         self.ledger = ledger
         self.alma = alma
         self.id_type = id_type
@@ -189,7 +189,8 @@ class BursarImporter:
             targets = [fee for fee in fees if fee.id == row.fee_id]
             unmatched = f"fee {row.fee_id} named by the file is not open in Alma"
         elif row.item_code:
-            targets = [fee for fee in fees if self.item_code_for(fee.type_code) == row.item_code]
+            targets = [fee for fee in fees if self.item_code_for(fee.type_code, fee.library_code)
+                       == row.item_code]
             unmatched = f"no open fee of item code {row.item_code}"
         else:
             targets = fees

@@ -1,5 +1,5 @@
 """CashNet: the checkout URL answers as a store, the notification token and sender allow-list
-are sound, and each payable fee type seen on the test patron has its item code."""
+are sound, and each payable fee seen on the test patron has its item code (by type and library)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import httpx
 
 from proxy.check import readonly
 from proxy.check.report import Result, fail, ok, warn
+from proxy.checkout import item_code_rule
 from proxy.config import PREFIX, Settings
 from proxy.fees import FeeList
 
@@ -63,18 +64,41 @@ def check_allowed_senders(settings: Settings) -> Result:
 
 
 def check_item_codes(settings: Settings, fees: FeeList | None) -> list[Result]:
-    """Fee types without their own code go to the default item code: right for a library that
-    books every fee alike, an oversight for one that lists codes per type."""
-    types = sorted({fee.type_code.upper() for fee in fees.payable}) if fees else []
-    if not types:
+    """Fees without a rule of their own go to the default item code: right for a library that
+    books every fee alike, an oversight for one that lists codes per type or library. Each fee
+    is resolved as a checkout would (its type and owning library)."""
+    seen = sorted({(fee.type_code.upper(), fee.library_code.upper())
+                   for fee in fees.payable}) if fees else []
+    if not seen:
         return []  # nothing seen: alma.patron says why
     codes = settings.cashnet_item_codes
     default = settings.cashnet_item_code
     if not codes:
         return [ok("cashnet.item_codes", f"every fee type goes to item code {default}")]
-    missing = [fee_type for fee_type in types if fee_type not in codes]
+    rules = {(fee_type, library): item_code_rule(codes, fee_type, library)
+             for fee_type, library in seen}
+    missing = _uncovered(rules)
     if missing:
         return [warn("cashnet.item_codes", f"{', '.join(missing)} (seen on the test patron) "
-                     f"would go to the default item code {default}", f"add TYPE=CODE to "
-                     f"{PREFIX}CASHNET_ITEM_CODES if the bursar books them apart")]
-    return [ok("cashnet.item_codes", ", ".join(f"{t}={codes[t]}" for t in types))]
+                     f"would go to the default item code {default}", f"add TYPE=CODE (or "
+                     f"LIBRARY/TYPE=CODE, LIBRARY/*=CODE) to {PREFIX}CASHNET_ITEM_CODES if the "
+                     "bursar books them apart")]
+    covered = dict.fromkeys(f"{fee_type}={codes[key]}" + ("" if key == fee_type else f" ({key})")
+                            for (fee_type, _), key in rules.items() if key is not None)
+    return [ok("cashnet.item_codes", ", ".join(covered))]
+
+
+def _uncovered(rules: dict[tuple[str, str], str | None]) -> list[str]:
+    """The fee types that fall to the default; "TYPE at LIBRARY" when a rule covers the same
+    type elsewhere, so the gap is where it is."""
+    missing = []
+    for fee_type in sorted({fee_type for fee_type, _ in rules}):
+        places = {library: key for (t, library), key in rules.items() if t == fee_type}
+        uncovered = sorted(library for library, key in places.items() if key is None)
+        if not uncovered:
+            continue
+        if len(uncovered) == len(places):
+            missing.append(fee_type)
+        else:
+            missing.append(f"{fee_type} at {', '.join(lib or '(no library)' for lib in uncovered)}")
+    return missing
