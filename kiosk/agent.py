@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import httpx
 from starlette.applications import Starlette
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import (
     FileResponse,
     JSONResponse,
@@ -108,6 +108,10 @@ async def _json_body(request: Request) -> dict:
     try:
         data = json.loads(b"".join(chunks) or b"{}", parse_float=Decimal)
     except (ValueError, UnicodeDecodeError):
+        raise ApiProblem(400, "invalid_json") from None
+    except RecursionError:  # nested deeper than the parser goes: not ours, not an error of ours
+        log.info("request body nested too deeply", extra={"event": "bad_body",
+                                                           "reason": "too_deep"})
         raise ApiProblem(400, "invalid_json") from None
     if not isinstance(data, dict):
         raise ApiProblem(400, "invalid_json")
@@ -222,6 +226,7 @@ async def current_payment(request: Request) -> Response:
     answer = await _service(request).current_payment(_handle(request))
     if answer is None:
         raise ApiProblem(404, "no_payment", "No payment in this session.")
+    answer.data.pop("receipt_token", None)  # the kiosk's receipt comes from the agent
     return _relay(answer)
 
 
@@ -247,7 +252,10 @@ async def healthz(request: Request) -> Response:
 def _relay(answer: ProxyAnswer) -> Response:
     if answer.status >= 500:
         return _problem(503, "unavailable", "The payment service is not answering.")
-    return JSONResponse(answer.data, status_code=answer.status)
+    # The proxy's Retry-After (a 429 while the patron goes too fast) goes on to the page,
+    # which says how long to wait.
+    headers = {"Retry-After": answer.retry_after} if answer.retry_after else None
+    return JSONResponse(answer.data, status_code=answer.status, headers=headers)
 
 
 def _checkout_allowed(checkout: dict, settings: KioskSettings) -> bool:
@@ -276,6 +284,13 @@ async def _no_session(request: Request, exc: Exception) -> Response:
 
 async def _unavailable(request: Request, exc: Exception) -> Response:
     return _problem(503, "unavailable", "The payment service is not answering.")
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """The page went away in the middle of its request body: nothing to answer, no error."""
+    log.info("client disconnected mid-request", extra={"event": "bad_body",
+                                                       "reason": "client_disconnected"})
+    return _problem(400, "client_disconnected")
 
 
 # -- guards and headers ------------------------------------------------------------------------
@@ -311,6 +326,7 @@ class LoopbackOnly:
                 out.setdefault("X-Content-Type-Options", "nosniff")
                 out.setdefault("X-Frame-Options", "DENY")
                 out.setdefault("Referrer-Policy", "no-referrer")
+                out.setdefault("Cross-Origin-Resource-Policy", "same-origin")
                 out.setdefault("Permissions-Policy",
                                "camera=(), microphone=(), geolocation=(), payment=()")
             await send(message)
@@ -426,7 +442,7 @@ def create_kiosk_app(settings: KioskSettings, *, reader: ReaderFactory | None = 
     app = Starlette(
         routes=routes, lifespan=lifespan,
         exception_handlers={ApiProblem: _api_problem, NoSession: _no_session,
-                            ProxyUnavailable: _unavailable})
+                            ProxyUnavailable: _unavailable, ClientDisconnect: _client_gone})
     app.add_middleware(LoopbackOnly, csp=content_security_policy(settings))
     app.state.kiosk = service
     app.state.receipts = receipts

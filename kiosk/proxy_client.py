@@ -25,6 +25,7 @@ from kiosk.signing import KioskAuth
 log = logging.getLogger("patronpay.kiosk.proxy")
 
 SESSION_COOKIE = "patronpay_session"
+HOST_PREFIX = "__Host-"  # the proxy's cookie name over https
 
 
 class ProxyUnavailable(Exception):
@@ -35,6 +36,7 @@ class ProxyUnavailable(Exception):
 class ProxyAnswer:
     status: int
     data: dict
+    retry_after: str = ""  # the proxy's Retry-After on a 429 or 503, for the page
 
     @property
     def ok(self) -> bool:
@@ -60,6 +62,7 @@ class ProxyClient:
                  clock: Callable[[], float] = time.time) -> None:
         parts = urlsplit(proxy_url)
         self.origin = f"{parts.scheme}://{parts.netloc}"  # what the proxy's Origin check expects
+        self.cookie_name = (HOST_PREFIX if parts.scheme == "https" else "") + SESSION_COOKIE
         self._http = httpx.AsyncClient(
             base_url=proxy_url.rstrip("/"), auth=KioskAuth(kiosk_id, secret, clock),
             transport=transport,
@@ -112,7 +115,7 @@ class ProxyClient:
         headers = {"Origin": self.origin}
         if session is not None:
             headers["X-CSRF-Token"] = session.csrf_token
-            headers["Cookie"] = f"{SESSION_COOKIE}={session.cookie}"
+            headers["Cookie"] = f"{self.cookie_name}={session.cookie}"
         content = None
         if body is not None:
             headers["Content-Type"] = "application/json"
@@ -131,7 +134,8 @@ class ProxyClient:
         if response.status_code >= 500 or (response.status_code >= 400 and not data):
             log.warning("proxy error", extra={"event": "proxy_error", "path": path,
                                               "status": response.status_code})
-        return ProxyAnswer(response.status_code, data)
+        retry = response.headers.get("retry-after", "")
+        return ProxyAnswer(response.status_code, data, retry if retry.isdigit() else "")
 
 
 def _decimal_text(value: Any) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 from kiosk.cards import Credential
 from kiosk.events import EventBus
 from kiosk.held_session import PatronSession, SessionHolder
+from kiosk.lookup_guard import LookupGuard
 from kiosk.proxy_client import ProxyAnswer, ProxyClient, ProxySession, ProxyUnavailable
 from kiosk.scan_pipeline import ReadOutcome, ReadPipeline
 from kiosk.settings import KioskSettings
@@ -50,6 +51,7 @@ class KioskService:
                                      on_credential=self._open_for, on_refused=self._refused,
                                      busy=self._paying)
         self.reader_state = "connecting" if settings.reader else "none"
+        self.lookups = LookupGuard()
         self.browser_resets = 0
         # For the fleet report (kiosk/fleet.py): when a card was last read, a payment started.
         self.last_scan_at: float | None = None
@@ -88,6 +90,8 @@ class KioskService:
             self.holder.touch()  # the same patron scanned again: keep their session
             self.bus.publish({"type": "session", "state": "open"})
             return ReadOutcome("accepted")
+        if self.lookups.paused_for() > 0:
+            return self._refuse_lookup("cooling_down")
         self.bus.publish({"type": "scan", "result": "accepted"})
         try:
             answer = await self.client.open_session(credential.kind, credential.value)
@@ -106,7 +110,14 @@ class KioskService:
             self.bus.publish({"type": "session", "state": "open"})
             return ReadOutcome("accepted")
         if answer.status == 404 and answer.code == "card_not_recognised":
+            if self.lookups.failed():
+                log.warning("card lookups paused: too many cards not recognised", extra={
+                    "event": "lookup_cooldown", "seconds": self.lookups.window_seconds})
+                return self._refuse_lookup("cooling_down")
             return self._refuse_lookup("card_not_recognised")
+        if answer.status == 429 and answer.code == "kiosk_cooling_down":
+            self.lookups.pause(float(answer.retry_after or self.lookups.window_seconds))
+            return self._refuse_lookup("cooling_down")
         if answer.status == 401:
             log.error("the proxy refused this kiosk: check PATRONPAY_KIOSK_ID and "
                       "PATRONPAY_KIOSK_SECRET against the proxy's PATRONPAY_KIOSK_KEYS, and the "

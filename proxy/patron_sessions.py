@@ -20,6 +20,10 @@ from proxy.db import Database
 from proxy.patrons import Patron
 
 COOKIE_NAME = "patronpay_session"
+# Over https the cookie is `__Host-patronpay_session`: browsers accept that name only when it
+# is Secure, has Path=/ and no Domain, so no other host of the campus domain can set or shadow
+# it (docs/security.md#sessions).
+HOST_PREFIX = "__Host-"
 TOUCH_EVERY_SECONDS = 30.0  # a write per request would cost an fsync each
 PURGE_EVERY_SECONDS = 3600.0
 KEEP_ENDED_SECONDS = 86400.0  # a day of ended sessions, for questions about yesterday
@@ -45,6 +49,10 @@ class Session:
             "expires_at": iso_time(self.expires_at),
             "method": self.method,
         }
+
+
+def cookie_name(https: bool) -> str:
+    return HOST_PREFIX + COOKIE_NAME if https else COOKIE_NAME
 
 
 def signer(secret_keys: Sequence[str], salt: str) -> URLSafeSerializer:

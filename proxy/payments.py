@@ -70,10 +70,14 @@ async def start_payment(
     session_id: str,
     fee_ids: object,
     amount: object,
+    fees: FeeList | None = None,
 ) -> StartedPayment:
     """Raises PaymentRequestError (the patron's choice), TooManyLines, PaymentInProgress (the
     choice overlaps a payment in progress, or too many are open), or Alma errors."""
-    fees = await read_fees(alma, settings, patron.primary_id)
+    # `fees`: the list the patron's page was drawn from, when the caller kept it (a few
+    # seconds old at most); the posting worker reads each fee again before paying.
+    if fees is None:
+        fees = await read_fees(alma, settings, patron.primary_id)
     chosen = choose_fees(fees, fee_ids)
     chosen_total = sum((fee.balance for fee in chosen), ZERO)
     credit = credit_taken_off(settings.credit_policy, fees.credit_total, chosen_total)

@@ -1,11 +1,19 @@
-"""Receipts: a signed token that names a payment without a session (the patron returns from
-CashNet with no cookie), and what a receipt shows."""
+"""Receipts: a signed token that names a payment without a session (a receipt link can be kept,
+printed or opened on another device), and what a receipt shows.
+
+A token works for `PATRONPAY_RECEIPT_DAYS` (docs/security.md#receipts): long enough to show a
+payment to the library or the bank after a month's statement, short enough that a link left in
+a shared computer's history or a forwarded e-mail stops showing a patron's payment one day.
+A payment id alone never gets a receipt; the patron's own session always does.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from itsdangerous import BadSignature
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from proxy.ledger import PaymentRecord
 from proxy.money import format_amount
@@ -25,19 +33,67 @@ STATUS_TEXT = {
 }
 
 
+@dataclass(frozen=True)
+class ReceiptLink:
+    """What a token names: a payment, and whether the link has expired."""
+
+    payment_id: str
+    expired: bool
+
+
 class ReceiptTokens:
-    def __init__(self, secret_keys: Sequence[str]) -> None:
-        self._signer = signer(secret_keys, "receipt")
+    def __init__(self, secret_keys: Sequence[str], max_age_seconds: float = 30 * 86400,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.max_age_seconds = max_age_seconds
+        # itsdangerous signs with the last key of its list; ours signs with the first.
+        self._signer = _Timed(list(reversed(secret_keys)), salt="receipt-t")
+        self._signer.clock = clock
+        self._untimed = signer(secret_keys, "receipt")  # links made before tokens expired
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self._signer.clock
+
+    @clock.setter
+    def clock(self, clock: Callable[[], float]) -> None:
+        self._signer.clock = clock
 
     def token(self, payment_id: str) -> str:
         return self._signer.dumps(payment_id)
 
-    def payment_id(self, token: str) -> str | None:
+    def read(self, token: str) -> ReceiptLink | None:
+        """The payment a genuine token names (expired or not); None for anything forged."""
         try:
-            value = self._signer.loads(token)
+            value = self._signer.loads(token, max_age=self.max_age_seconds)
+            expired = False
+        except SignatureExpired:
+            value, expired = self._signer.loads(token), True
+        except BadSignature:
+            value, expired = self._untimed_payment_id(token), True
+        return ReceiptLink(value, expired) if isinstance(value, str) and value else None
+
+    def payment_id(self, token: str) -> str | None:
+        """The payment a genuine, unexpired token names."""
+        link = self.read(token)
+        return link.payment_id if link is not None and not link.expired else None
+
+    def _untimed_payment_id(self, token: str) -> str | None:
+        try:
+            value = self._untimed.loads(token)
         except BadSignature:
             return None
         return value if isinstance(value, str) else None
+
+
+class _Timed(URLSafeTimedSerializer):
+    """A timed serializer whose clock can be moved (tests)."""
+
+    clock: Callable[[], float] = time.time
+
+    def make_signer(self, salt=None):  # type: ignore[no-untyped-def]
+        made = super().make_signer(salt)
+        made.get_timestamp = lambda: int(self.clock())  # type: ignore[method-assign]
+        return made
 
 
 def receipt_json(payment: PaymentRecord, first_name: str = "") -> dict:

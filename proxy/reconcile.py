@@ -20,7 +20,7 @@ from proxy.fees import Fee, FeeRules, normalise_fee
 from proxy.ledger import Ledger, PaymentRecord
 from proxy.money import ZERO, format_amount
 from proxy.states import OPEN_ALLOCATIONS, UNSETTLED, AllocationState, EventKind, PaymentState
-from proxy.terminal import iso, shorten, table, when
+from proxy.terminal import iso, printable, shorten, table, when
 
 # Statuses, in the order the summary lists them; all but the FINE ones need staff.
 STATUSES = ("ok", "posting", "resolved", "attention", "review", "mismatch", "unreadable",
@@ -290,7 +290,8 @@ def render(report: Report) -> str:
         lines += ["", "Needs staff:"]
         for f in staff:
             p = f.payment
-            lines.append(f"- {p.id} ({p.patron_id}, CashNet {p.cashnet_tx or '-'}): {f.status}")
+            lines.append(f"- {p.id} ({printable(p.patron_id)}, CashNet "
+                         f"{printable(p.cashnet_tx or '-')}): {f.status}")
             lines += [f"    {shorten(problem, 400)}" for problem in f.problems]
             lines += [f"    what to do: {shorten(advice, 400)}" for advice in f.advice]
     return "\n".join(lines)

@@ -1,5 +1,12 @@
 """Text for a staff member's terminal, shared by the staff commands: aligned tables, ledger
-times in UTC, and notes shortened to fit a line."""
+times in UTC, notes shortened to fit a line, and untrusted text made harmless.
+
+Values printed here come from CashNet, Alma, a bursar's file or a patron's browser. An escape
+sequence among them could clear the screen, retitle the window or forge a "what to do" line,
+and a newline could forge a whole row: `printable` shows every such character as a visible
+escape (`\x1b`, `\n`), and `table` and `shorten` apply it to everything they print. Code that
+prints a value some other way wraps it in `printable` (docs/security.md#staff-terminals).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,15 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 NOTE_WIDTH = 60
+
+
+def printable(text: object) -> str:
+    """`text` with every character a terminal would act on (controls, newlines, tabs, escape,
+    format characters such as right-to-left overrides) shown escaped, as Python writes it."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def when(moment: float | None) -> str:
@@ -27,7 +43,8 @@ def iso(moment: float | None) -> str | None:
 def table(headers: Sequence[str], rows: Iterable[Sequence[str]],
           right: Iterable[int] = ()) -> str:
     """Columns aligned with two spaces between them; `right` columns are right-aligned."""
-    rows = [list(map(str, row)) for row in rows]
+    headers = [printable(h) for h in headers]
+    rows = [[printable(cell) for cell in row] for row in rows]
     right = set(right)
     widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headers)]
 
@@ -40,6 +57,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]],
 
 
 def shorten(text: str, width: int = NOTE_WIDTH) -> str:
-    """`text` on one line (whitespace runs become one space), cut to `width` with `...`."""
-    text = " ".join(text.split())
+    """`text` on one line (whitespace runs become one space, other controls are escaped),
+    cut to `width` with `...`."""
+    text = printable(" ".join(text.split()))
     return text if len(text) <= width else text[: width - 3] + "..."

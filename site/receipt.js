@@ -1,12 +1,17 @@
 /* The receipt: follows the payment until it is final (posted, declined, ...) by polling
-   /api/receipts/{token}, with a deadline, then shows what happened. */
+   /api/receipts/{token}, with a deadline, then shows what happened.
+
+   The page is reached with a receipt link (?r=token) or, back from CashNet without one, with
+   the payment reference (?p=id): a reference alone shows the receipt only to the patron who
+   paid, signed in on this browser; the page then puts a fresh receipt link in its address.
+   A link too old to work asks for a new receipt. */
 "use strict";
 
 const RECEIPT = { data: null };
 
 function byId(id) { return document.getElementById(id); }
 
-function receiptStatus(key) { localize(byId("receipt-status"), key); }
+function receiptStatus(key, params) { localize(byId("receipt-status"), key, params); }
 
 function allocationLabel(allocation) {
   return FeeLabels.feeTypeLabel(allocation.fee_type, allocation.fee_label, I18N);
@@ -44,6 +49,10 @@ async function followReceipt(token) {
     if (result.ok) {
       renderReceipt(result.data);
       if (result.data.payment.final) return;
+    } else if (result.status === 410) {
+      const reference = result.data.reference || "";
+      if (!(await receiptBySession(reference))) receiptStatus("receipt.expired", { reference });
+      return;
     } else if (result.status === 404) {
       receiptStatus("receipt.unknown");
       return;
@@ -56,16 +65,28 @@ async function followReceipt(token) {
   }
 }
 
+/* The patron's own payment, by their session: a fresh receipt link goes in the address (so the
+   page can be kept after sign-out) and is followed. False when this browser is not theirs. */
+async function receiptBySession(reference) {
+  if (!/^[0-9a-f]{32}$/.test(reference)) return false;
+  const result = await apiCall("GET", `/api/payments/${reference}`);
+  if (!result.ok || !result.data.receipt_token) return false;
+  const token = result.data.receipt_token;
+  history.replaceState(null, "", `?${new URLSearchParams({ r: token })}`);
+  await followReceipt(token);
+  return true;
+}
+
 async function initReceipt() {
   await startI18n();
   onLanguageChange(() => { if (RECEIPT.data) renderDetails(RECEIPT.data.payment); });
   byId("print").addEventListener("click", () => window.print());
-  const token = new URLSearchParams(location.search).get("r");
-  if (!token) {
-    receiptStatus("receipt.unknown");
-    return;
-  }
-  await followReceipt(token);
+  const query = new URLSearchParams(location.search);
+  const token = query.get("r"), reference = query.get("p") || "";
+  if (token) return followReceipt(token);
+  if (reference && await receiptBySession(reference)) return;
+  if (/^[0-9a-f]{32}$/.test(reference)) receiptStatus("receipt.sign_in_to_see", { reference });
+  else receiptStatus("receipt.unknown");
 }
 
 document.addEventListener("DOMContentLoaded", initReceipt);

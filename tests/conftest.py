@@ -106,22 +106,28 @@ class Deployment:
         completion = self.cashnet.complete(cid, outcome=outcome, code=code, faults=faults)
         return created, completion
 
-    def follow_signout(self, completion: dict) -> httpx.Response:
-        """The patron clicks CashNet's "Sign out": the browser posts (or gets) the fields."""
+    def follow_signout(self, completion: dict,
+                       browser: httpx.Client | None = None) -> httpx.Response:
+        """The patron clicks CashNet's "Sign out": the browser posts (or gets) the fields. A
+        top-level GET carries the patron's SameSite=Lax cookie (pass their `browser`); a
+        cross-site POST never does."""
         signout = completion["signout"]
         pairs = [tuple(pair) for pair in signout["fields"]]
         if signout["method"].upper() == "GET":
-            return httpx.get(signout["url"], params=pairs, timeout=15.0)
+            return (browser or httpx).get(signout["url"], params=pairs, timeout=15.0)
         return httpx.post(signout["url"], content=urlencode(pairs), timeout=15.0,
                           headers={"Content-Type": "application/x-www-form-urlencoded"})
 
-    def receipt(self, response: httpx.Response) -> dict:
-        """The receipt the return redirect points at."""
+    def receipt(self, response: httpx.Response, browser: httpx.Client | None = None) -> dict:
+        """The receipt the return redirect points at: by its receipt link, or (`?p=`, the
+        return carried no session) as the receipt page gets it, with the patron's session."""
         assert response.status_code == 303, response.text
         location = response.headers["location"]
+        query = parse_qs(urlsplit(location).query)
+        if location.startswith("/receipt.html?p=") and browser is not None:
+            return browser.get(f"/api/payments/{query['p'][0]}").json()["payment"]
         assert location.startswith("/receipt.html?r="), location
-        token = parse_qs(urlsplit(location).query)["r"][0]
-        return httpx.get(f"{self.url}/api/receipts/{token}").json()["payment"]
+        return httpx.get(f"{self.url}/api/receipts/{query['r'][0]}").json()["payment"]
 
     def wait_for_state(self, payment_id: str, state: str, timeout: float = 15.0):
         return wait_for(lambda: (p := self.ledger.payment(payment_id)) and p.state == state and p,

@@ -52,7 +52,7 @@ def test_partial_payment_spread_over_two_fees_oldest_first(deploy):
     assert alma_fee(d, "mkowalski", DAMAGED)["balance"] == D("12.50")
     assert len(d.alma_calls("POST", "pay")) == 2
 
-    receipt = d.receipt(d.follow_signout(completion))
+    receipt = d.receipt(d.follow_signout(completion), patron)
     assert (receipt["state"], receipt["amount"], receipt["cashnet_tx"]) == ("posted", "62.00", tx)
     assert [(a["fee_id"], a["amount"]) for a in receipt["allocations"]] == [(LOST, "60.00"), (OVERDUE, "2.00")]
 
@@ -109,7 +109,7 @@ def test_declined_card_leaves_alma_untouched(deploy):
     assert payment.cashnet_tx is None and [a.state for a in payment.allocations] == ["planned"] * 3
     assert d.alma.user_state("mkowalski") == before
     assert d.alma_calls("POST") == []
-    receipt = d.receipt(d.follow_signout(completion))
+    receipt = d.receipt(d.follow_signout(completion), patron)
     assert (receipt["state"], receipt["final"]) == ("declined", True)
 
 

@@ -169,7 +169,7 @@ def test_late_notification_after_the_browser_returned(deploy):
     payment_id, cid = d.checkout()
     completion = d.cashnet.complete(cid, faults={"hold": True})
     assert (completion["notifications"], completion["pending"]) == ([], 1)  # held, not sent
-    receipt = d.receipt(d.follow_signout(completion))
+    receipt = d.receipt(d.follow_signout(completion), d.clients[-1])  # the patron's browser
     assert receipt["state"] == "pending"  # the browser's word changes nothing
     assert d.ledger.payment(payment_id).state == "pending"
     assert [e["kind"] for e in d.ledger.events(payment_id)][-1] == "return_claims_success"
@@ -186,7 +186,9 @@ def test_browser_return_never_settles_a_payment(deploy):
     assert d.ledger.payment(payment_id).state == "pending"
     assert d.ledger.notifications() == []
     by_query = httpx.get(f"{d.url}/cashnet/return", params={"p": payment_id})
-    assert by_query.status_code == 303 and by_query.headers["location"].startswith("/receipt.html?r=")
+    assert by_query.headers["location"] == f"/receipt.html?p={payment_id}"  # no receipt link
+    as_patron = d.clients[-1].get("/cashnet/return", params={"p": payment_id})
+    assert as_patron.status_code == 303 and as_patron.headers["location"].startswith("/receipt.html?r=")
     unknown = httpx.get(f"{d.url}/cashnet/return", params={"p": "nope"})
     assert unknown.headers["location"] == "/receipt.html?error=unknown_payment"
 

@@ -13,13 +13,9 @@ import io
 from proxy.bursar.import_file import PaidsFile
 from proxy.bursar.importer import ALREADY, RECORDED, REJECTED, WOULD_POST, ImportResult
 from proxy.money import format_amount
+from proxy.terminal import printable  # noqa: F401 - bursar_commands imports it from here
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def printable(text: str) -> str:
-    """Untrusted text made safe for a terminal: control characters shown escaped."""
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def report_text(result: ImportResult, *, dry_run: bool = False) -> str:

@@ -8,9 +8,10 @@ say, the notification state machine is read and reviewed in one file.
     records      the snapshots handed out (PaymentRecord, ...) and their rows
     store        the database, the clock and the one write transaction
     reads        payments, event trails, notifications
+    changes      a marker that moves when any payment of a patron changes state
     entries      a new payment; audit notes
-    holds        one payment at a time for the same fees; a patron cancelling a payment
     claims       what a returning browser claims (one note per payment)
+    holds        one payment at a time for the same fees; a patron cancelling a payment
     notices      CashNet notifications (the state machine)
     unmatched    successes that named no payment, and staff attaching them
     expiry       pending payments nobody confirmed
@@ -29,6 +30,7 @@ from pathlib import Path
 
 from proxy.db import Database
 from proxy.ledger.allocations import Allocations
+from proxy.ledger.changes import PatronChanges
 from proxy.ledger.claims import ReturnClaims
 from proxy.ledger.entries import Entries
 from proxy.ledger.expiry import Expiry
@@ -54,6 +56,7 @@ class Ledger:
     def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
         self._store = Store(db, clock)
         self._reads = Reads(self._store)
+        self._changes = PatronChanges(self._store)
         self._entries = Entries(self._store, self._reads)
         self._claims = ReturnClaims(self._store)
         self._notices = Notices(self._store)
@@ -139,7 +142,7 @@ class Ledger:
     def cancel_payment(self, payment_id: str, patron_id: str, source: str) -> PaymentRecord:
         return self._holds.cancel(payment_id, patron_id, source)
 
-    def add_event(self, payment_id: str, kind: str, source: str, detail: dict) -> None:
+    def add_event(self, payment_id: str | None, kind: str, source: str, detail: dict) -> None:
         self._entries.add_event(payment_id, kind, source, detail)
 
     def record_return_claim(self, payment_id: str, detail: dict) -> bool:
@@ -173,6 +176,10 @@ class Ledger:
 
     def notifications(self, payment_id: str | None = None) -> list[dict]:
         return self._reads.notifications(payment_id)
+
+    def patron_marker(self, patron_id: str) -> tuple[int, float]:
+        """Changes whenever any payment of the patron changes state (proxy/fee_cache.py)."""
+        return self._changes.marker(patron_id)
 
     # --- CashNet notifications and timers ---
 

@@ -47,9 +47,11 @@ async def get_session(request: Request) -> Response:
 def keep_pace(request: Request, session: Session) -> None:
     """The session's and the patron's buckets for routes that read Alma
     (docs/security.md#rate-limits): 429 with Retry-After when either is empty."""
-    wait = services(request).patron_limits.wait(session.id_hash, session.patron.primary_id)
+    limits = services(request).patron_limits
+    wait = limits.wait(session.id_hash, session.patron.primary_id)
     if wait > 0:
-        log.info("rate limited", extra={"event": "rate_limited", "path": request.url.path})
+        if limits.first_refusal(session.id_hash):
+            log.info("rate limited", extra={"event": "rate_limited", "path": request.url.path})
         seconds = retry_after(wait)
         raise ApiError(429, "rate_limited", f"Too many requests from this page. Please wait "
                        f"{seconds} seconds and try again.", headers={"Retry-After": seconds})

@@ -25,7 +25,12 @@ from proxy.i18n import LANG_COOKIE, translator
 from proxy.notification import PAYMENT_ID, parse_message, payment_ids, returned_payment_id
 from proxy.rate_limit import TokenBuckets, address_key, retry_after
 from proxy.states import NoticeEffect, PaymentState
-from proxy.web.common import current_session, redirect_with_error, services
+from proxy.web.common import (
+    current_session,
+    receipt_location,
+    redirect_with_error,
+    services,
+)
 from proxy.web.errors import ApiError
 from proxy.web.security import client_address
 
@@ -118,8 +123,7 @@ async def browser_return(request: Request) -> Response:
         # Back to the kiosk agent's own loopback page, which asks the agent for the state.
         return RedirectResponse(svc.settings.kiosk_return_url + "?" + urlencode(
             {"p": payment.id}), status_code=303)
-    token = svc.receipts.token(payment.id)
-    return RedirectResponse("/receipt.html?" + urlencode({"r": token}), status_code=303)
+    return RedirectResponse(receipt_location(request, payment), status_code=303)
 
 
 def _return_buckets(request: Request) -> TokenBuckets:

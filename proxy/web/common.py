@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 from decimal import Decimal
 from urllib.parse import urlencode
 
@@ -20,9 +21,12 @@ from proxy.alma import (
     AlmaUserNotFound,
 )
 from proxy.fees import CurrencyMismatch
-from proxy.patron_sessions import COOKIE_NAME, Session
+from proxy.ledger import PaymentRecord
+from proxy.patron_sessions import Session, cookie_name
 from proxy.runtime import Services
 from proxy.web.errors import ApiError
+
+log = logging.getLogger("patronpay.web")
 
 
 def services(request: Request) -> Services:
@@ -32,8 +36,9 @@ def services(request: Request) -> Services:
 def current_session(request: Request, touch: bool = True) -> Session | None:
     """The request's live session, if its guards allow it; counted as activity unless
     `touch` is False (the caller has more guards to pass first)."""
-    sessions = services(request).sessions
-    session = sessions.load(request.cookies.get(COOKIE_NAME))
+    svc = services(request)
+    sessions = svc.sessions
+    session = sessions.load(request.cookies.get(cookie_name(svc.settings.is_https())))
     if session is not None and not kiosk_auth.session_allowed(request.scope, session.channel):
         return None  # a kiosk's patron session works only with that kiosk's signature
     return sessions.touch(session) if session is not None and touch else session
@@ -58,6 +63,10 @@ async def read_json_object(request: Request) -> dict:
         data = json.loads(body or b"{}", parse_float=Decimal)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from None
+    except RecursionError:  # nested deeper than the parser goes: bad input, not our error
+        log.info("request body nested too deeply", extra={
+            "event": "bad_body", "reason": "too_deep", "path": request.url.path})
+        raise ApiError(400, "invalid_json", "The request body is nested too deeply.") from None
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", "The request body must be a JSON object.")
     return data
@@ -65,13 +74,26 @@ async def read_json_object(request: Request) -> dict:
 
 def set_session_cookie(response: Response, request: Request, value: str) -> None:
     settings = services(request).settings
-    response.set_cookie(COOKIE_NAME, value, max_age=settings.session_max_minutes * 60,
-                        httponly=True, secure=settings.is_https(), samesite="lax", path="/")
+    response.set_cookie(cookie_name(settings.is_https()), value,
+                        max_age=settings.session_max_minutes * 60, httponly=True,
+                        secure=settings.is_https(), samesite="lax", path="/")
 
 
 def clear_session_cookie(response: Response, request: Request) -> None:
-    response.delete_cookie(COOKIE_NAME, path="/", httponly=True,
-                           secure=services(request).settings.is_https(), samesite="lax")
+    https = services(request).settings.is_https()
+    response.delete_cookie(cookie_name(https), path="/", httponly=True, secure=https,
+                           samesite="lax")
+
+
+def receipt_location(request: Request, payment: PaymentRecord) -> str:
+    """Where a returning browser sees a payment's receipt (docs/security.md#receipts): a fresh
+    receipt link when the payment's own patron is signed in on this browser; otherwise the
+    receipt page with the payment's reference, which shows it only to that patron's session.
+    A payment id alone never gets a receipt."""
+    session = current_session(request)
+    if session is not None and session.patron.primary_id == payment.patron_id:
+        return "/receipt.html?" + urlencode({"r": services(request).receipts.token(payment.id)})
+    return "/receipt.html?" + urlencode({"p": payment.id})
 
 
 def redirect_with_error(code: str) -> RedirectResponse:

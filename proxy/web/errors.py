@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 log = logging.getLogger("patronpay.web")
@@ -51,6 +51,14 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, code, message, headers=exc.headers)
 
 
+async def client_gone_handler(request: Request, exc: Exception) -> Response:
+    """The client went away in the middle of its request body: its problem, not ours. Nobody
+    reads the answer; the line in the log is INFO, not an error with a traceback."""
+    log.info("client disconnected mid-request", extra={
+        "event": "bad_body", "reason": "client_disconnected", "method": request.method})
+    return error_response(400, "client_disconnected", "The request body did not arrive.")
+
+
 async def server_error_handler(request: Request, exc: Exception) -> Response:
     log.error("unhandled error", exc_info=exc, extra={"event": "server_error",
                                                       "method": request.method})
@@ -60,6 +68,7 @@ async def server_error_handler(request: Request, exc: Exception) -> Response:
 
 EXCEPTION_HANDLERS = {
     ApiError: api_error_handler,
+    ClientDisconnect: client_gone_handler,
     HTTPException: http_error_handler,
     Exception: server_error_handler,
 }

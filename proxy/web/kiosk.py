@@ -23,6 +23,8 @@ from proxy.alma import AlmaError, AlmaUserNotFound
 from proxy.logs import redact_path
 from proxy.patron_sessions import iso_time
 from proxy.patrons import patron_from_alma
+from proxy.rate_limit import retry_after
+from proxy.states import EventKind
 from proxy.web.common import alma_failure, current_session, read_json_object, services
 from proxy.web.errors import ApiError, error_response
 from proxy.web.security import client_address
@@ -130,15 +132,24 @@ def _credential(body: dict) -> tuple[str, str]:
 
 async def open_session(request: Request) -> Response:
     """A kiosk read a card: find the patron in Alma and start a session on the kiosk's channel.
-    The card number goes to Alma only; it is never logged or stored."""
+    The card number goes to Alma only; it is never logged or stored. Too many unknown cards
+    pause the kiosk's lookups (docs/security.md#kiosk-card-lookups)."""
     kiosk_id = require_kiosk(request)
     kind, value = _credential(await read_json_object(request))
     svc = services(request)
+    paused = svc.kiosk_lookups.paused_for(kiosk_id)
+    if paused > 0:
+        seconds = retry_after(paused)
+        raise ApiError(429, "kiosk_cooling_down", f"Too many cards were not recognised at this "
+                       f"kiosk. Card lookups resume in {seconds} seconds.",
+                       headers={"Retry-After": seconds})
     try:
         user = await svc.alma.get_user(value, svc.settings.kiosk_user_id_type)
     except AlmaUserNotFound:
         log.info("kiosk card not recognised", extra={"event": "kiosk_card_unknown",
                                                      "kiosk_id": kiosk_id, "kind": kind})
+        if svc.kiosk_lookups.failed(kiosk_id):
+            _cooling_down(request, kiosk_id)
         raise ApiError(404, "card_not_recognised", NOT_RECOGNISED) from None
     except AlmaError as exc:
         raise alma_failure(exc) from None
@@ -146,15 +157,26 @@ async def open_session(request: Request) -> Response:
     channel = kiosk_auth.channel_for(kiosk_id)
     kiosk_auth.end_open_sessions(svc.db, channel, svc.sessions.clock())
     session, cookie = svc.sessions.create(patron, "kiosk", channel)
+    # No patron id: which patron used which kiosk when is theirs; the session row has it.
     log.info("kiosk session opened", extra={"event": "kiosk_session_opened",
-                                            "kiosk_id": kiosk_id, "kind": kind,
-                                            "patron_id": patron.primary_id})
+                                            "kiosk_id": kiosk_id, "kind": kind})
     return JSONResponse({
         "session": cookie,
         "csrf_token": session.csrf_token,
         "patron": {"first_name": patron.first_name},
         "expires_at": iso_time(session.expires_at),
     }, status_code=201)
+
+
+def _cooling_down(request: Request, kiosk_id: str) -> None:
+    """The kiosk's lookups pause: a WARNING line now, and a ledger event (no payment) that the
+    staff alerts pick up like any other."""
+    svc = services(request)
+    detail = {"kiosk_id": kiosk_id, "failures": svc.kiosk_lookups.max_failures,
+              "seconds": svc.kiosk_lookups.window_seconds}
+    log.warning("kiosk card lookups paused", extra={"event": "kiosk_cooldown", **detail})
+    svc.ledger.add_event(None, EventKind.KIOSK_COOLDOWN, kiosk_auth.channel_for(kiosk_id),
+                         detail)
 
 
 async def end_session(request: Request) -> Response:

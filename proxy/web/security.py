@@ -136,6 +136,8 @@ class SecurityHeaders:
             "X-Frame-Options": "DENY",
             "Referrer-Policy": "no-referrer",
             "Cross-Origin-Opener-Policy": "same-origin",
+            # No other site may embed our answers (a patron's JSON as a script, an image).
+            "Cross-Origin-Resource-Policy": "same-origin",
             "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
         }
         if hsts:
@@ -188,12 +190,14 @@ class AccessLog:
 
 def client_address(scope: Scope, trusted: Iterable[Network]) -> str:
     """The caller's address: the peer, or — when the peer is one of our trusted proxies — the
-    rightmost X-Forwarded-For hop that is not itself a trusted proxy."""
+    rightmost X-Forwarded-For hop that is not itself a trusted proxy. Every X-Forwarded-For
+    line counts, in order (RFC 9110: repeated lines are one comma list); reading only the
+    first would let a client's own line pass for the proxy's."""
     trusted = tuple(trusted)
     peer = (scope.get("client") or ("", 0))[0]
     if not _in(peer, trusted):
         return peer
-    forwarded = Headers(scope=scope).get("x-forwarded-for", "")
+    forwarded = ",".join(Headers(scope=scope).getlist("x-forwarded-for"))
     for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
         if not _in(hop, trusted):
             return hop

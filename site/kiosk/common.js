@@ -196,6 +196,7 @@ const SCAN_MESSAGES = {
   payment_card: "kiosk.scan.payment_card",
   unavailable: "kiosk.scan.unavailable",
   kiosk_unauthorized: "kiosk.scan.out_of_order",
+  cooling_down: "kiosk.scan.cooling_down",
 };
 
 function showRefusal(reason) {

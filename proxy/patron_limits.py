@@ -1,0 +1,43 @@
+"""How fast one session, and one patron across all their sessions, may use the routes that read
+Alma (docs/security.md#rate-limits).
+
+Alma's rate is per institution and shared with every other integration; one patron reloading
+in a loop must not take it from everyone else. Each request to such a route takes a token from
+its session's bucket and from its patron's; with the fee list kept for a few seconds
+(proxy/fee_cache.py), a request costs at most one Alma read, so the patron's pace is also the
+most of Alma's rate one patron can use.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from proxy.rate_limit import DEFAULT_MAX_KEYS, TokenBuckets, take_all
+
+
+class PatronLimits:
+    def __init__(self, session_burst: int, session_per_minute: int, patron_per_minute: int,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.sessions = TokenBuckets(session_burst, session_per_minute / 60, clock=clock)
+        # A patron may have two sessions going (a phone and a laptop, the web and a kiosk).
+        self.patrons = TokenBuckets(2 * session_burst, patron_per_minute / 60, clock=clock)
+        self._refused: OrderedDict[str, None] = OrderedDict()  # sessions being refused now
+
+    def wait(self, session_id: str, patron_id: str) -> float:
+        """Take this request's tokens and return 0.0, or the seconds until it could."""
+        wait = take_all([(self.sessions, session_id), (self.patrons, patron_id)])
+        if wait == 0:
+            self._refused.pop(session_id, None)
+        return wait
+
+    def first_refusal(self, session_id: str) -> bool:
+        """True for the first refused request of a run of them (one log line per flood, not
+        one per request); call after `wait` refused."""
+        if session_id in self._refused:
+            return False
+        self._refused[session_id] = None
+        if len(self._refused) > DEFAULT_MAX_KEYS:
+            self._refused.popitem(last=False)
+        return True
