@@ -98,7 +98,9 @@ async def start_payment(
         payment_id=payment_id,
         lines=lines,
         payer=payer,
-        return_url=settings.public_url + "/cashnet/return",
+        # A kiosk's return says so: if the payment cannot be found, the kiosk still goes home.
+        return_url=settings.public_url + "/cashnet/return"
+        + ("?kiosk=1" if channel.startswith("kiosk:") else ""),
         ref_type=settings.cashnet_ref_type,
         txn_ref_name=settings.cashnet_txn_ref_name,
         custcode=custcode,

@@ -356,8 +356,9 @@ def test_pages_and_shared_assets_are_served_with_strict_headers(kiosk):
     for path in ("/index.html", "/app.js", "/receipt.html", "/kiosk/../proxy/config.py"):
         assert page.get(path).status_code == 404, path
     strings = page.get("/locales/en.json").json()
-    assert strings["kiosk.scan.payment_card"] == ("This looks like a bank card. Please use your library "
-                                                  "or campus card; you can pay by card on the next screen.")
+    assert strings["kiosk.scan.payment_card"] == (
+        "This looks like a bank card, which this kiosk does not read. Scan your library or campus "
+        "card first; you type your bank card's details later, on the payment page.")
 
 
 def test_health_reports_the_reader(kiosk):

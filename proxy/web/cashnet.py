@@ -66,7 +66,7 @@ async def pay_page(request: Request) -> Response:
 
 
 async def postback(request: Request) -> Response:
-    """CashNet's store notification: checks 1-8 of docs/cashnet.md#notification-checks, one
+    """CashNet's store notification: the checks of docs/cashnet.md#notification-checks, one
     transaction, then 200 at once. Alma is posted afterwards by the worker."""
     svc = services(request)
     settings = svc.settings
@@ -113,6 +113,11 @@ async def browser_return(request: Request) -> Response:
     candidates.append(returned_payment_id(request.query_params.get("p", "")))
     payment = next((p for p in (svc.ledger.payment(i) for i in candidates if i) if p), None)
     if payment is None:
+        if request.query_params.get("kiosk") == "1":
+            # The kiosk's browser may open only its own pages: its return page asks the agent,
+            # which knows the payment under way, or starts over.
+            return RedirectResponse(svc.settings.kiosk_return_url + "?" + urlencode(
+                {"p": candidates[-1]}), status_code=303)
         return RedirectResponse("/receipt.html?" + urlencode({"error": "unknown_payment"}),
                                 status_code=303)
     if (payment.state == PaymentState.PENDING and message.succeeded
