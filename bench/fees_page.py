@@ -83,10 +83,12 @@ def run(profile: Profile, workdir: Path) -> dict[str, Any]:
         patrons = add_patrons(sandbox, max(profile.fees_concurrency), "feespatron")
         baseline = start_baseline(sandbox, workdir, int(UNCAPPED))
         started.append(baseline)
+        # Every request reads Alma, as the forwarder does: the fee list kept for a reload
+        # (PATRONPAY_FEES_FRESH_SECONDS) would measure something else.
         uncapped = start_proxy(sandbox, workdir, "proxy-uncapped",
-                               alma_requests_per_second=UNCAPPED)
+                               alma_requests_per_second=UNCAPPED, fees_fresh_seconds="0")
         started.append(uncapped)
-        capped = start_proxy(sandbox, workdir, "proxy-capped")
+        capped = start_proxy(sandbox, workdir, "proxy-capped", fees_fresh_seconds="0")
         started.append(capped)
         targets = [
             Target("baseline", baseline.url, baseline.process,

@@ -298,13 +298,20 @@ def payment_rows(conn: sqlite3.Connection, payment_ids: list[str]) -> dict[str, 
     return found
 
 
+# A load generator is one client looping as many patrons as fast as it can: the per-session
+# and per-patron limits (docs/security.md#rate-limits) would turn its loops into 429s. Out of
+# the way unless a benchmark measures them (bench/flood.py).
+NO_PATRON_LIMITS = {"session_burst": "1000000", "session_requests_per_minute": "100000000",
+                    "patron_requests_per_minute": "100000000"}
+
+
 def proxy_environment(sandbox: Sandbox, workdir: Path, port: int, name: str,
                       **overrides: str) -> tuple[dict[str, str], str, Path]:
     """The proxy's environment against `sandbox`: (environment, postback token, ledger)."""
     token = secrets.token_urlsafe(32)
     database = workdir / f"{name}.sqlite3"
     settings = sandbox_environment(f"http://{LOOPBACK}:{port}", sandbox.url, database, token,
-                                   **overrides)
+                                   **(NO_PATRON_LIMITS | overrides))
     return clean_environment() | settings, token, database
 
 
