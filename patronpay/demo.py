@@ -56,6 +56,10 @@ def sandbox_environment(public_url: str, sandbox_url: str, database: Path | str,
         "PATRONPAY_PRIMO_INSTITUTION": "01PATRON_INST",
         "PATRONPAY_PRIMO_JWKS_URL": where["primo_jwks"],
         "PATRONPAY_SSO_LOGIN_URL": where["sso_login"],
+        # Staff pages at /staff/ for the campus account tlee, signed in by the SSO gateway.
+        "PATRONPAY_STAFF_SIGNIN": "sso",
+        "PATRONPAY_STAFF_USERS": "tlee",
+        "PATRONPAY_STAFF_SSO_LOGIN_URL": where["sso_login"] + "?next=/staff/",
     }
     env.update({f"PATRONPAY_{key.upper()}": value for key, value in overrides.items()})
     return env

@@ -229,6 +229,13 @@ def _auth_methods(value: Any) -> tuple[str, ...]:
     return methods
 
 
+def _staff_signin(value: Any) -> str:
+    method = _text(value).lower()
+    if method not in ("", "sso", "cas"):
+        raise ValueError("choose sso or cas (or leave empty: no staff pages)")
+    return method
+
+
 def _alma_method(value: Any) -> str:
     method = _text(value).upper()
     if method not in ALMA_METHODS:
@@ -477,6 +484,34 @@ class Settings:
     http_max_header_bytes: int = setting(
         _positive_int, "Largest request line and headers accepted, in bytes.", 16384)
 
+    # --- staff pages (docs/operations.md#staff-pages) ---
+    staff_signin: str = setting(
+        _staff_signin, "How staff sign in to the pages at `/staff/`: `sso` (the web server's "
+        "sign-on sets PATRONPAY_SSO_HEADER on `/staff/auth/sso`) or `cas` (patronpay's own CAS "
+        "round trip at `/staff/auth/cas`, with PATRONPAY_CAS_URL); empty: no staff pages.", "")
+    staff_users: tuple[str, ...] = setting(
+        _list, "User ids allowed into the staff pages (comma list), as the sign-on names them: "
+        "the SSO header's value, or the CAS user name.", ())
+    staff_group: tuple[str, ...] = setting(
+        _list, "Groups whose members may use the staff pages (comma list), as the sign-on "
+        "passes them in PATRONPAY_STAFF_GROUP_HEADER (sso) or PATRONPAY_STAFF_GROUP_ATTRIBUTE "
+        "(cas).", ())
+    staff_group_header: str = setting(
+        _text, "Header in which the web server passes the user's groups on `/staff/auth/sso` "
+        "(values separated by `;` or `,`), e.g. `X-Remote-Groups`; like the SSO header, the web "
+        "server must drop it from every browser request. Empty: groups are not read.", "")
+    staff_group_attribute: str = setting(
+        _text, "CAS attribute listing the user's groups, e.g. `memberOf`; empty: groups are not "
+        "read.", "")
+    staff_sso_login_url: str = setting(
+        _login_target, "Where the staff pages send staff to sign in with `sso`: "
+        "`/staff/auth/sso` (protected by your web server), or your sign-on's own login URL that "
+        "returns there.", "/staff/auth/sso")
+    staff_session_idle_minutes: int = setting(
+        _positive_int, "Minutes without activity after which a staff session ends.", 30)
+    staff_session_max_minutes: int = setting(
+        _positive_int, "Minutes after sign-in after which a staff session ends regardless.", 480)
+
     # --- the go-live check ---
     check_patron: str = setting(
         _text, "A test patron's Alma primary id that `patronpay check` reads with its fees "
@@ -598,10 +633,27 @@ def _check_together(settings: Settings) -> None:
 
     if settings.smtp_url and not settings.mail_from:
         raise ConfigError(f"{PREFIX}MAIL_FROM is required when {PREFIX}SMTP_URL is set")
+    _check_staff(settings)
     for method, name in registry.required_settings(settings.auth_methods):
         if not getattr(settings, name):
             raise ConfigError(f"{env_name(name)} is required when {PREFIX}AUTH_METHODS "
                               f"includes {method}")
+
+
+def _check_staff(settings: Settings) -> None:
+    """The staff pages need someone to let in, and the source of groups their sign-on has."""
+    method = settings.staff_signin
+    if not method:
+        return
+    if not settings.staff_users and not settings.staff_group:
+        raise ConfigError(f"{PREFIX}STAFF_USERS or {PREFIX}STAFF_GROUP is required when "
+                          f"{PREFIX}STAFF_SIGNIN is set")
+    source = "staff_group_header" if method == "sso" else "staff_group_attribute"
+    if settings.staff_group and not getattr(settings, source):
+        raise ConfigError(f"{env_name(source)} is required when {PREFIX}STAFF_GROUP is set "
+                          f"and {PREFIX}STAFF_SIGNIN is {method}")
+    if method == "cas" and not settings.cas_url:
+        raise ConfigError(f"{PREFIX}CAS_URL is required when {PREFIX}STAFF_SIGNIN is cas")
 
 
 def env_name(field_name: str) -> str:

@@ -152,6 +152,18 @@ CREATE TABLE IF NOT EXISTS kiosk_reports (
     offline_since   REAL
 );
 
+-- Staff sessions (proxy/staffweb/sessions.py): apart from patrons' sessions, never mixed.
+CREATE TABLE IF NOT EXISTS staff_sessions (
+    id            TEXT PRIMARY KEY,
+    user_id       TEXT NOT NULL,
+    method        TEXT NOT NULL,
+    granted_by    TEXT NOT NULL,
+    csrf_token    TEXT NOT NULL,
+    created_at    REAL NOT NULL,
+    last_seen_at  REAL NOT NULL,
+    ended_at      REAL
+);
+
 -- E-mail (proxy/mail/): the outbox, the staff alerts waiting for it, and the worker's marks.
 CREATE TABLE IF NOT EXISTS mail_outbox (
     id              INTEGER PRIMARY KEY,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import TextIO
 
@@ -106,35 +106,47 @@ def detail(ledger: Ledger, payment: PaymentRecord) -> dict:
     }
 
 
-def advice(payment: PaymentRecord) -> str:
+def command(action: str, payment: PaymentRecord, note: str = "...") -> str:
+    """An action as the terminal's advice names it: the command to type."""
+    if action == "record-paid":
+        return (f"`patronpay payments record-paid {payment.id} --tx N --amount "
+                f"{format_amount(payment.amount)} --note '{note}'`")
+    if action == "resolve":
+        return f"`patronpay payments resolve {payment.id} --note '{note}'`"
+    return f"`patronpay payments {action} {payment.id}`"
+
+
+# How advice names an action (retry, resolve, record-paid): `command` for the terminal; the
+# staff pages name their buttons instead (proxy/staffweb/routes.py).
+ActionName = Callable[..., str]
+
+
+def advice(payment: PaymentRecord, act: ActionName = command) -> str:
     """What staff should do about a payment, or "" when nothing."""
     if payment.review.startswith("custcode"):
         return ("CashNet echoed another custcode than the one patronpay sent; the reference, "
                 "lines and amounts matched, so the money was posted. Check in CashNet that "
-                "the payer is this patron, then `patronpay payments resolve "
-                f"{payment.id} --note 'what you found'`.")
+                f"the payer is this patron, then {act('resolve', payment, 'what you found')}.")
     if payment.review:
         return ("Check this payment in CashNet: " + payment.review + ". Refund any extra "
-                f"charge in CashNet, then `patronpay payments resolve {payment.id} --note "
-                "'what you did'`.")
+                f"charge in CashNet, then {act('resolve', payment, 'what you did')}.")
     if payment.state != PaymentState.ATTENTION:
         return ""
     if not payment.cashnet_tx:
         return ("CashNet reported success without a transaction number: find the payment in "
-                "CashNet by its reference; if the money is there, `patronpay payments "
-                f"record-paid {payment.id} --tx N --amount {format_amount(payment.amount)} "
-                "--note '...'` posts it to Alma; otherwise settle it by hand and "
-                f"`patronpay payments resolve {payment.id} --note '...'`.")
+                f"CashNet by its reference; if the money is there, {act('record-paid', payment)}"
+                " posts it to Alma; otherwise settle it by hand and "
+                f"{act('resolve', payment)}.")
     if payment.reason.startswith(ECHO_CAUSES):
         return ("CashNet's notification does not match what patronpay sent to CashNet. Compare "
                 f"with CashNet transaction {payment.cashnet_tx}. If CashNet took the full "
-                f"amount, `patronpay payments retry {payment.id}` posts it; otherwise refund "
-                f"and `patronpay payments resolve {payment.id} --note '...'`.")
+                f"amount, {act('retry', payment)} posts it; otherwise refund and "
+                f"{act('resolve', payment)}.")
     return (f"{format_amount(payment.unapplied)} taken by CashNet (transaction "
             f"{payment.cashnet_tx}) is not in Alma. Fix the cause in Alma (see the reason and "
-            f"the allocations), then `patronpay payments retry {payment.id}` — it looks at "
-            "Alma before paying, so nothing is posted twice. Or apply or refund the money by "
-            f"hand and `patronpay payments resolve {payment.id} --note '...'`.")
+            f"the allocations), then {act('retry', payment)} — it looks at Alma before paying, "
+            "so nothing is posted twice. Or apply or refund the money by hand and "
+            f"{act('resolve', payment)}.")
 
 
 def fees_cell(payment: PaymentRecord) -> str:

@@ -4,7 +4,9 @@ that sits in front of patronpay and tells it who signed in through a trusted hea
   GET  /login?next=/   campus login form
   POST /login          right credentials → server-to-server `GET {proxy}/auth/sso?next=…` with
                        `<header>: <almaId>`, then the proxy's answer is relayed to the browser:
-                       its Set-Cookie headers verbatim and a 303 to the URL it redirected to
+                       its Set-Cookie headers verbatim and a 303 to the URL it redirected to.
+                       A `next` under `/staff/` goes to the staff sign-in, `/staff/auth/sso`,
+                       as the campus web server protects that path too
   GET  /static/campus.css
 
 In production the header is set by Apache/nginx on the same origin as patronpay, and the
@@ -132,7 +134,7 @@ class SsoRoutes:
             async with httpx.AsyncClient(timeout=PROXY_TIMEOUT_S, trust_env=False,
                                          follow_redirects=False) as client:
                 answer = await client.get(
-                    with_query(f"{proxy_url}/auth/sso", next=next_path),
+                    with_query(f"{proxy_url}{handoff_path(next_path)}", next=next_path),
                     headers={header: account.alma_id, "X-Forwarded-For": browser})
         except httpx.HTTPError as exc:
             self.gateway.record(**entry, status=None, location=None, error=type(exc).__name__)
@@ -143,6 +145,12 @@ class SsoRoutes:
         if answer.is_redirect and location:
             return relay_redirect(request, answer, urljoin(str(answer.url), location), proxy_url)
         return relay_error(request, answer)
+
+
+def handoff_path(next_path: str) -> str:
+    """The patrons' sign-in, or the staff pages' own for a page under /staff/."""
+    staff = next_path == "/staff" or next_path.startswith("/staff/")
+    return "/staff/auth/sso" if staff else "/auth/sso"
 
 
 def relay_redirect(request: Request, answer: httpx.Response, target: str,
