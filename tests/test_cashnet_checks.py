@@ -4,7 +4,9 @@ hand-off conflicting fields first, then the line count and the lines (each stopp
 payment, with a reason naming the cause), then the custcode (review only)."""
 
 import ipaddress
+import re
 from decimal import Decimal
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -16,8 +18,11 @@ from proxy.cashnet_checks import (
     Check,
     Echo,
     Outcome,
+    Stage,
+    Verdict,
     echo_mismatch,
     echo_review,
+    judge,
     refusal,
 )
 from proxy.notification import StoredLine, parse_message
@@ -32,6 +37,10 @@ def test_the_checks_in_order_with_their_outcomes():
     assert [(check.name, check.outcome) for check in CHECKS] == [
         ("url_token", Outcome.REFUSE),
         ("source_address", Outcome.REFUSE),
+        ("repeated_tx", Outcome.REVIEW),
+        ("settled_without_tx", Outcome.REVIEW),
+        ("without_tx", Outcome.ATTENTION),
+        ("double_charge", Outcome.REVIEW),
         ("consistent_fields", Outcome.ATTENTION),
         ("line_count", Outcome.ATTENTION),
         ("lines", Outcome.ATTENTION),
@@ -119,3 +128,54 @@ def test_every_attention_reason_names_one_of_the_causes():
     reasons = [mismatch(body) for body in bodies]
     assert [r.startswith(ECHO_CAUSES) for r in reasons] == [True] * 4
     assert [r.startswith("amount mismatch") for r in reasons] == [False, False, False, True]
+
+
+def verdict(body: str, **payment):
+    """What the checks make of a success for a payment as stored (`state`, `settled_by`,
+    `earlier`)."""
+    return judge(Echo(parse_message(body.encode()), STORED, "0012345678", **payment))
+
+
+def test_a_success_for_a_payment_already_settled_is_kept_for_review_not_applied():
+    no_tx = verdict(MATCHING.replace("&tx=1", ""), state="posted", settled_by="7")
+    assert (no_tx.stop.name, no_tx.stop.outcome, no_tx.stop.kept.effect) == (
+        "settled_without_tx", Outcome.REVIEW, "recorded")
+    assert no_tx.reason == ("CashNet sent a success without a transaction number for a "
+                            "payment already posted")
+    second = verdict(MATCHING, state="paid", settled_by="7")
+    assert (second.stop.name, second.stop.kept.effect) == ("double_charge", "double_charge")
+    assert second.reason == ("second CashNet success (transaction 1) for a payment already "
+                             "settled by 7: refund")
+    # Still waiting: a success without a tx stops at attention; with one, it goes on.
+    waiting = verdict(MATCHING.replace("&tx=1", ""), state="declined")
+    assert (waiting.stop.name, waiting.reason) == ("without_tx", "success without a CashNet "
+                                                                 "transaction number")
+    assert verdict(MATCHING, state="expired") == Verdict()
+
+
+def test_a_repeated_transaction_changes_nothing_and_is_reviewed_only_when_it_differs():
+    first = parse_message(MATCHING.encode()).recordable()
+    assert verdict(MATCHING, state="paid", settled_by="1", earlier=first) == Verdict()
+    changed = verdict(MATCHING.replace("amount1=12.50", "amount1=1.25"), state="paid",
+                      settled_by="1", earlier=first)
+    assert changed == Verdict(review="CashNet sent transaction 1 twice with different contents")
+
+
+def test_a_differing_custcode_lets_the_success_go_on_with_a_review():
+    assert verdict(MATCHING.replace("custcode=0012345678", "custcode=99")) == Verdict(
+        review="custcode '99' echoed, '0012345678' issued")
+
+
+def test_only_a_review_of_a_success_may_keep_it():
+    kept = next(check.kept for check in CHECKS if check.kept)
+    with pytest.raises(ValueError, match="keeps"):
+        Check("new_check", Outcome.ATTENTION, lambda echo: "", kept=kept)
+    with pytest.raises(ValueError, match="review only"):
+        Check("new_check", Outcome.ATTENTION, lambda echo: "", stage=Stage.REPEAT)
+
+
+def test_the_docs_list_every_check_in_the_order_of_the_code():
+    page = (Path(__file__).resolve().parent.parent / "docs" / "cashnet.md").read_text()
+    section = page.split("## Notification checks", 1)[1].split("\n## ", 1)[0]
+    named = re.findall(r"^\| \d+ \| `([a-z_]+)`", section, flags=re.MULTILINE)
+    assert named == [check.name for check in CHECKS]

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 
+from proxy.cashnet_checks import Echo, judge
 from proxy.ledger.records import NoticeOutcome, PaymentRecord, payment_from
 from proxy.ledger.store import Store, Transaction
 from proxy.ledger.unmatched import record_without_reference
-from proxy.notification import Message, StoredLine, echo_review, line_mismatch, payment_ids
+from proxy.notification import Message, StoredLine, payment_ids
 from proxy.states import (
     FAILURE_APPLIES,
-    UNSETTLED,
     AllocationState,
     EventKind,
     NoticeEffect,
@@ -56,47 +56,30 @@ class Notices:
                       notice_id: int | None = None) -> NoticeOutcome:
         """A success for `payment`, inside `tx`. `source` names who applies it in the trail
         (default: CashNet at `peer`); `notice_id` is a notification already stored (one that
-        named no payment, attached by staff) to update rather than store again."""
+        named no payment, attached by staff) to update rather than store again. What the
+        success does is decided by the checks of proxy/cashnet_checks.py."""
         source = source or f"cashnet:{peer}"
-        cashnet_tx = message.tx
-        if not cashnet_tx and payment.state not in UNSETTLED:
-            # Money already settled by an earlier notification: a malformed success must not
-            # unsettle it (nor wipe its transaction number). Keep it for staff to look at.
-            self._notice(tx, payment.id, NoticeKind.SUCCESS, None, fields, peer, "no tx")
-            self._flag_review(tx, payment.id, "CashNet sent a success without a transaction "
-                              f"number for a payment already {payment.state}")
-            return NoticeOutcome(NoticeEffect.RECORDED, payment.id, "success without tx")
-        if not cashnet_tx:
-            return self._to_attention(tx, payment, None, message, peer,
-                                      "success without a CashNet transaction number",
-                                      source, notice_id)
-        previous = tx.execute("SELECT payment_id, fields FROM notifications "
-                              "WHERE dedupe_key = ?", (f"tx:{cashnet_tx}",)).fetchone()
-        if previous is not None:
-            differs = (json.loads(previous["fields"]) != fields
-                       or bool(message.decision_conflicts()))
-            if differs:
-                self._flag_review(tx, payment.id, f"CashNet sent transaction {cashnet_tx} "
-                                  "twice with different contents")
-            self._notice(tx, payment.id, NoticeKind.DUPLICATE, None, fields, peer,
-                         "differs" if differs else "same")
-            return NoticeOutcome(NoticeEffect.DUPLICATE, payment.id, cashnet_tx)
-        if payment.cashnet_tx is not None or payment.state not in UNSETTLED:
-            self._notice(tx, payment.id, NoticeKind.SUCCESS, f"tx:{cashnet_tx}", fields, peer,
-                         "double charge")
-            earlier = payment.cashnet_tx or "an earlier notification"
-            self._flag_review(tx, payment.id, f"second CashNet success (transaction "
-                              f"{cashnet_tx}) for a payment already settled by {earlier}: "
-                              "refund")
-            return NoticeOutcome(NoticeEffect.DOUBLE_CHARGE, payment.id, cashnet_tx)
+        cashnet_tx = message.tx or None
         stored = [StoredLine(line.item_code, line.amount) for line in payment.lines]
-        try:
-            mismatch = line_mismatch(message, stored, payment.custcode)
-        except (ValueError, ArithmeticError) as exc:  # an echo we cannot even read: not equal
-            mismatch = f"unreadable lines ({type(exc).__name__})"
-        if mismatch:
+        echo = Echo(message, stored, payment.custcode, state=payment.state,
+                    settled_by=payment.cashnet_tx, earlier=self._earlier(tx, cashnet_tx))
+        verdict = judge(echo)
+        if echo.earlier is not None:  # once per transaction: a repeat changes nothing
+            if verdict.review:
+                self._flag_review(tx, payment.id, verdict.review)
+            self._notice(tx, payment.id, NoticeKind.DUPLICATE, None, fields, peer,
+                         "differs" if verdict.review else "same")
+            return NoticeOutcome(NoticeEffect.DUPLICATE, payment.id, cashnet_tx)
+        if verdict.stop is not None and verdict.stop.kept is not None:
+            # The payment is settled already: keep the success beside it for staff.
+            kept = verdict.stop.kept
+            self._notice(tx, payment.id, NoticeKind.SUCCESS,
+                         f"tx:{cashnet_tx}" if cashnet_tx else None, fields, peer, kept.note)
+            self._flag_review(tx, payment.id, verdict.reason)
+            return NoticeOutcome(kept.effect, payment.id, cashnet_tx or "success without tx")
+        if verdict.stop is not None:
             return self._to_attention(tx, payment, cashnet_tx, message, peer,
-                                      mismatch, source, notice_id)
+                                      verdict.reason, source, notice_id)
         now = self.store.clock()
         self._notice(tx, payment.id, NoticeKind.SUCCESS, f"tx:{cashnet_tx}", fields, peer,
                      PaymentState.PAID, notice_id)
@@ -108,10 +91,18 @@ class Notices:
                    (AllocationState.QUEUED, now, payment.id, AllocationState.PLANNED))
         tx.event(payment.id, EventKind.PAID, source,
                  {"from": payment.state, "tx": cashnet_tx, "batchno": message.get("batchno")})
-        review = echo_review(message, stored, payment.custcode)
-        if review:  # posted all the same: the reference, lines and amounts match
-            self._flag_review(tx, payment.id, review)
+        if verdict.review:  # posted all the same: the reference, lines and amounts match
+            self._flag_review(tx, payment.id, verdict.review)
         return NoticeOutcome(NoticeEffect.PAID, payment.id, cashnet_tx)
+
+    @staticmethod
+    def _earlier(tx: Transaction, cashnet_tx: str | None) -> dict | None:
+        """The fields of the notification stored for this CashNet transaction, if any."""
+        if not cashnet_tx:
+            return None
+        row = tx.execute("SELECT fields FROM notifications WHERE dedupe_key = ?",
+                         (f"tx:{cashnet_tx}",)).fetchone()
+        return None if row is None else json.loads(row["fields"])
 
     def _apply_failure(self, tx: Transaction, payment: PaymentRecord, message: Message,
                        fields: dict, peer: str) -> NoticeOutcome:
