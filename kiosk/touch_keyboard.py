@@ -64,11 +64,14 @@ class Connection:
     buffer: bytes = b""
 
     @classmethod
-    def open(cls) -> Connection:
-        runtime = os.environ["XDG_RUNTIME_DIR"]
-        name = os.environ.get("WAYLAND_DISPLAY", "wayland-0")
+    def open(cls, path: str = "") -> Connection:
+        """The compositor's socket: `path`, else $WAYLAND_DISPLAY in $XDG_RUNTIME_DIR."""
+        if not path:
+            name = os.environ.get("WAYLAND_DISPLAY", "wayland-0")
+            path = name if name.startswith("/") else os.path.join(
+                os.environ["XDG_RUNTIME_DIR"], name)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.connect(name if name.startswith("/") else os.path.join(runtime, name))
+        sock.connect(path)
         return cls(sock)
 
     def send(self, data: bytes) -> None:
