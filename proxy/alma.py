@@ -9,12 +9,12 @@ proxy/alma_errors.py, chosen so the caller knows what to do: tell the patron, re
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import random
 import re
 import time
-from collections import deque
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -35,6 +35,7 @@ from proxy.alma_errors import (
     error_for,
     is_throttle,
 )
+from proxy.alma_pace import Priority, RateLimiter
 from proxy.alma_xml import XmlRefused, first_error, looks_like_xml
 from proxy.money import format_amount
 
@@ -48,42 +49,6 @@ __all__ = [
 log = logging.getLogger("patronpay.alma")
 
 GET_RETRIES_ON_THROTTLE = 4
-
-
-class RateLimiter:
-    """At most `per_second` calls in any one-second window, across all tasks of this process,
-    and slower while Alma throttles us: every 429 doubles a minimum gap between calls (up to
-    `MAX_GAP`), every answer that is not a 429 shrinks it again. Alma's limit is per
-    institution, shared with other integrations, so our own figure alone is not enough."""
-
-    MAX_GAP = 5.0
-
-    def __init__(self, per_second: int) -> None:
-        self.per_second = per_second
-        self.gap = 0.0
-        self._starts: deque[float] = deque()
-        self._lock = asyncio.Lock()
-
-    async def acquire(self) -> None:
-        async with self._lock:
-            now = time.monotonic()
-            while self._starts and now - self._starts[0] >= 1.0:
-                self._starts.popleft()
-            wait = 0.0
-            if len(self._starts) >= self.per_second:
-                wait = 1.0 - (now - self._starts[0])
-            if self._starts and self.gap:
-                wait = max(wait, self._starts[-1] + self.gap - now)
-            if wait > 0:
-                metrics.rate_limit_wait(wait)
-                await asyncio.sleep(wait)
-            self._starts.append(time.monotonic())
-
-    def throttled(self) -> None:
-        self.gap = min(self.MAX_GAP, max(0.25, self.gap * 2))
-
-    def answered(self) -> None:
-        self.gap = self.gap * 0.75 if self.gap > 0.05 else 0.0
 
 
 def connection_limit(requests_per_second: int) -> int:
@@ -107,7 +72,8 @@ class AlmaClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.calls = 0
+        self._calls = [0]  # shared with for_posting()'s view
+        self._priority = Priority.PAGE
         self._limiter = RateLimiter(requests_per_second)
         connections = connection_limit(requests_per_second)
         self._http = httpx.AsyncClient(
@@ -118,6 +84,18 @@ class AlmaClient:
             follow_redirects=False,
             transport=transport,
         )
+
+    @property
+    def calls(self) -> int:
+        """Alma calls made so far by this client and its posting view."""
+        return self._calls[0]
+
+    def for_posting(self) -> AlmaClient:
+        """The same client (connections, rate limit, call count) for the posting worker: its
+        calls go before page calls when calls queue (proxy/alma_pace.py)."""
+        view = copy.copy(self)
+        view._priority = Priority.POSTING
+        return view
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -229,8 +207,8 @@ class AlmaClient:
     async def _send(
         self, method: str, path: str, params: dict[str, str], headers: dict | None = None
     ) -> httpx.Response:
-        await self._limiter.acquire()
-        self.calls += 1
+        await self._limiter.acquire(self._priority)
+        self._calls[0] += 1
         started = time.monotonic()
         response = None
         try:

@@ -100,8 +100,9 @@ def build_services(
                               max_seconds=settings.session_max_minutes * 60, clock=clock),
         alma=alma,
         # Each lane holds one payment for (1 + fees) Alma round trips: with half the rate
-        # limit in lanes (4 to 16), posting can use the budget even when Alma is slow.
-        worker=PostingWorker(ledger, alma, posting_policy(settings), clock=clock,
+        # limit in lanes (4 to 16), posting can use the budget even when Alma is slow; its
+        # calls go before page views' (proxy/alma_pace.py).
+        worker=PostingWorker(ledger, alma.for_posting(), posting_policy(settings), clock=clock,
                              concurrency=min(16, max(4, settings.alma_requests_per_second // 2))),
         receipts=ReceiptTokens(settings.secret_keys, settings.receipt_days * 86400, clock),
         guest_failures=FailureLimiter(db, settings.guest_max_failures,
