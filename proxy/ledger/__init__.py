@@ -177,7 +177,7 @@ class Ledger:
     def notifications(self, payment_id: str | None = None) -> list[dict]:
         return self._reads.notifications(payment_id)
 
-    def patron_marker(self, patron_id: str) -> tuple[int, float]:
+    def patron_marker(self, patron_id: str) -> tuple[int, float, int]:
         """Changes whenever any payment of the patron changes state (proxy/fee_cache.py)."""
         return self._changes.marker(patron_id)
 
