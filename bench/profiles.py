@@ -29,6 +29,10 @@ class Profile:
         ("uncapped", 0), ("uncapped", 150), ("capped", 0), ("capped", 150), ("capped", 1000))
     # 5. start-up
     startup_runs: int = 5
+    # 6. posting while patrons reload their fees pages (shipped rate limit)
+    posting_load_payments: int = 20
+    posting_load_patrons: int = 64
+    posting_load_latency_ms: int = 150
 
 
 FULL = Profile("full")
@@ -36,9 +40,10 @@ QUICK = Profile("quick", fees_concurrency=(1, 16), fees_latencies_ms=(0, 150),
                 fees_seconds=1.5, fees_warmup_seconds=0.5, roundtrip_payments=5,
                 throughput_concurrency=8, throughput_seconds=3.0, throughput_warmup_seconds=1.0,
                 throughput_runs=(("uncapped", 0), ("capped", 0), ("capped", 150)),
-                startup_runs=2)
+                startup_runs=2, posting_load_payments=6)
 SMOKE = Profile("smoke", fees_concurrency=(2,), fees_latencies_ms=(0,), fees_seconds=0.3,
                 fees_warmup_seconds=0.1, roundtrip_payments=1, roundtrip_latency_ms=0,
                 throughput_concurrency=2, throughput_seconds=0.5, throughput_warmup_seconds=0.2,
-                throughput_runs=(("uncapped", 0), ("capped", 0)), startup_runs=1)
+                throughput_runs=(("uncapped", 0), ("capped", 0)), startup_runs=1,
+                posting_load_payments=1, posting_load_patrons=4, posting_load_latency_ms=0)
 PROFILES = {p.name: p for p in (FULL, QUICK, SMOKE)}

@@ -97,12 +97,24 @@ def startup_table(result: dict[str, Any]) -> str:
                    ms(imports["p50_ms"]), number(result["idle_rss_mib"])]])
 
 
+def posting_load_table(result: dict[str, Any]) -> str:
+    pages = result["pages_under_load"]
+    page_figures = f"{rate(pages)}, {pair(pages)}" if pages else "–"
+    return table(["Alma latency", "payments", "notification → posted p50 / p99 ms, quiet",
+                  f"… with {result['patrons_reloading']} patrons reloading",
+                  "their fees pages: req/s, p50 / p99 ms"],
+                 [[f"{result['alma_latency_ms']} ms", str(result["payments"]),
+                   pair(result["quiet"]), pair(result["under_load"]),
+                   page_figures]])
+
+
 SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
     "fees": ("1. Fees page: GET /api/fees", fees_table),
     "roundtrip": ("2. Payment round trip", roundtrip_table),
     "calls": ("3. Alma calls per completed payment", calls_table),
     "throughput": ("4. End-to-end payments on one `patronpay serve`", throughput_table),
     "startup": ("5. Start-up of `patronpay serve`", startup_table),
+    "posting_load": ("6. Posting while patrons reload their fees pages", posting_load_table),
 }
 
 
