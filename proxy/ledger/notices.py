@@ -8,6 +8,7 @@ cancelled and expired: the money was taken.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from proxy.cashnet_checks import Echo, judge
@@ -70,6 +71,8 @@ class Notices:
             self._notice(tx, payment.id, NoticeKind.DUPLICATE, None, fields, peer,
                          "differs" if verdict.review else "same")
             return NoticeOutcome(NoticeEffect.DUPLICATE, payment.id, cashnet_tx)
+        if cashnet_tx and payment.cashnet_tx == cashnet_tx:
+            return self._confirm_recorded(tx, payment, echo, fields, peer)
         if verdict.stop is not None and verdict.stop.kept is not None:
             # The payment is settled already: keep the success beside it for staff.
             kept = verdict.stop.kept
@@ -94,6 +97,19 @@ class Notices:
         if verdict.review:  # posted all the same: the reference, lines and amounts match
             self._flag_review(tx, payment.id, verdict.review)
         return NoticeOutcome(NoticeEffect.PAID, payment.id, cashnet_tx)
+
+    def _confirm_recorded(self, tx: Transaction, payment: PaymentRecord, echo: Echo,
+                          fields: dict, peer: str) -> NoticeOutcome:
+        """CashNet's own notification of the transaction staff recorded by hand (record-paid):
+        the same money, not a second charge. Stored, so later repeats are known; staff look
+        only if it does not match what was handed off."""
+        first = judge(dataclasses.replace(echo, state=PaymentState.PENDING, settled_by=None))
+        if first.reason or first.review:
+            self._flag_review(tx, payment.id, "CashNet's notification of the transaction "
+                              f"recorded by staff: {first.reason or first.review}")
+        self._notice(tx, payment.id, NoticeKind.DUPLICATE, f"tx:{echo.message.tx}", fields,
+                     peer, "recorded by staff")
+        return NoticeOutcome(NoticeEffect.DUPLICATE, payment.id, echo.message.tx)
 
     @staticmethod
     def _earlier(tx: Transaction, cashnet_tx: str | None) -> dict | None:
