@@ -271,8 +271,9 @@ def setting(
 
 
 @dataclass(frozen=True, kw_only=True)
-class Settings:
-    # --- the service ---
+class ServiceSettings:
+    """Settings: the service."""
+
     public_url: str = setting(
         _url, "The URL patrons and CashNet use, e.g. `https://pay.library.example.edu`.")
     secret_keys: tuple[str, ...] = setting(
@@ -290,7 +291,11 @@ class Settings:
         "`/metrics` off.",
         (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")))
 
-    # --- Alma ---
+
+@dataclass(frozen=True, kw_only=True)
+class AlmaSettings:
+    """Settings: Alma."""
+
     alma_api_url: str = setting(
         _url, "Alma API base, e.g. `https://api-na.hosted.exlibrisgroup.com/almaws/v1`.")
     alma_api_key: str = setting(_required_text, "Alma API key with Users read/write.", secret=True)
@@ -312,7 +317,11 @@ class Settings:
         _text, "Text that begins the `comment` of each Alma payment; CashNet's transaction, "
         "the payment reference and the channel (web or kiosk id) follow.", "CashNet payment")
 
-    # --- fees and payments ---
+
+@dataclass(frozen=True, kw_only=True)
+class FeeSettings:
+    """Settings: fees and payments."""
+
     payable_fee_types: tuple[str, ...] = setting(
         _list, "Alma fee types patrons may pay here (comma list); empty means every type.", ())
     payable_libraries: tuple[str, ...] = setting(
@@ -349,7 +358,11 @@ class Settings:
     max_open_payments: int = setting(
         _positive_int, "Most payments one patron may have waiting at CashNet at once.", 3)
 
-    # --- CashNet ---
+
+@dataclass(frozen=True, kw_only=True)
+class CashnetSettings:
+    """Settings: CashNet."""
+
     cashnet_checkout_url: str = setting(
         _url, "CashNet checkout entry, e.g. `https://commerce.cashnet.com/LIBFINES`.")
     cashnet_item_code: str = setting(_required_text, "Default CashNet item code.")
@@ -381,7 +394,11 @@ class Settings:
         _positive_number, "Hours after which a payment with no CashNet notification is "
         "`expired`.", Decimal(24))
 
-    # --- sign-in and sessions ---
+
+@dataclass(frozen=True, kw_only=True)
+class SigninSettings:
+    """Settings: sign-in and sessions."""
+
     auth_methods: tuple[str, ...] = setting(
         _auth_methods, "Sign-in methods offered: comma list of sso, cas, primo, alma.", ("sso",))
     sso_header: str = setting(
@@ -428,7 +445,11 @@ class Settings:
     primo_sandbox: bool = setting(
         _bool, "Use the key set of the institution's Alma sandbox (`?env=sandbox`).", False)
 
-    # --- kiosks ---
+
+@dataclass(frozen=True, kw_only=True)
+class KioskKeySettings:
+    """Settings: kiosks."""
+
     kiosk_keys: dict[str, str] = setting(
         _secret_mapping, "`kioskid=secret,...`: the kiosks allowed to open sessions (secrets "
         "32+ characters).", {}, secret=True)
@@ -448,7 +469,11 @@ class Settings:
         _positive_int, "The window in which failed kiosk card lookups are counted, and the "
         "length of the pause that follows too many.", 300)
 
-    # --- limits under load (docs/security.md#rate-limits) ---
+
+@dataclass(frozen=True, kw_only=True)
+class LoadLimitSettings:
+    """Settings: limits under load (docs/security.md#rate-limits)."""
+
     fees_fresh_seconds: int = setting(
         _whole_number, "Seconds a patron's fee list, once read from Alma, is reused for the "
         "fees page and the start of a payment (dropped at once when any payment of that patron "
@@ -468,7 +493,11 @@ class Settings:
         _positive_int, "Days a receipt link (`/receipt.html?r=...`) works; afterwards the page "
         "asks for a new receipt. The patron's own session always shows their payments.", 30)
 
-    # --- the HTTP server of `patronpay serve` (docs/deploy.md#timeouts-and-limits) ---
+
+@dataclass(frozen=True, kw_only=True)
+class HttpServerSettings:
+    """Settings: the HTTP server of `patronpay serve` (docs/deploy.md#timeouts-and-limits)."""
+
     http_max_connections: int = setting(
         _positive_int, "Connections (or requests in progress) at once; beyond that, answers "
         "are 503 at once.", 200)
@@ -484,7 +513,11 @@ class Settings:
     http_max_header_bytes: int = setting(
         _positive_int, "Largest request line and headers accepted, in bytes.", 16384)
 
-    # --- staff pages (docs/operations.md#staff-pages) ---
+
+@dataclass(frozen=True, kw_only=True)
+class StaffPageSettings:
+    """Settings: staff pages (docs/operations.md#staff-pages)."""
+
     staff_signin: str = setting(
         _staff_signin, "How staff sign in to the pages at `/staff/`: `sso` (the web server's "
         "sign-on sets PATRONPAY_SSO_HEADER on `/staff/auth/sso`) or `cas` (patronpay's own CAS "
@@ -512,12 +545,20 @@ class Settings:
     staff_session_max_minutes: int = setting(
         _positive_int, "Minutes after sign-in after which a staff session ends regardless.", 480)
 
-    # --- the go-live check ---
+
+@dataclass(frozen=True, kw_only=True)
+class CheckSettings:
+    """Settings: the go-live check."""
+
     check_patron: str = setting(
         _text, "A test patron's Alma primary id that `patronpay check` reads with its fees "
         "(it never pays or changes anything); empty skips that part of the check.", "")
 
-    # --- bursar models (docs/bursar.md) ---
+
+@dataclass(frozen=True, kw_only=True)
+class BursarSettings:
+    """Settings: bursar models (docs/bursar.md)."""
+
     bursar_report_path: str = setting(
         _text, "Catalog path of the Analytics fines-and-fees report read by `bursar export` and "
         "`bursar holds`, e.g. `/shared/Example University/Reports/Bursar/Fines`.", "")
@@ -578,7 +619,11 @@ class Settings:
         _list, "Alma user block types (comma list, e.g. `CASH,LOAN`) that also put a patron on "
         "the holds list; empty: blocks are not read.", ())
 
-    # --- e-mail (docs/staff.md#e-mail) ---
+
+@dataclass(frozen=True, kw_only=True)
+class MailSettings:
+    """Settings: e-mail (docs/staff.md#e-mail)."""
+
     smtp_url: str = setting(
         _smtp_url, "The mail server: `smtp+starttls://user@host:587`, `smtps://user@host:465`, "
         "or `smtp://127.0.0.1:25` (plain, loopback only); empty sends no mail.", "",
@@ -602,6 +647,14 @@ class Settings:
     mail_backoff_cap_seconds: Decimal = setting(
         _positive_number, "Longest wait between two tries of a message while the mail server "
         "is down or busy.", Decimal(600))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings(MailSettings, BursarSettings, CheckSettings, StaffPageSettings,
+               HttpServerSettings, LoadLimitSettings, KioskKeySettings, SigninSettings,
+               CashnetSettings, FeeSettings, AlmaSettings, ServiceSettings):
+    """Every setting of the proxy, one section class each (in reverse: a dataclass lists the
+    fields of its last base first, so the reference keeps the order of the sections)."""
 
     @property
     def institution_code(self) -> str:
