@@ -14,7 +14,7 @@ import json
 from proxy.cashnet_checks import Echo, judge
 from proxy.ledger.records import NoticeOutcome, PaymentRecord, payment_from
 from proxy.ledger.store import Store, Transaction
-from proxy.ledger.unmatched import record_without_reference
+from proxy.ledger.unmatched import record_without_reference, tx_owner
 from proxy.notification import Message, StoredLine, payment_ids
 from proxy.states import (
     FAILURE_APPLIES,
@@ -73,6 +73,16 @@ class Notices:
             return NoticeOutcome(NoticeEffect.DUPLICATE, payment.id, cashnet_tx)
         if cashnet_tx and payment.cashnet_tx == cashnet_tx:
             return self._confirm_recorded(tx, payment, echo, fields, peer)
+        other = tx_owner(tx.conn, cashnet_tx) if cashnet_tx else None
+        if other and other != payment.id:
+            # One payment per transaction: kept beside this payment for staff, never a 500
+            # that CashNet would retry for ever.
+            reason = (f"CashNet transaction {cashnet_tx} for this payment is already recorded "
+                      f"for payment {other}: check both in CashNet")
+            self._notice(tx, payment.id, NoticeKind.SUCCESS, f"tx:{cashnet_tx}", fields, peer,
+                         "tx of another payment", notice_id)
+            self._flag_review(tx, payment.id, reason)
+            return NoticeOutcome(NoticeEffect.RECORDED, payment.id, reason)
         if verdict.stop is not None and verdict.stop.kept is not None:
             # The payment is settled already: keep the success beside it for staff.
             kept = verdict.stop.kept
