@@ -13,7 +13,6 @@ import re
 from pathlib import Path
 from urllib.parse import urlencode
 
-from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -84,8 +83,13 @@ async def postback(request: Request) -> Response:
     metrics.notification(outcome.effect)
     log.info("notification", extra={"event": "notification", "effect": outcome.effect,
                                     "payment_id": outcome.payment_id, "peer": peer})
-    task = BackgroundTask(svc.worker.wake) if outcome.effect == NoticeEffect.PAID else None
-    return PlainTextResponse("OK", background=task)
+    if outcome.effect == NoticeEffect.PAID:
+        # Here, on the event loop: it only sets an event. As a response's background task, a
+        # plain function goes through a worker thread, which under load waited tens of
+        # milliseconds for the GIL while CashNet's answer was held
+        # (docs/performance.md#the-notification-handler-under-load).
+        svc.worker.wake()
+    return PlainTextResponse("OK")
 
 
 # A patron's browser comes back once per payment (a few times with reloads); a campus NAT may
