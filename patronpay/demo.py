@@ -50,6 +50,10 @@ def sandbox_environment(public_url: str, sandbox_url: str, database: Path | str,
         "PATRONPAY_CASHNET_ITEM_CODE": "LIB-FINE",
         "PATRONPAY_CASHNET_ITEM_CODES": ITEM_CODES,
         "PATRONPAY_CASHNET_POSTBACK_TOKEN": postback_token,
+        # The sandbox CashNet notifies from this machine.
+        "PATRONPAY_CASHNET_ALLOWED_IPS": "127.0.0.0/8,::1/128",
+        # A seeded patron with fees, for `patronpay check`.
+        "PATRONPAY_CHECK_PATRON": "mkowalski",
         "PATRONPAY_AUTH_METHODS": "sso,alma,cas,primo",
         "PATRONPAY_CAS_URL": where["cas_url"],
         "PATRONPAY_CAS_USER_ATTRIBUTE": "almaId",

@@ -35,8 +35,10 @@ def check_public_url(settings: Settings) -> Result:
     if settings.is_https():
         return ok("signin.public_url", f"{url} is https")
     if is_loopback_host(urlsplit(url).hostname or ""):
-        return warn("signin.public_url", f"{url} is plain http on this machine only",
-                    f"fine for a trial; patrons need {PREFIX}PUBLIC_URL on https")
+        # Reachable from this machine only, so nothing crosses a network in the clear: a
+        # trial or the demo. A campus install cannot serve patrons on it.
+        return ok("signin.public_url", f"{url} is plain http on this machine only (a trial; "
+                  f"patrons need {PREFIX}PUBLIC_URL on https)")
     return fail("signin.public_url", f"{url} is plain http",
                 f"serve patronpay behind https and set {PREFIX}PUBLIC_URL to that URL")
 
