@@ -10,8 +10,8 @@ say, the notification state machine is read and reviewed in one file.
     reads        payments, event trails, notifications
     changes      a marker that moves when any payment of a patron changes state
     entries      a new payment; audit notes
-    holds        one payment at a time for the same fees; a patron cancelling a payment
     claims       what a returning browser claims (one note per payment)
+    holds        one payment at a time for the same fees; a patron cancelling a payment
     notices      CashNet notifications (the state machine)
     unmatched    successes that named no payment, and staff attaching them
     expiry       pending payments nobody confirmed
