@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
@@ -46,6 +47,10 @@ from kiosk.settings import KioskSettings, is_loopback_host
 from kiosk.visits import KioskService, NoSession
 
 log = logging.getLogger("patronpay.kiosk.agent")
+
+# The page keeps the patron's language in this cookie (site/i18n.js), on the agent's origin.
+LANG_COOKIE = "patronpay_lang"
+LANGUAGE_TAG = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?")
 
 MAX_BODY_BYTES = 8192
 HANDLE_HEADER = "x-csrf-token"
@@ -169,13 +174,20 @@ async def get_fees(request: Request) -> Response:
     return _relay(answer)
 
 
+def _page_language(request: Request) -> str:
+    """The patron's language choice on the kiosk page (its cookie), passed on only when it
+    looks like a language tag: the proxy picks among the languages it has."""
+    language = request.cookies.get(LANG_COOKIE, "")
+    return language if LANGUAGE_TAG.fullmatch(language) else ""
+
+
 async def create_payment(request: Request) -> Response:
     body = await _json_body(request)
     unknown = sorted(set(body) - {"fee_ids", "amount"})
     if unknown:
         raise ApiProblem(400, "unknown_field", f"Unknown field: {unknown[0]}.")
     service = _service(request)
-    answer = await service.create_payment(_handle(request), body)
+    answer = await service.create_payment(_handle(request), body, _page_language(request))
     if answer.status != 201:
         return _relay(answer)
     checkout = answer.data.get("checkout") or {}

@@ -91,8 +91,12 @@ class ProxyClient:
     async def fees(self, session: ProxySession) -> ProxyAnswer:
         return await self._send("GET", "/api/fees", session=session)
 
-    async def create_payment(self, session: ProxySession, body: dict) -> ProxyAnswer:
-        return await self._send("POST", "/api/payments", session=session, body=body)
+    async def create_payment(self, session: ProxySession, body: dict,
+                             language: str = "") -> ProxyAnswer:
+        """`language`: the kiosk page's, so an e-mailed receipt is in it (the proxy reads it
+        from `?lang=`, as for a web page)."""
+        path = f"/api/payments?lang={quote(language, safe='')}" if language else "/api/payments"
+        return await self._send("POST", path, session=session, body=body)
 
     async def payment(self, session: ProxySession, payment_id: str) -> ProxyAnswer:
         return await self._send("GET", f"/api/payments/{quote(payment_id, safe='')}",

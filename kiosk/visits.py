@@ -168,8 +168,9 @@ class KioskService:
             await self.end_session("proxy_ended")
         return answer
 
-    async def create_payment(self, handle: str | None, body: dict) -> ProxyAnswer:
-        answer = await self.forward(handle, "create_payment", body)
+    async def create_payment(self, handle: str | None, body: dict,
+                             language: str = "") -> ProxyAnswer:
+        answer = await self.forward(handle, "create_payment", body, language)
         payment = answer.data.get("payment") if answer.status == 201 else None
         if isinstance(payment, dict) and isinstance(payment.get("id"), str):
             self.holder.start_payment(payment["id"])

@@ -515,3 +515,19 @@ def test_the_kiosk_sends_the_proxy_its_own_origin():
         assert client.origin == "https://pay.library.example.edu"
     finally:
         asyncio.run(client.aclose())
+
+
+def test_the_kiosk_page_language_goes_to_the_proxy_only_as_a_language_tag():
+    """An e-mailed receipt follows the kiosk page's language: the agent passes the page's
+    language cookie on as `?lang=`, and nothing else that a cookie could carry."""
+    from starlette.requests import Request
+
+    from kiosk.agent import _page_language
+
+    def page(cookie: str) -> Request:
+        return Request({"type": "http", "headers": [(b"cookie", cookie.encode())]})
+
+    assert _page_language(page("patronpay_lang=es")) == "es"
+    assert _page_language(page("patronpay_lang=pt-BR")) == "pt-BR"
+    assert _page_language(page("patronpay_lang=es&x=1")) == ""
+    assert _page_language(page("other=1")) == ""

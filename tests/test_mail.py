@@ -104,7 +104,12 @@ def test_the_receipt_is_in_the_language_the_patron_paid_in(mail_deploy, smtp_ser
     assert 'lang="es"' in received.part("html")
 
 
-def test_a_kiosk_receipt_names_the_kiosk(mail_deploy, smtp_server):
+@pytest.mark.parametrize("query, paid_at", [
+    ("", "Paid at: kiosk lobby-1"),
+    # What the kiosk agent sends when the patron chose Spanish on the kiosk page.
+    ("?lang=es", "el quiosco lobby-1"),
+])
+def test_a_kiosk_receipt_names_the_kiosk(mail_deploy, smtp_server, query, paid_at):
     d = mail_deploy(kiosk_keys=f"lobby-1={KIOSK_SECRET}",
                     kiosk_return_url="http://127.0.0.1:8080/kiosk/return")
     client = httpx.Client(base_url=d.url, auth=KioskAuth("lobby-1", KIOSK_SECRET), timeout=15,
@@ -114,15 +119,16 @@ def test_a_kiosk_receipt_names_the_kiosk(mail_deploy, smtp_server):
                          json={"credential": {"kind": "library_barcode", "value": MARIA_CARD}})
     assert opened.status_code == 201, opened.text
     session = opened.json()
-    created = client.post("/api/payments", json={"amount": "10.00"}, headers={
+    created = client.post(f"/api/payments{query}", json={"amount": "10.00"}, headers={
         "Cookie": f"patronpay_session={session['session']}",
         "X-CSRF-Token": session["csrf_token"]})
     assert created.status_code == 201, created.text
     d.cashnet.complete(d.hand_off(created.json()["checkout"]), outcome="pay")
     d.wait_for_state(created.json()["payment"]["id"], "posted")
     [received] = wait_for_mail(smtp_server.mailbox, 1)
-    assert "Paid at: kiosk lobby-1" in received.part("plain")
-    assert "kiosk lobby-1" in received.part("html")
+    assert paid_at in received.part("plain")
+    assert paid_at.rpartition(": ")[2] in received.part("html")
+    assert received.message["Content-Language"] == (query[-2:] or "en")
 
 
 def test_no_receipt_without_an_address_and_the_trail_says_why(mail_deploy, smtp_server):
