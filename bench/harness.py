@@ -206,7 +206,8 @@ class Sandbox:
 
 def start_sandbox(workdir: Path) -> Sandbox:
     """`patronpay sandbox` on an ephemeral port, with Alma's per-second throttle off."""
-    argv = [sys.executable, "-m", "patronpay", "sandbox", "--host", LOOPBACK, "--port", "0"]
+    argv = [sys.executable, "-m", "patronpay", "sandbox", "--host", LOOPBACK, "--port", "0",
+            "--smtp-port", "0"]
     process = Process("sandbox", argv, clean_environment(), workdir / "sandbox.log")
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:

@@ -50,7 +50,12 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     _loopback_only(args.host, args.allow_remote)
     app = create_sandbox_app()
     listener = Listener("sandbox", app, bind(args.host, args.port))
-    smtp = SmtpServer(app.state.mailbox, args.host, args.smtp_port).start()
+    try:
+        smtp = SmtpServer(app.state.mailbox, args.host, args.smtp_port).start()
+    except OSError as exc:
+        raise SystemExit(f"patronpay: the sandbox's SMTP server cannot listen on port "
+                         f"{args.smtp_port} ({exc.strerror}): choose another with --smtp-port "
+                         "(0: any free port)") from None
     print(f"patronpay sandbox on {listener.url}/")
     for name, url in urls(listener.url).items():
         print(f"  {name:18} {url}")
