@@ -2,7 +2,8 @@
 with the project's config (systemd/patronpay-kiosk-sway.config) and Chromium with the project's
 flags and managed policy, run as an unprivileged user in a private mount and PID namespace (the
 policy is bind-mounted over /etc/chromium there only; when the session stops, every process in
-it goes). Taps come from a virtual pointer (wlr-virtual-pointer), screenshots from grim."""
+it goes). Taps come from a virtual pointer (wlr-virtual-pointer), screenshots from grim, the
+page's state from Chromium's remote debugging port (tests/support/devtools.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import struct
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -23,11 +25,15 @@ from urllib.parse import urlsplit
 from PIL import Image
 
 from kiosk.touch_keyboard import DISPLAY, REGISTRY, Connection, message, read_string, string, uint
+from support.devtools import PageSocket, pages, port_of
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEMD = ROOT / "systemd"
 USER = "patronpay-kiosk-ci"
 BUTTON_LEFT, PRESSED, RELEASED = 0x110, 1, 0
+# Port 0: Chromium picks a free port and writes it to DevToolsActivePort in the profile; it
+# listens on 127.0.0.1 only.
+DEBUGGING = "--remote-debugging-port=0"
 
 
 def ensure_user() -> pwd.struct_passwd:
@@ -41,22 +47,28 @@ def ensure_user() -> pwd.struct_passwd:
 
 
 def policy_for(kiosk_url: str, cashnet_url: str, proxy_url: str) -> dict:
-    """The project's Chromium policy, its three allowed addresses replaced by the test's."""
+    """The project's Chromium policy, its three allowed addresses replaced by the test's, and
+    developer tools allowed: with DeveloperToolsAvailability 2 Chromium refuses the remote
+    debugging websocket (403 Forbidden), the test's one way to read what a field holds."""
     policy = json.loads((SYSTEMD / "chromium-kiosk-policy.json").read_text())
     origin = urlsplit(cashnet_url)
     policy["URLAllowlist"] = [kiosk_url, f"{origin.scheme}://{origin.netloc}",
                               proxy_url + "/cashnet/return"]
+    assert policy["DeveloperToolsAvailability"] == 2
+    policy["DeveloperToolsAvailability"] = 1
     return policy
 
 
 def sway_config_for(kiosk_url: str, browser_dir: Path) -> str:
     """The project's sway config with the agent's address and the browser's runtime directory
     of this test; the keypad's watcher runs on Debian's python3 (the venv may be unreadable
-    to the session's user)."""
+    to the session's user). Chromium also opens its remote debugging port, on loopback, so the
+    test can read what the page holds (tests/support/devtools.py)."""
     text = (SYSTEMD / "patronpay-kiosk-sway.config").read_text()
     for unit_value, here in (("http://127.0.0.1:8080", kiosk_url),
                              ("/run/kiosk-browser", str(browser_dir)),
-                             ("/opt/patronpay/.venv/bin/python", "/usr/bin/python3")):
+                             ("/opt/patronpay/.venv/bin/python", "/usr/bin/python3"),
+                             (" --app=", f" {DEBUGGING} --app=")):
         assert unit_value in text, unit_value
         text = text.replace(unit_value, here)
     return text
@@ -100,6 +112,25 @@ class WaylandSession:
         assert self.pointer is not None
         self.pointer.click(round(x), round(y))
 
+    def window(self) -> dict[str, int]:
+        """Where sway put the browser's window (x, y, width, height on the output): the whole
+        output, or the part above the keypad while the keypad shows."""
+        views = [node for node in walk(json.loads(self.swaymsg("-t", "get_tree")))
+                 if node.get("pid") and node.get("type") == "con"]
+        assert len(views) == 1, f"expected the one browser window, found {len(views)}"
+        return views[0]["rect"]
+
+    def page(self, address: str, deadline: float) -> PageSocket:
+        """The browser's page whose address starts with `address`, once it shows one."""
+        port = port_of(self.folder / "browser" / "profile", deadline)
+        while True:
+            found = [t for t in pages(port) if t.get("url", "").startswith(address)]
+            if found:
+                return PageSocket.open(found[0]["webSocketDebuggerUrl"])
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the browser never showed {address}:\n{self.log_text()}")
+            time.sleep(0.1)
+
     def log_text(self) -> str:
         lines = self.log.read_text(errors="replace").splitlines() if self.log.exists() else []
         return "\n".join(line for line in lines if "dbus" not in line)[-4000:]
@@ -116,6 +147,12 @@ class WaylandSession:
                 self.process.wait(15)
         if not os.environ.get("PATRONPAY_KEEP_WAYLAND"):
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def walk(node: dict) -> Iterator[dict]:
+    yield node
+    for child in node.get("nodes", []) + node.get("floating_nodes", []):
+        yield from walk(child)
 
 
 def start_session(kiosk_url: str, cashnet_url: str, proxy_url: str) -> WaylandSession:
@@ -169,6 +206,7 @@ class VirtualPointer:
     conn: Connection = field(init=False)
     width: int = 1280
     height: int = 720
+    next_id: int = 6  # the first free object id after the pointer's (see __post_init__)
 
     def __post_init__(self) -> None:
         self.conn = Connection.open(str(self.path))
@@ -187,14 +225,27 @@ class VirtualPointer:
         self.conn.send(message(4, 0, uint(0) + uint(5)))  # create_virtual_pointer(null, 5)
 
     def click(self, x: int, y: int) -> None:
+        """Move there, press, release; return once sway has handled all three (a
+        wl_display.sync round trip: requests on one connection are handled in order, and the
+        surface under the pointer is sent its enter before the press, in that order too)."""
         stamp = int(time.monotonic() * 1000) & 0xFFFFFFFF
         frame = message(5, 4)
-        self.conn.send(message(5, 1, uint(stamp) + uint(x) + uint(y) + uint(self.width)
-                               + uint(self.height)) + frame)
-        time.sleep(0.2)  # the surface under the pointer learns it entered before the press
+        # Two moves, the last one pixel on: a client the pointer enters is told where in
+        # wl_pointer.enter, which wvkbd ignores (it places a press where the last motion was).
+        for at in (x - 1, x):
+            self.conn.send(message(5, 1, uint(stamp) + uint(at) + uint(y) + uint(self.width)
+                                   + uint(self.height)) + frame)
         self.conn.send(message(5, 2, uint(stamp) + uint(BUTTON_LEFT) + uint(PRESSED)) + frame)
         self.conn.send(message(5, 2, uint(stamp + 60) + uint(BUTTON_LEFT) + uint(RELEASED))
                        + frame)
+        self.roundtrip()
+
+    def roundtrip(self) -> None:
+        callback, self.next_id = self.next_id, self.next_id + 1
+        self.conn.send(message(DISPLAY, 0, uint(callback)))
+        for object_id, _opcode, _payload in self.conn.messages():
+            if object_id == callback:  # wl_callback.done
+                return
 
     def close(self) -> None:
         self.conn.sock.close()
