@@ -138,15 +138,32 @@ class WaylandSession:
     def stop(self) -> None:
         if self.pointer is not None:
             self.pointer.close()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)  # unshare --kill-child: the namespace goes
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(15)
+        # SIGKILL to the namespace's first process (sway) ends every process in the namespace.
+        # Not SIGTERM to unshare: it blocks SIGTERM while it waits for its child, and its
+        # --kill-child death signal is cleared when setpriv changes the user, so sway and
+        # Chromium outlived each test.
+        for pid in children_of(self.process.pid):
+            os.kill(pid, signal.SIGKILL)
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(15)
         if not os.environ.get("PATRONPAY_KEEP_WAYLAND"):
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc/*/stat: the field after the name)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
 
 
 def walk(node: dict) -> Iterator[dict]:
