@@ -62,8 +62,9 @@ def test_killed_between_the_outbox_commit_and_the_send_mails_each_message_once(r
     rig.proxy.start()
     pay_and_send_an_unmatched_notice(rig)
     wait_for(lambda: mailbox.waiting() == 1, "the first message's conversation to be held")
-    wait_for(lambda: {r.kind for r in outbox_rows(rig)} == {"receipt", "alert"},
-             "both rows in the outbox")
+    # Both events are in the ledger now; whether the second row was derived before the held
+    # send (the worker derives between sends) depends on timing, and either way each message
+    # must arrive once after the restart.
     rig.proxy.kill()
     assert [r.state for r in outbox_rows(rig)].count("sending") == 1
     assert mailbox.messages() == []
