@@ -112,6 +112,16 @@ class ProxyClient:
             "POST", f"/api/payments/{quote(payment_id, safe='')}/{action}", session=session,
             body={})
 
+    async def receipt_email(self, session: ProxySession, payment_id: str) -> ProxyAnswer:
+        """Whether the receipt screen may offer "E-mail receipt" for this payment."""
+        return await self._send("GET", _receipt_email_path(payment_id), session=session)
+
+    async def request_receipt_email(self, session: ProxySession,
+                                    payment_id: str) -> ProxyAnswer:
+        """The patron chose "E-mail receipt" (202; 409 once already asked)."""
+        return await self._send("POST", _receipt_email_path(payment_id), session=session,
+                                body={})
+
     # -- plumbing -------------------------------------------------------------------------------
 
     async def _send(self, method: str, path: str, *, session: ProxySession | None = None,
@@ -140,6 +150,10 @@ class ProxyClient:
                                               "status": response.status_code})
         retry = response.headers.get("retry-after", "")
         return ProxyAnswer(response.status_code, data, retry if retry.isdigit() else "")
+
+
+def _receipt_email_path(payment_id: str) -> str:
+    return f"/api/kiosk/payments/{quote(payment_id, safe='')}/receipt-email"
 
 
 def _decimal_text(value: Any) -> str:

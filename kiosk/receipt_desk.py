@@ -1,6 +1,7 @@
 """The kiosk's receipt choices (docs/kiosk.md#receipt-printer): "Print receipt" on the return
 page when a printer is configured, the printer's state (for the page, `/healthz` and the fleet
-report), and the web receipt as a code to scan when the printer cannot help.
+report), the web receipt as a code to scan when the printer cannot help, and "E-mail receipt"
+when the proxy says it can mail this payment's receipt (docs/kiosk.md#e-mailed-receipt).
 
 A receipt prints only on the patron's request, once per payment, and only for a payment the
 proxy reports paid; whatever the printer does, the payment is not touched. Printer calls block,
@@ -121,6 +122,39 @@ class ReceiptDesk:
         self._announce(before)
         return printed
 
+    async def email_offer(self, handle: str | None) -> Response:
+        """The proxy's word on e-mailing the session's payment's receipt: offered or not, and a
+        masked hint of the address (the proxy never sends the address itself)."""
+        return await self._email(handle, "receipt_email")
+
+    async def email_receipt(self, handle: str | None) -> Response:
+        """The patron chose "E-mail receipt": the proxy records it, once, for the session's
+        own payment, and mails the receipt when the payment is posted."""
+        return await self._email(handle, "request_receipt_email")
+
+    async def _email(self, handle: str | None, call: str) -> Response:
+        payment = self.service.session_for(handle).payment
+        if payment is None:
+            return _problem(404, "no_payment", "No payment in this session.")
+        answer = await self.service.forward(handle, call, payment.id)
+        if answer.status == 401:
+            return _problem(401, "no_session", "no session")
+        if answer.status >= 500:
+            return _problem(503, "unavailable", "The payment service is not answering.")
+        email = answer.data.get("email")
+        if not answer.ok or not isinstance(email, dict):
+            return JSONResponse({"error": {"code": answer.code or "unavailable",
+                                           "message": "No e-mailed receipt."}},
+                                status_code=answer.status if answer.status >= 400 else 502)
+        if call == "request_receipt_email":
+            log.info("receipt e-mail requested", extra={"event": "receipt_email_requested",
+                                                        "payment_id": payment.id})
+        return JSONResponse({"email": {"offered": email.get("offered") is True,
+                                       "automatic": email.get("automatic") is True,
+                                       "requested": email.get("requested") is True,
+                                       "to": str(email.get("to") or "")[:100]}},
+                            status_code=answer.status)
+
     def web_receipt_code(self, handle: str | None) -> Response:
         """The web receipt's address as a QR code (SVG) for the patron's phone."""
         session = self.service.session_for(handle)
@@ -180,7 +214,18 @@ async def code_route(request: Request) -> Response:
     return _desk(request).web_receipt_code(_handle(request))
 
 
+async def email_offer_route(request: Request) -> Response:
+    return await _desk(request).email_offer(_handle(request))
+
+
+async def email_route(request: Request) -> Response:
+    """`POST /api/receipt/email`: no body; the session's payment, to the patron's address."""
+    return await _desk(request).email_receipt(_handle(request))
+
+
 routes = [
     Route("/api/receipt/print", print_route, methods=["POST"]),
     Route("/api/receipt/code.svg", code_route, methods=["GET"]),
+    Route("/api/receipt/email", email_offer_route, methods=["GET"]),
+    Route("/api/receipt/email", email_route, methods=["POST"]),
 ]

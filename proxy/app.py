@@ -18,7 +18,7 @@ from proxy.config import Settings
 from proxy.runtime import Services, build_services
 from proxy.signin import registry as signin_registry
 from proxy.staffweb.routes import routes as staff_routes
-from proxy.web import api, auth, cashnet, kiosk, metrics
+from proxy.web import api, auth, cashnet, kiosk, kiosk_receipt_email, metrics
 from proxy.web.errors import EXCEPTION_HANDLERS
 from proxy.web.security import (
     AccessLog,
@@ -80,6 +80,7 @@ def create_app(settings: Settings, services: Services | None = None,
         *auth.routes,
         *cashnet.routes,
         *kiosk.routes,
+        *kiosk_receipt_email.routes,
         *metrics.routes,
         *staff_routes,  # /staff/ (docs/operations.md#staff-pages)
         Mount("/", SiteFiles(directory=settings.site_dir, html=True), name="site"),

@@ -207,6 +207,13 @@ def _mailbox(value: Any) -> str:
     return parse_mailbox(text) if text else ""
 
 
+def _kiosk_receipt_email(value: Any) -> str:
+    choice = _text(value).lower()
+    if choice not in ("ask", "always"):
+        raise ValueError("choose ask or always")
+    return choice
+
+
 def _mailboxes(value: Any) -> tuple[str, ...]:
     return tuple(parse_mailbox(item) for item in _list(value))
 
@@ -639,6 +646,10 @@ class MailSettings:
     receipt_email: bool = setting(
         _bool, "E-mail each patron a receipt when their payment is in Alma (to their "
         "preferred address there).", True)
+    kiosk_receipt_email: str = setting(
+        _kiosk_receipt_email, "A kiosk payment's e-mailed receipt: `ask` (the patron chooses "
+        "**E-mail receipt** on the kiosk's receipt screen) or `always` (mailed like a web "
+        "payment's; docs/kiosk.md#e-mailed-receipt).", "ask")
     staff_email: tuple[str, ...] = setting(
         _mailboxes, "Comma list of addresses that get staff alerts; empty sends none.", ())
     alert_posting_minutes: int = setting(

@@ -64,6 +64,9 @@ class EventKind(StrEnum):
     # The patron's e-mailed receipt went to the mail server, or why none was sent.
     RECEIPT_SENT = "receipt_sent"
     RECEIPT_NOT_SENT = "receipt_not_sent"
+    # The patron asked for the e-mailed receipt on a kiosk's receipt screen (once): the
+    # receipt is mailed when the payment is posted (docs/kiosk.md#e-mailed-receipt).
+    RECEIPT_REQUESTED = "receipt_requested"
     # A success that named no payment may be this one's / staff attached it to this one.
     UNMATCHED_CANDIDATE = "unmatched_candidate"
     ATTACHED = "attached"

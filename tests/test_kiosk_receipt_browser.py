@@ -2,7 +2,10 @@
 offers "Print receipt" beside "Done" (never forced) when the kiosk has a printer, and none
 without one; a receipt prints on the virtual printer in the patron's language; out of paper,
 the screen says so plainly, says the payment is not affected and shows the web receipt's code.
-axe-core (AAA rules, as tests/test_kiosk_browser.py runs it) on each, in every language."""
+"E-mail receipt" stands beside "Print receipt" when the proxy can mail the receipt (the sandbox's
+mail server), is offered again when the printer fails, and once chosen says where the receipt
+goes, masked; no mail goes unless chosen. axe-core (AAA rules, as tests/test_kiosk_browser.py
+runs it) on each, in every language."""
 
 from __future__ import annotations
 
@@ -13,9 +16,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 from support.kiosk import MARIA, Kiosk
+from support.waiting import wait_for
 
 from kiosk.printer import parse_printer
 from sandbox.printer import VirtualPrinter
+from sandbox.smtp import Mailbox, SmtpServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "browser"))
 from browser_support import (  # noqa: E402 - shared with tests/browser, which is not a package
@@ -30,6 +35,7 @@ from browser_support import (  # noqa: E402 - shared with tests/browser, which i
 
 pytestmark = pytest.mark.browser
 
+HINT = "m\u2022\u2022\u2022@example.edu"  # Maria's address, as a shared screen may show it
 PORTRAIT = {"width": 1080, "height": 1920}
 LANDSCAPE = {"width": 1920, "height": 1080}
 expect.set_options(timeout=WAIT_MS)
@@ -51,6 +57,18 @@ def printer(tmp_path) -> Iterator[VirtualPrinter]:
     virtual = VirtualPrinter(tmp_path / "receipts").start()
     yield virtual
     virtual.close()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    server = SmtpServer(Mailbox()).start()
+    yield server
+    server.stop()
+
+
+def mail_settings(smtp_server: SmtpServer) -> dict[str, str]:
+    return {"smtp_url": smtp_server.url, "mail_from": "Library fines <fines@example.edu>",
+            "mail_backoff_cap_seconds": "0.3"}
 
 
 @pytest.fixture
@@ -170,3 +188,58 @@ def test_no_printer_no_print_choice(kiosk, browser_page):
     expect(page.locator("#done")).to_be_visible()
     expect(page.locator("#print-receipt")).to_be_hidden()
     expect(page.locator("#print-trouble")).to_be_hidden()
+    expect(page.locator("#email-receipt")).to_be_hidden()  # no mail server: no e-mail choice
+
+
+def test_email_receipt_beside_print_and_where_it_went(kiosk, browser_page, printer,
+                                                      smtp_server, lang):
+    L = strings(lang)
+    k = kiosk(printer=parse_printer(printer.connection),
+              proxy_settings=mail_settings(smtp_server))
+    page = browser_page(k, lang)
+    pay_and_come_back(page, k, L)
+    email = page.locator("#email-receipt")
+    expect(email).to_be_visible()
+    expect(email).to_have_text(L["kiosk.email.button"])
+    expect(page.locator("#print-receipt")).to_be_visible()  # both offered, neither forced
+    expect(page.locator("#done")).to_be_visible()
+    assert email.bounding_box()["height"] >= 64
+    assert "mkowalski" not in page.content()  # never the address at a shared kiosk
+    assert_accessible(page, "receipt with Print and E-mail receipt")
+    assert_fits(page, "receipt with Print and E-mail receipt")
+    k.d.wait_for_state(k.service.holder.current.payment.id, "posted")
+    assert smtp_server.mailbox.messages() == []  # nothing is mailed unless chosen
+
+    email.click()
+    expect(page.locator("#email-status")).to_have_text(text(L["kiosk.email.done"], to=HINT))
+    expect(email).to_be_hidden()  # once per payment
+    expect(page.locator("#print-receipt")).to_be_visible()  # printing is still a choice
+    [received] = wait_for_mail(smtp_server)
+    assert received.rcpt_tos == ("mkowalski@example.edu",)
+    assert_accessible(page, "receipt e-mailed")
+    page.click("#contrast")
+    assert_accessible(page, "receipt e-mailed, high contrast")
+
+
+def test_printer_trouble_offers_the_email(kiosk, browser_page, printer, smtp_server, lang):
+    L = strings(lang)
+    printer.set_state("paper_out")
+    k = kiosk(printer=parse_printer(printer.connection),
+              proxy_settings=mail_settings(smtp_server))
+    page = browser_page(k, lang)
+    pay_and_come_back(page, k, L)
+    page.click("#print-receipt")
+    instead = page.locator("#email-instead")
+    expect(instead).to_have_text(text(L["kiosk.print.email_instead"], to=HINT))
+    expect(page.locator("#web-receipt-code")).to_be_visible()
+    assert_accessible(page, "printer out of paper, e-mail offered")
+    assert_fits(page, "printer out of paper, e-mail offered")
+
+    page.click("#email-receipt")
+    expect(page.locator("#email-status")).to_have_text(text(L["kiosk.email.done"], to=HINT))
+    expect(instead).to_be_hidden()
+    assert_accessible(page, "printer out of paper, receipt e-mailed")
+
+
+def wait_for_mail(smtp_server: SmtpServer) -> list:
+    return wait_for(lambda: smtp_server.mailbox.messages(), "the e-mailed receipt")

@@ -110,7 +110,9 @@ def test_the_receipt_is_in_the_language_the_patron_paid_in(mail_deploy, smtp_ser
     ("?lang=es", "el quiosco lobby-1"),
 ])
 def test_a_kiosk_receipt_names_the_kiosk(mail_deploy, smtp_server, query, paid_at):
-    d = mail_deploy(kiosk_keys=f"lobby-1={KIOSK_SECRET}",
+    # Mailed without asking, as a web payment's (the default asks the patron at the kiosk:
+    # tests/test_mail_kiosk.py).
+    d = mail_deploy(kiosk_keys=f"lobby-1={KIOSK_SECRET}", kiosk_receipt_email="always",
                     kiosk_return_url="http://127.0.0.1:8080/kiosk/return")
     client = httpx.Client(base_url=d.url, auth=KioskAuth("lobby-1", KIOSK_SECRET), timeout=15,
                           headers={"Origin": d.url})

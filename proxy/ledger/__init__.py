@@ -40,6 +40,7 @@ from proxy.ledger.holds import Holds as _Holds
 from proxy.ledger.notices import Notices
 from proxy.ledger.queue import Queue
 from proxy.ledger.reads import Reads
+from proxy.ledger.receipt_requests import ReceiptRequests
 from proxy.ledger.records import AllocationRecord, LineRecord, NoticeOutcome, PaymentRecord
 from proxy.ledger.staff import StaffActions
 from proxy.ledger.store import Store
@@ -59,6 +60,7 @@ class Ledger:
         self._changes = PatronChanges(self._store)
         self._entries = Entries(self._store, self._reads)
         self._claims = ReturnClaims(self._store)
+        self._receipt_requests = ReceiptRequests(self._store)
         self._notices = Notices(self._store)
         self._holds = _Holds(self._store, self._reads)
         self._unmatched = Unmatched(self._store, self._reads, self._notices)
@@ -147,6 +149,12 @@ class Ledger:
 
     def record_return_claim(self, payment_id: str, detail: dict) -> bool:
         return self._claims.record(payment_id, detail)
+
+    def request_receipt_email(self, payment_id: str, source: str, detail: dict) -> bool:
+        return self._receipt_requests.request(payment_id, source, detail)
+
+    def receipt_email_requested(self, payment_id: str) -> bool:
+        return self._receipt_requests.requested(payment_id)
 
     def payment(self, payment_id: str) -> PaymentRecord | None:
         return self._reads.payment(payment_id)

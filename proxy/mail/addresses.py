@@ -44,3 +44,10 @@ def plain_address(text: str) -> str | None:
     except (HeaderParseError, ValueError, IndexError):
         return None
     return text
+
+
+def masked(address: str) -> str:
+    """A hint of where mail goes, for a screen others may read: `m•••@example.edu`. The local
+    part is what names a person, so only its first character is shown."""
+    local, _, domain = address.rpartition("@")
+    return f"{local[:1]}\u2022\u2022\u2022@{domain}"

@@ -3,7 +3,9 @@ twice but in one instant.
 
 Mail is derived from the ledger, never handed over by the code that changed it: `derive()`
 reads the event trail from where it last stopped and, in one transaction, turns each `posted`
-event into a receipt row and each alerting event (proxy/mail/alerts.py) into an alert, gathers
+event into a receipt row (for a kiosk payment, by default, only with the patron's
+`receipt_requested`: whichever comes second) and each alerting event (proxy/mail/alerts.py)
+into an alert, gathers
 waiting alerts into one alert row when the rate bound allows, and moves its mark on. Each row
 gets its Message-ID there and keeps it.
 
@@ -68,6 +70,9 @@ class DeriveRules:
     alerts: bool
     posting_late_seconds: float
     domain: str  # of the sender, for Message-IDs
+    # A kiosk payment's receipt only when the patron asked for it on the kiosk's screen
+    # (PATRONPAY_KIOSK_RECEIPT_EMAIL=ask); else it is mailed like a web payment's.
+    kiosk_on_request: bool = False
 
 
 class Outbox:
@@ -113,9 +118,13 @@ class Outbox:
 
     def _derive_one(self, conn, event, rules: DeriveRules, now: float) -> None:
         detail = json.loads(event["detail"])
-        if event["kind"] == PaymentState.POSTED and rules.receipts and event["payment_id"]:
-            _insert_outbox(conn, RECEIPT, f"receipt:{event['payment_id']}",
-                           event["payment_id"], rules.domain, now)
+        payment_id = event["payment_id"]
+        if event["kind"] in (PaymentState.POSTED, EventKind.RECEIPT_REQUESTED) \
+                and rules.receipts and payment_id:
+            if _receipt_due(conn, payment_id, event["kind"], rules):
+                # One key per payment: the posting and a request both lead here, once.
+                _insert_outbox(conn, RECEIPT, f"receipt:{payment_id}", payment_id,
+                               rules.domain, now)
             return
         if rules.alerts and rule_for(event["kind"], detail) is not None:
             _insert_alert(conn, f"event:{event['id']}", event["kind"], event["payment_id"],
@@ -281,6 +290,21 @@ def _mark(conn, name: str) -> float | None:
 def _set_mark(conn, name: str, value: float) -> None:
     conn.execute("INSERT INTO mail_marks (name, value) VALUES (?, ?) ON CONFLICT (name)"
                  " DO UPDATE SET value = excluded.value", (name, value))
+
+
+def _receipt_due(conn, payment_id: str, kind: str, rules: DeriveRules) -> bool:
+    """Whether a receipt is due now that the payment is posted or its receipt was asked for.
+    A receipt goes once the payment is posted; a kiosk payment's, with the patron's request
+    when the kiosk asks them. Whichever of the two comes second makes it due."""
+    payment = conn.execute("SELECT state, channel FROM payments WHERE id = ?",
+                           (payment_id,)).fetchone()
+    if kind != PaymentState.POSTED:
+        return payment is not None and payment["state"] == PaymentState.POSTED
+    on_request = rules.kiosk_on_request and payment is not None \
+        and payment["channel"].startswith("kiosk:")
+    return not on_request or conn.execute(
+        "SELECT 1 FROM events WHERE payment_id = ? AND kind = ? LIMIT 1",
+        (payment_id, EventKind.RECEIPT_REQUESTED)).fetchone() is not None
 
 
 def _oldest_late_payment(conn, paid_before: float):

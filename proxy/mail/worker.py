@@ -51,10 +51,12 @@ class MailPolicy:
     posting_late_seconds: float
     backoff_cap_seconds: float
     domain: str
+    kiosk_on_request: bool = False  # PATRONPAY_KIOSK_RECEIPT_EMAIL=ask
 
     def derive_rules(self) -> DeriveRules:
         return DeriveRules(receipts=self.receipts, alerts=bool(self.staff),
-                           posting_late_seconds=self.posting_late_seconds, domain=self.domain)
+                           posting_late_seconds=self.posting_late_seconds, domain=self.domain,
+                           kiosk_on_request=self.kiosk_on_request)
 
 
 class MailWorker:
@@ -193,4 +195,5 @@ def mail_policy(settings: Settings) -> MailPolicy | None:
         posting_late_seconds=settings.alert_posting_minutes * 60.0,
         backoff_cap_seconds=float(settings.mail_backoff_cap_seconds),
         domain=domain_of(settings.mail_from),
+        kiosk_on_request=settings.kiosk_receipt_email == "ask",
     )

@@ -4,7 +4,8 @@
 "use strict";
 
 const { POLL_EVERY_MS, POLL_FOR_MS, PAID, NOT_PAID } = PaymentStatus;
-const shown = { guard: null, countdown: null, screen: "checking", data: null, printOffered: false };
+const shown = { guard: null, countdown: null, screen: "checking", data: null, printOffered: false,
+  emailAsked: false, email: null };
 
 function showScreen(screen) {
   for (const id of ["checking", "receipt", "not-paid"]) $(id).hidden = id !== screen;
@@ -92,6 +93,7 @@ function renderReceipt(data) {
   }
   showScreen("receipt");
   offerPrint();
+  offerEmail();
   if (!shown.countdown) startReceiptCountdown();
 }
 
@@ -133,8 +135,62 @@ async function printReceipt() {
   const webReceipt = result.ok && result.data.web_receipt;
   if (webReceipt) $("web-receipt-code").src = withHandle("/api/receipt/code.svg");
   $("web-receipt").hidden = !webReceipt;
+  showEmailInstead();
   $("print-trouble").hidden = false;
   button.disabled = false;  // once the paper is in, the patron may try again
+}
+
+/* "E-mail receipt" (docs/kiosk.md#e-mailed-receipt): offered beside "Print receipt" when the
+   proxy can mail this payment's receipt, never forced; the address shows only as a masked hint
+   (m•••@example.edu), since others may read the screen. Asked once per payment: the proxy
+   mails it when the payment is posted. */
+async function offerEmail() {
+  if (shown.emailAsked) return;
+  shown.emailAsked = true;
+  const result = await apiCall("GET", withHandle("/api/receipt/email"));
+  if (!result.ok || Kiosk.resetting) return;
+  showEmail(result.data.email);
+}
+
+function showEmail(email) {
+  shown.email = email;
+  const button = $("email-receipt");
+  if (email.requested) say($("email-status"), "kiosk.email.done", { to: email.to });
+  else if (email.automatic) say($("email-status"), "kiosk.email.automatic", { to: email.to });
+  if (email.offered && button.hidden) {
+    button.hidden = false;
+    button.addEventListener("click", emailReceipt);
+  }
+  if (!email.offered) button.hidden = true;
+  showEmailInstead();
+}
+
+/* After printer trouble: the e-mail is the other way to a receipt, when there is one. */
+function showEmailInstead() {
+  const offered = Boolean(shown.email && shown.email.offered);
+  if (offered) say($("email-instead"), "kiosk.print.email_instead", { to: shown.email.to });
+  $("email-instead").hidden = !offered;
+}
+
+async function emailReceipt() {
+  const button = $("email-receipt");
+  button.disabled = true;
+  touchAgent(true);
+  const result = await apiCall("POST", "/api/receipt/email");
+  if (result.status === 401 || (result.data.error || {}).code === "session_changed") return patronGone();
+  const code = (result.data.error || {}).code;
+  if (result.ok) {
+    showEmail(result.data.email);
+    $("done").focus();
+    return;
+  }
+  if (code === "already_requested") {
+    showEmail({ ...shown.email, offered: false, requested: true });
+    $("done").focus();
+    return;
+  }
+  say($("email-status"), "kiosk.email.failed");
+  button.disabled = false;
 }
 
 /* The receipt resets the kiosk after receipt_seconds, visibly; "I need more time" restarts
