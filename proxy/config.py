@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from patronpay.site_files import WEB_PAGES, SiteFilesError, checked_site, packaged_site
@@ -38,6 +38,15 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 class ConfigError(ValueError):
     """A setting is missing or malformed; the message names it."""
+
+
+class InstitutionTable(Protocol):
+    """One `[institutions.<code>]` table of the TOML file (proxy/consortium/config.py)."""
+
+    def has(self, field_name: str) -> bool: ...
+    def raw(self, field_name: str) -> Any: ...
+    def key_name(self, field_name: str) -> str: ...
+    def missing(self, field_name: str, help: str) -> str: ...
 
 
 # Parsers take what the environment (a string) or TOML (a native value) supplies.
@@ -728,17 +737,29 @@ def setting_fields() -> list[dataclasses.Field]:
     return list(dataclasses.fields(Settings))
 
 
-def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Read the settings; raise ConfigError naming the first bad or missing one."""
+def load_settings(environ: Mapping[str, str] | None = None,
+                  table: InstitutionTable | None = None) -> Settings:
+    """Read the settings; raise ConfigError naming the first bad or missing one. With
+    `[institutions.<code>]` tables in the TOML file, the settings of the institution named by
+    PATRONPAY_INSTITUTION (docs/consortium.md#staff-commands); `table` is that institution's
+    own values, which win over everything else."""
     environ = os.environ if environ is None else environ
     _refuse_unknown_names(environ)
     file_values = _read_toml(environ.get(PREFIX + "CONFIG", ""))
+    if table is None and file_values.get("institutions"):
+        from proxy.consortium.config import named_institution  # it reads the tables with this
+
+        return named_institution(environ).settings
     values: dict[str, Any] = {}
     for f in setting_fields():
         name = env_name(f.name)
         raw = _raw_value(f.name, environ, file_values)
+        if table is not None and table.has(f.name):
+            name, raw = table.key_name(f.name), table.raw(f.name)
         if raw is None:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                if table is not None:
+                    raise ConfigError(table.missing(f.name, f.metadata["help"]))
                 raise ConfigError(f"{name} is required: {f.metadata['help']}")
             continue
         try:
@@ -777,7 +798,8 @@ def known_environment_names() -> set[str]:
 
     settings = [env_name(f.name) for f in setting_fields()]
     kiosk = [KIOSK_PREFIX + suffix for suffix in KIOSK_HELP]
-    return {PREFIX + "CONFIG"} | {n for name in settings + kiosk for n in (name, name + "_FILE")}
+    files = {PREFIX + "CONFIG", PREFIX + "INSTITUTION"}  # the file, and which of its tables
+    return files | {n for name in settings + kiosk for n in (name, name + "_FILE")}
 
 
 def _refuse_unknown_names(environ: Mapping[str, str]) -> None:
@@ -821,6 +843,7 @@ def _read_toml(path: str) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{PREFIX}CONFIG is not valid TOML: {exc} ({path})") from None
     known = {f.name for f in setting_fields()} | {f.name + "_file" for f in setting_fields()}
+    known |= {"institutions", "consortium"}  # a consortium's tables (docs/consortium.md)
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"{PREFIX}CONFIG has an unknown setting: {unknown[0]} ({path})")
