@@ -33,6 +33,15 @@ class Profile:
     posting_load_payments: int = 20
     posting_load_patrons: int = 64
     posting_load_latency_ms: int = 150
+    # 7. the kiosk from scan to fees on screen (real browser)
+    kiosk_latencies_ms: tuple[int, ...] = (0, 150)
+    kiosk_scans: int = 20
+    # 8. the patron's fees page in the real browser
+    page_loads: int = 20
+    page_latencies_ms: tuple[int, ...] = (0, 150)
+    # 9. the notification handler at a fixed rate
+    notify_rate: float = 100.0
+    notify_seconds: float = 5.0
 
 
 FULL = Profile("full")
@@ -40,10 +49,13 @@ QUICK = Profile("quick", fees_concurrency=(1, 16), fees_latencies_ms=(0, 150),
                 fees_seconds=1.5, fees_warmup_seconds=0.5, roundtrip_payments=5,
                 throughput_concurrency=8, throughput_seconds=3.0, throughput_warmup_seconds=1.0,
                 throughput_runs=(("uncapped", 0), ("capped", 0), ("capped", 150)),
-                startup_runs=2, posting_load_payments=6)
+                startup_runs=2, posting_load_payments=6, kiosk_scans=5, page_loads=5,
+                notify_seconds=2.0)
 SMOKE = Profile("smoke", fees_concurrency=(2,), fees_latencies_ms=(0,), fees_seconds=0.3,
                 fees_warmup_seconds=0.1, roundtrip_payments=1, roundtrip_latency_ms=0,
                 throughput_concurrency=2, throughput_seconds=0.5, throughput_warmup_seconds=0.2,
                 throughput_runs=(("uncapped", 0), ("capped", 0)), startup_runs=1,
-                posting_load_payments=1, posting_load_patrons=4, posting_load_latency_ms=0)
+                posting_load_payments=1, posting_load_patrons=4, posting_load_latency_ms=0,
+                kiosk_latencies_ms=(0,), kiosk_scans=1, page_loads=1, page_latencies_ms=(0,),
+                notify_rate=20.0, notify_seconds=0.2)
 PROFILES = {p.name: p for p in (FULL, QUICK, SMOKE)}
