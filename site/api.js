@@ -4,13 +4,24 @@
 
 const API = { csrf: "" };
 
+/* The site's own folder: "/" as a rule, "/<code>/" below a consortium's path prefix
+   (docs/consortium.md#routing). Taken from where this script was loaded: every page of the
+   site sits in that folder. */
+const SITE_ROOT = typeof document === "object" && document.currentScript
+  ? new URL("./", document.currentScript.src).pathname : "/";
+
+/* One of our paths ("/api/fees") below the site's own folder. */
+function ownPath(path) {
+  return path.startsWith("/") && !path.startsWith("//") ? SITE_ROOT + path.slice(1) : path;
+}
+
 async function apiCall(method, path, body) {
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (method !== "GET" && API.csrf) headers["X-CSRF-Token"] = API.csrf;
   let response;
   try {
-    response = await fetch(path, {
+    response = await fetch(ownPath(path), {
       method, headers, credentials: "same-origin",
       body: body === undefined ? undefined : JSON.stringify(body),
     });

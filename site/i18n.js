@@ -40,7 +40,7 @@ function saveLanguageCookie(lang) {
 }
 
 async function loadStrings(lang) {
-  const response = await fetch(`/locales/${lang}.json`, { credentials: "same-origin" });
+  const response = await fetch(ownPath(`/locales/${lang}.json`), { credentials: "same-origin" });
   if (!response.ok) throw new Error(`no strings for ${lang}`);
   return response.json();
 }

@@ -109,7 +109,7 @@ function historyRow(payment) {
   row.appendChild(state);
   const receipt = document.createElement("td");
   const link = document.createElement("a");
-  link.href = `/receipt.html?r=${encodeURIComponent(payment.receipt_token)}`;
+  link.href = ownPath(`/receipt.html?r=${encodeURIComponent(payment.receipt_token)}`);
   localize(link, "payments.receipt");
   localizeAttr(link, "aria-label", "payments.receipt_for", { amount: moneyOf(payment), date: formatDate(payment.created, true) });
   receipt.appendChild(link);

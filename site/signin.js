@@ -39,7 +39,7 @@ function signinItem(choice) {
   }
   const link = document.createElement("a");
   link.className = "button primary";
-  link.href = choice.href;
+  link.href = ownPath(choice.href);
   localize(link, key);
   item.appendChild(link);
   if (hasWords(`${key}.help`)) {
@@ -80,7 +80,7 @@ async function guestSignIn(event, action) {
     user_id: userField.value.trim(), password: passwordField.value,
   });
   passwordField.value = "";
-  if (result.ok) { location.replace("/"); return; }
+  if (result.ok) { location.replace(ownPath("/")); return; }
   announce("");
   const field = (result.data.error || {}).field;
   if (field === "user_id") return fieldError(userField, $("guest-user-error"), { result });
@@ -97,7 +97,7 @@ async function guestSignIn(event, action) {
 async function signOut() {
   const result = await apiCall("POST", "/auth/logout", {});
   const next = result.ok && typeof result.data.next === "string" ? result.data.next : "";
-  location.replace(/^https?:\/\//.test(next) ? next : "/");
+  location.replace(/^https?:\/\//.test(next) ? next : ownPath("/"));
 }
 
 /* A Primo "Pay fines" link for another patron arrived while one is signed in: the server
@@ -121,5 +121,5 @@ async function offerSwitch() {
 async function answerSwitch(yes) {
   const result = await apiCall("POST", "/auth/primo/switch", { continue: yes });
   if (!result.ok && result.status !== 404) return localizeError($("alert"), result);
-  location.replace("/");
+  location.replace(ownPath("/"));
 }

@@ -1,0 +1,156 @@
+"""One institution's app as the consortium serves it (docs/consortium.md#routing).
+
+Under path routing the app lives below `/<code>` but is written for `/`: requests reach it with
+the prefix taken off, and what it sends back gets the prefix put on: redirects, links in its
+HTML pages (the site's `href`, `src` and `action` attributes; the site's scripts resolve their
+API calls against the page's own folder), and cookies, whose `Path` is scoped to the prefix so
+that two institutions' sessions never meet in one browser. A `__Host-` cookie must have
+`Path=/`, so below a prefix it travels as `__Secure-` (still Secure, still host-only as we set
+no Domain) and is renamed back on the way in.
+
+Under either routing the pages show the institution's name and colour: a small stylesheet at
+`/consortium/institution.css` and the name in the page header.
+"""
+
+from __future__ import annotations
+
+import gzip
+import html
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from proxy.consortium.config import Institution
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+STYLE_PATH = "/consortium/institution.css"
+HOST_COOKIE = b"__Host-"
+PREFIXED_COOKIE = b"__Secure-"
+# Root-relative links in our own pages ("//host" is another site and stays as it is).
+_LINK = re.compile(rb'(\s(?:href|src|action)=")/(?!/)')
+_SITE_NAME = re.compile(rb'<p class="site-name"(?: data-i18n="site\.title")?>[^<]*</p>')
+_HEAD_END = re.compile(rb"</head>", re.IGNORECASE)
+_PATH_ATTRIBUTE = re.compile(rb"(;\s*path=)(/[^;]*)", re.IGNORECASE)
+
+
+class InstitutionApp:
+    """An institution's patronpay app, served at `prefix` ('' under host routing)."""
+
+    def __init__(self, institution: Institution, app: ASGIApp, prefix: str) -> None:
+        self.institution = institution
+        self.app = app
+        self.prefix = prefix
+        self._prefix_bytes = prefix.encode()
+        self._style = _stylesheet(institution.accent)
+        self._name = html.escape(institution.name).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        scope = self._inner_scope(scope)
+        if scope["path"] == STYLE_PATH and scope["type"] == "http":
+            await _send_text(send, 200, self._style, b"text/css; charset=utf-8")
+            return
+        await self.app(scope, receive, self._outer_send(send))
+
+    def _inner_scope(self, scope: Scope) -> Scope:
+        if not self.prefix:
+            return scope
+        path = scope["path"][len(self.prefix):] or "/"
+        headers = [(k, _cookie_names_in(v)) if k == b"cookie" else (k, v)
+                   for k, v in scope["headers"]]
+        # `raw_path` stays as the client sent it: a kiosk signs the path it requested, prefix
+        # and all, so a request signed for one institution never verifies below another.
+        return dict(scope, path=path, headers=headers)
+
+    def _outer_send(self, send: Send) -> Send:
+        held: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def outer(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [self._outer_header(k, v) for k, v in message.get("headers", [])]
+                message = dict(message, headers=headers)
+                if _is_html(headers):
+                    held["start"] = message  # the body is rewritten, so its length changes
+                    return
+                await send(message)
+                return
+            if message["type"] == "http.response.body" and "start" in held:
+                chunks.append(message.get("body", b""))
+                if message.get("more_body"):
+                    return
+                await self._send_page(send, held.pop("start"), b"".join(chunks))
+                return
+            await send(message)
+
+        return outer
+
+    def _outer_header(self, name: bytes, value: bytes) -> tuple[bytes, bytes]:
+        if not self.prefix:
+            return name, value
+        lowered = name.lower()
+        if lowered == b"location" and value.startswith(b"/") and not value.startswith(b"//"):
+            return name, self._prefix_bytes + value
+        if lowered == b"set-cookie":
+            return name, self._scoped_cookie(value)
+        return name, value
+
+    def _scoped_cookie(self, value: bytes) -> bytes:
+        if value.startswith(HOST_COOKIE):
+            value = PREFIXED_COOKIE + value[len(HOST_COOKIE):]
+        return _PATH_ATTRIBUTE.sub(
+            lambda m: m.group(1) + (self._prefix_bytes + m.group(2)).rstrip(b"/"), value)
+
+    async def _send_page(self, send: Send, start: Message, body: bytes) -> None:
+        gzipped = any(k.lower() == b"content-encoding" and v.strip().lower() == b"gzip"
+                      for k, v in start["headers"])
+        if body:
+            # A gzipped page (proxy/web/static.py) is opened, rewritten and closed again.
+            page = self._page(gzip.decompress(body) if gzipped else body)
+            body = gzip.compress(page, compresslevel=6, mtime=0) if gzipped else page
+        headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+        if body:
+            headers.append((b"content-length", str(len(body)).encode()))
+        await send(dict(start, headers=headers))
+        await send({"type": "http.response.body", "body": body})
+
+    def _page(self, body: bytes) -> bytes:
+        if self.prefix:
+            body = _LINK.sub(lambda m: m.group(1) + self._prefix_bytes + b"/", body)
+        link = f'<link rel="stylesheet" href="{self.prefix}{STYLE_PATH}">\n'.encode()
+        body = _HEAD_END.sub(lambda m: link + m.group(0), body, count=1)
+        return _SITE_NAME.sub(lambda m: b'<p class="site-name">' + self._name + b"</p>", body)
+
+
+def _cookie_names_in(value: bytes) -> bytes:
+    """The browser's `__Secure-` cookies under their names inside the app (`__Host-`)."""
+    parts = [p.strip() for p in value.split(b";")]
+    return b"; ".join(HOST_COOKIE + p[len(PREFIXED_COOKIE):] if p.startswith(PREFIXED_COOKIE)
+                      else p for p in parts)
+
+
+def _is_html(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(k.lower() == b"content-type" and v.lower().startswith(b"text/html")
+               for k, v in headers)
+
+
+def _stylesheet(accent: str) -> bytes:
+    if not accent:
+        return b"/* this institution keeps the site's own colours */\n"
+    return f":root {{ --accent: {accent}; }}\n".encode()
+
+
+async def _send_text(send: Send, status: int, body: bytes, content_type: bytes) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", content_type),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"cache-control", b"no-cache"),
+                            (b"x-content-type-options", b"nosniff")]})
+    await send({"type": "http.response.body", "body": body})
