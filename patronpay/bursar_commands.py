@@ -35,7 +35,7 @@ from proxy.bursar.importer import BursarImporter, ImportResult
 from proxy.bursar.inbox import BUSY, DONE, LEFT, REJECTED, Handled, run_inbox
 from proxy.bursar.store import BursarStore
 from proxy.config import Settings, load_settings
-from proxy.db import Database
+from proxy.db import Database, ledger_exists
 from proxy.ledger import Ledger
 
 log = logging.getLogger("patronpay.bursar")
@@ -101,7 +101,7 @@ class Context:
     def open(cls, settings: Settings) -> Context:
         from proxy.runtime import alma_client
 
-        if not Path(settings.database).is_file():
+        if not ledger_exists(settings.database):
             raise BursarError(f"no ledger at {settings.database} (PATRONPAY_DATABASE): start "
                               "`patronpay serve` once, or check the setting")
         db = Database(settings.database)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from patronpay.bursar_commands import add_bursar_commands
 from patronpay.check_command import add_check_command
+from patronpay.database_commands import add_database_commands
 from patronpay.kiosk_commands import add_kiosk_commands
 from patronpay.staff_commands import add_staff_commands
 from proxy.config import ConfigError, is_loopback_host, load_settings
@@ -140,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_check_command(commands)
     add_bursar_commands(commands)
     add_kiosk_commands(commands)
+    add_database_commands(commands)
     return parser
 
 

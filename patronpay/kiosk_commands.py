@@ -17,7 +17,7 @@ from typing import TextIO
 
 from proxy import kiosk_fleet
 from proxy.config import Settings, load_settings
-from proxy.db import Database
+from proxy.db import Database, ledger_exists
 from proxy.staff import StaffError
 from proxy.terminal import iso, table, when
 
@@ -58,7 +58,7 @@ def run_kiosks(args: argparse.Namespace, settings: Settings, out: TextIO,
 
 def _open(settings: Settings) -> Database:
     """The ledger `serve` writes; never an empty one made at a mistyped path."""
-    if not settings.database.is_file():
+    if not ledger_exists(settings.database):
         raise StaffError(f"no ledger at {settings.database} (PATRONPAY_DATABASE)")
     return Database(settings.database)
 

@@ -270,6 +270,12 @@ def _path(value: Any) -> Path:
     return Path(_required_text(value)).expanduser()
 
 
+def _database(value: Any) -> Path | str:
+    """A path (SQLite) or a `postgresql://` URL, kept whole (docs/deploy.md#two-nodes)."""
+    text = _required_text(value)
+    return text if text.startswith(("postgresql://", "postgres://")) else _path(text)
+
+
 def setting(
     parse: Callable[[Any], Any],
     help: str,
@@ -295,7 +301,10 @@ class ServiceSettings:
     secret_keys: tuple[str, ...] = setting(
         _secret_keys, "Comma-separated signing keys (32+ characters each); the first signs, "
         "all verify.", secret=True)
-    database: Path = setting(_path, "Path of the SQLite ledger.", Path("patronpay.sqlite3"))
+    database: Path | str = setting(
+        _database, "The ledger: the path of an SQLite file, or a `postgresql://` URL for several "
+        "instances sharing one PostgreSQL database (docs/deploy.md#two-nodes).",
+        Path("patronpay.sqlite3"))
     currency: str = setting(_currency, "ISO 4217 currency of every fee and payment.", "USD")
     site_dir: Path = setting(_path, "Folder of the static site served at `/`.",
                              default_factory=packaged_site)

@@ -18,11 +18,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import sqlite3
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from proxy.database.errors import IntegrityError
 from proxy.db import Database
 
 SCHEME = "PATRONPAY-KIOSK-V1"
@@ -136,7 +136,7 @@ def use_nonce(db: Database, kiosk_id: str, nonce: str, now: float, max_skew: flo
             conn.execute("DELETE FROM kiosk_nonces WHERE at < ?", (now - 2 * max_skew,))
             conn.execute("INSERT INTO kiosk_nonces (kiosk_id, nonce, at) VALUES (?, ?, ?)",
                          (kiosk_id, nonce, now))
-    except sqlite3.IntegrityError:
+    except IntegrityError:
         raise KioskAuthError("replay", "kiosk_replay", "This kiosk request was already used.",
                              kiosk_id) from None
 

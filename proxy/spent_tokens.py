@@ -28,6 +28,7 @@ class SpentTokens:
                 conn.execute("DELETE FROM spent_tokens WHERE token_id = ? AND until < ?",
                              (token_id, now))
             inserted = conn.execute(
-                "INSERT OR IGNORE INTO spent_tokens (token_id, until) VALUES (?, ?)",
+                "INSERT INTO spent_tokens (token_id, until) VALUES (?, ?)"
+                " ON CONFLICT DO NOTHING",
                 (token_id, max(until, now))).rowcount
         return inserted == 1

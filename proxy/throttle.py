@@ -11,10 +11,10 @@ a guesser elsewhere is held to that pace.
 from __future__ import annotations
 
 import math
-import sqlite3
 import time
 from collections.abc import Callable, Sequence
 
+from proxy.database.base import Connection
 from proxy.db import Database
 from proxy.rate_limit import address_key
 
@@ -39,8 +39,7 @@ class FailureLimiter:
             if wait:
                 return wait, []
             conn.execute("DELETE FROM auth_failures WHERE at < ?", (now - self.window_seconds,))
-            rows = [conn.execute("INSERT INTO auth_failures (key, at) VALUES (?, ?)",
-                                 (key, now)).lastrowid for key in keys]
+            rows = [_count(conn, key, now) for key in keys]
         return 0, [row for row in rows if row is not None]
 
     @property
@@ -68,8 +67,7 @@ class FailureLimiter:
                 if pace_wait:
                     return pace_wait, []
             conn.execute("DELETE FROM auth_failures WHERE at < ?", (now - self.window_seconds,))
-            rows = [conn.execute("INSERT INTO auth_failures (key, at) VALUES (?, ?)",
-                                 (key, now)).lastrowid for key in (account_key, address_key_)]
+            rows = [_count(conn, key, now) for key in (account_key, address_key_)]
         return 0, [row for row in rows if row is not None]
 
     def address_wait(self, address: str) -> int:
@@ -81,15 +79,15 @@ class FailureLimiter:
         """The attempt succeeded: it was no failure, and the account starts afresh."""
         account_key = "account:" + account.casefold()[:MAX_KEY_LENGTH]
         with self.db.write() as conn:
-            conn.executemany("DELETE FROM auth_failures WHERE rowid = ?", [(r,) for r in rows])
+            conn.executemany("DELETE FROM auth_failures WHERE id = ?", [(r,) for r in rows])
             conn.execute("DELETE FROM auth_failures WHERE key IN (?, ?)",
                          (account_key, "pace:" + account_key))
 
-    def _failed_lately(self, conn: sqlite3.Connection, key: str, now: float) -> bool:
+    def _failed_lately(self, conn: Connection, key: str, now: float) -> bool:
         return conn.execute("SELECT 1 FROM auth_failures WHERE key = ? AND at > ? LIMIT 1",
                             (key, now - self.window_seconds)).fetchone() is not None
 
-    def _slow_lane(self, conn: sqlite3.Connection, pace_key: str, now: float) -> int:
+    def _slow_lane(self, conn: Connection, pace_key: str, now: float) -> int:
         """Seconds until the locked account's next attempt from a clean address; 0 takes the
         turn now."""
         last = conn.execute("SELECT MAX(at) AS at FROM auth_failures WHERE key = ?",
@@ -101,13 +99,13 @@ class FailureLimiter:
 
     def forget(self, rows: Sequence[int]) -> None:
         with self.db.write() as conn:
-            conn.executemany("DELETE FROM auth_failures WHERE rowid = ?", [(r,) for r in rows])
+            conn.executemany("DELETE FROM auth_failures WHERE id = ?", [(r,) for r in rows])
 
     def clear(self, key: str) -> None:
         with self.db.write() as conn:
             conn.execute("DELETE FROM auth_failures WHERE key = ?", (key,))
 
-    def _retry_after(self, conn: sqlite3.Connection, keys: Sequence[str], now: float) -> int:
+    def _retry_after(self, conn: Connection, keys: Sequence[str], now: float) -> int:
         """Seconds until another attempt is allowed for all of `keys`; 0 means now."""
         wait = 0.0
         for key in keys:
@@ -118,3 +116,9 @@ class FailureLimiter:
                 # Allowed again once the oldest of the last `max_failures` leaves the window.
                 wait = max(wait, rows[-1]["at"] + self.window_seconds - now)
         return math.ceil(wait)
+
+
+def _count(conn: Connection, key: str, now: float) -> int:
+    """One failure counted against `key`; its row's id."""
+    return conn.execute("INSERT INTO auth_failures (key, at) VALUES (?, ?) RETURNING id",
+                        (key, now)).fetchone()[0]

@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
+import support.postgres as postgres_support
 from hypothesis import settings as hypothesis_settings
 from support.cashnet import Receiver
 from support.kiosk import FakeReaderPort, Kiosk, start_kiosk, stop_kiosks
@@ -149,8 +150,15 @@ def with_csrf(client: httpx.Client) -> httpx.Client:
     return client
 
 
+# The ledger's backend: SQLite, or both in the modules marked `BOTH` (tests/support/postgres.py).
+postgres_cluster = postgres_support.postgres_cluster
+ledger_backend = postgres_support.ledger_backend
+ledger_target = postgres_support.ledger_target
+
+
 @pytest.fixture
-def deploy(tmp_path: Path) -> Iterator[Callable[..., Deployment]]:
+def deploy(tmp_path: Path, ledger_target: Callable[[str], Path | str]
+           ) -> Iterator[Callable[..., Deployment]]:
     """Start a deployment; keyword arguments override proxy settings (lower-case names)."""
     started: list[Deployment] = []
 
@@ -159,7 +167,7 @@ def deploy(tmp_path: Path) -> Iterator[Callable[..., Deployment]]:
         sandbox = ServerThread(sandbox_app).start()
         proxy_socket = bind("127.0.0.1", 0)
         public_url = f"http://127.0.0.1:{proxy_socket.getsockname()[1]}"
-        env = sandbox_environment(public_url, sandbox.url, tmp_path / f"ledger{len(started)}.sqlite3",
+        env = sandbox_environment(public_url, sandbox.url, ledger_target(f"ledger{len(started)}"),
                                   secrets.token_urlsafe(32), **(FAST_POSTING | overrides))
         settings = load_settings(env)
         services = build_services(settings)

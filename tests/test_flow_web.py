@@ -3,6 +3,10 @@ sandbox CashNet, Alma updated, ledger posted, receipt (issue: web payment flow).
 
 from decimal import Decimal
 
+from support.postgres import BOTH
+
+pytestmark = BOTH  # on SQLite and on PostgreSQL
+
 D = Decimal
 LOST, OVERDUE, DAMAGED = "7730018830004146", "7730012450004146", "7730020010004146"
 

@@ -11,6 +11,7 @@ from decimal import Decimal
 import httpx
 import pytest
 from support.kiosk import MARIA
+from support.postgres import BOTH
 from support.rig import ProxyProcess, Rig, free_port
 
 from proxy.db import Database
@@ -108,8 +109,9 @@ def test_cancel_is_the_patrons_own_and_only_while_pending(ledger):
         ledger.cancel_payment("a" * 32, "mkowalski", "patron")
 
 
-def test_threads_on_separate_connections_start_one_payment(tmp_path):
-    path = tmp_path / "ledger.sqlite3"
+@BOTH  # SQLite's BEGIN IMMEDIATE, PostgreSQL's write lock
+def test_threads_on_separate_connections_start_one_payment(ledger_target):
+    path = ledger_target("ledger")
     ledgers = [Ledger(Database(path)) for _ in range(8)]
     barrier = threading.Barrier(len(ledgers))
 

@@ -5,6 +5,7 @@ file."""
 from decimal import Decimal
 
 import pytest
+from support.postgres import BOTH
 
 from proxy.db import Database
 from proxy.ledger import Ledger, LineRecord
@@ -26,9 +27,12 @@ def clock():
     return Clock()
 
 
+pytestmark = BOTH  # on SQLite and on PostgreSQL
+
+
 @pytest.fixture
-def ledger(tmp_path, clock):
-    return Ledger(Database(tmp_path / "ledger.sqlite3"), clock)
+def ledger(ledger_target, clock):
+    return Ledger(Database(ledger_target("ledger")), clock)
 
 
 def make_payment(ledger, payment_id=PID):

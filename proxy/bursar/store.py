@@ -1,10 +1,9 @@
-"""The bursar's tables in the ledger's SQLite file: export runs, holds snapshots, imported
-files and their rows.
+"""The bursar's tables in the ledger: export runs, holds snapshots, imported files and their
+rows.
 
-They are created here, when a `BursarStore` opens the database (`CREATE TABLE IF NOT EXISTS`),
-not in proxy/db.py's schema: they are only bookkeeping of the bursar commands. What makes an
-import exactly-once is not here but in the ledger itself (the payment id derived from the
-row's transaction id; see proxy/ledger/external.py).
+They are only bookkeeping of the bursar commands (part of the schema since migration 1,
+proxy/database/migrations/). What makes an import exactly-once is not here but in the ledger
+itself (the payment id derived from the row's transaction id; see proxy/ledger/external.py).
 """
 
 from __future__ import annotations
@@ -16,61 +15,6 @@ from decimal import Decimal
 
 from proxy.db import Database
 from proxy.money import from_cents, to_cents
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS bursar_exports (
-    id            INTEGER PRIMARY KEY,
-    at            REAL NOT NULL,
-    day           TEXT NOT NULL,
-    report_path   TEXT NOT NULL,
-    output        TEXT NOT NULL,
-    layout        TEXT NOT NULL,
-    rows          INTEGER NOT NULL,
-    patrons       INTEGER NOT NULL,
-    total_cents   INTEGER NOT NULL,
-    sha256        TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS bursar_export_lines (
-    export_id     INTEGER NOT NULL REFERENCES bursar_exports (id),
-    campus_id     TEXT NOT NULL,
-    primary_id    TEXT NOT NULL,
-    fee_id        TEXT NOT NULL,
-    amount_cents  INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS bursar_export_lines_by_export ON bursar_export_lines (export_id);
-CREATE TABLE IF NOT EXISTS bursar_hold_runs (
-    id       INTEGER PRIMARY KEY,
-    at       REAL NOT NULL,
-    held     INTEGER NOT NULL,
-    placed   INTEGER NOT NULL,
-    lifted   INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS bursar_holds (
-    run_id      INTEGER NOT NULL REFERENCES bursar_hold_runs (id),
-    primary_id  TEXT NOT NULL,
-    campus_id   TEXT NOT NULL,
-    reason      TEXT NOT NULL,
-    PRIMARY KEY (run_id, primary_id)
-);
-CREATE TABLE IF NOT EXISTS bursar_imports (
-    id        INTEGER PRIMARY KEY,
-    at        REAL NOT NULL,
-    name      TEXT NOT NULL,
-    sha256    TEXT NOT NULL,
-    outcome   TEXT NOT NULL,
-    summary   TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS bursar_import_rows (
-    import_id       INTEGER NOT NULL REFERENCES bursar_imports (id),
-    line            INTEGER NOT NULL,
-    patron          TEXT NOT NULL,
-    amount_cents    INTEGER,
-    transaction_id  TEXT NOT NULL,
-    payment_id      TEXT NOT NULL,
-    outcome         TEXT NOT NULL,
-    detail          TEXT NOT NULL
-);
-"""
 
 
 @dataclass(frozen=True)
@@ -92,10 +36,6 @@ class BursarStore:
     def __init__(self, db: Database, clock: Callable[[], float]) -> None:
         self.db = db
         self.clock = clock
-        with db.write() as conn:
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
 
     # --- exports ---
 
@@ -106,10 +46,10 @@ class BursarStore:
         with self.db.write() as conn:
             cursor = conn.execute(
                 "INSERT INTO bursar_exports (at, day, report_path, output, layout, rows, patrons,"
-                " total_cents, sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " total_cents, sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (self.clock(), day, report_path, output, layout, len(lines), patrons, total,
                  sha256))
-            export_id = int(cursor.lastrowid)
+            export_id = int(cursor.fetchone()[0])
             conn.executemany(
                 "INSERT INTO bursar_export_lines (export_id, campus_id, primary_id, fee_id,"
                 " amount_cents) VALUES (?, ?, ?, ?, ?)",
@@ -125,7 +65,7 @@ class BursarStore:
         return [ExportLine(r["campus_id"], r["primary_id"], r["fee_id"],
                            from_cents(r["amount_cents"]))
                 for r in self.db.read("SELECT * FROM bursar_export_lines WHERE export_id = ?"
-                                      " ORDER BY rowid", (export_id,))]
+                                      " ORDER BY id", (export_id,))]
 
     # --- holds ---
 
@@ -142,9 +82,10 @@ class BursarStore:
         held = list(held)
         with self.db.write() as conn:
             cursor = conn.execute(
-                "INSERT INTO bursar_hold_runs (at, held, placed, lifted) VALUES (?, ?, ?, ?)",
+                "INSERT INTO bursar_hold_runs (at, held, placed, lifted) VALUES (?, ?, ?, ?)"
+                " RETURNING id",
                 (self.clock(), len(held), placed, lifted))
-            run_id = int(cursor.lastrowid)
+            run_id = int(cursor.fetchone()[0])
             conn.executemany(
                 "INSERT INTO bursar_holds (run_id, primary_id, campus_id, reason)"
                 " VALUES (?, ?, ?, ?)",
@@ -160,9 +101,9 @@ class BursarStore:
         with self.db.write() as conn:
             cursor = conn.execute(
                 "INSERT INTO bursar_imports (at, name, sha256, outcome, summary)"
-                " VALUES (?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?) RETURNING id",
                 (self.clock(), name, sha256, outcome, json.dumps(summary, sort_keys=True)))
-            import_id = int(cursor.lastrowid)
+            import_id = int(cursor.fetchone()[0])
             conn.executemany(
                 "INSERT INTO bursar_import_rows (import_id, line, patron, amount_cents,"
                 " transaction_id, payment_id, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

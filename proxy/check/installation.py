@@ -10,7 +10,7 @@ from pathlib import Path
 
 from proxy.check.report import Result, fail, ok
 from proxy.config import PREFIX, ConfigError, Settings, load_settings
-from proxy.db import SCHEMA_VERSION
+from proxy.db import SCHEMA_VERSION, is_postgres_url
 
 
 def check_settings(environ: Mapping[str, str]) -> tuple[Settings | None, Result]:
@@ -26,6 +26,8 @@ def check_settings(environ: Mapping[str, str]) -> tuple[Settings | None, Result]
 
 def check_ledger(settings: Settings) -> Result:
     """Writable, and a schema this patronpay knows, without creating or upgrading anything."""
+    if is_postgres_url(settings.database):
+        return _check_postgres(str(settings.database))
     path = Path(settings.database)
     if not path.exists():
         return _ledger_to_be_created(path)
@@ -44,11 +46,43 @@ def check_ledger(settings: Settings) -> Result:
                     "check it is the patronpay ledger and that the service's user may write it")
     if version == 0 and tables == 0:
         return ok("ledger", f"{path} is empty and writable: serve creates the tables")
+    return _schema_result(str(path), version)
+
+
+def _schema_result(where: str, version: int) -> Result:
+    if version < SCHEMA_VERSION:
+        return fail("ledger", f"{where} has schema {version}; this patronpay uses "
+                    f"{SCHEMA_VERSION}", "run `patronpay migrate`, or point "
+                    f"{PREFIX}DATABASE at the right ledger")
     if version != SCHEMA_VERSION:
-        return fail("ledger", f"{path} has schema {version}; this patronpay uses "
+        return fail("ledger", f"{where} has schema {version}; this patronpay uses "
                     f"{SCHEMA_VERSION}", "run the patronpay version that wrote it, or point "
                     f"{PREFIX}DATABASE at the right ledger")
-    return ok("ledger", f"{path} is writable, schema {version}")
+    return ok("ledger", f"{where} is writable, schema {version}")
+
+
+def _check_postgres(url: str) -> Result:
+    """Reachable, writable (the write lock taken, nothing written), and its schema."""
+    import psycopg
+
+    from proxy.database.postgres import WRITE_LOCK, without_password
+
+    where = without_password(url)
+    try:
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            found = conn.execute("SELECT to_regclass('_yoyo_migration')").fetchone()
+            ids = [row[0] for row in conn.execute("SELECT migration_id FROM _yoyo_migration")] \
+                if found and found[0] else []
+            tables = conn.execute("SELECT count(*) FROM information_schema.tables WHERE"
+                                  " table_schema = current_schema()").fetchone()[0]
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            conn.rollback()
+    except psycopg.Error as exc:
+        return fail("ledger", f"{where} cannot be used: {str(exc).strip()}",
+                    "check the URL, that PostgreSQL runs, and the user's rights on that database")
+    if not ids and tables == 0:
+        return ok("ledger", f"{where} is empty and writable: serve creates the tables")
+    return _schema_result(where, max((int(i[:4]) for i in ids if i[:4].isdigit()), default=0))
 
 
 def _connect(path: Path) -> sqlite3.Connection:

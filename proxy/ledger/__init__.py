@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 from pathlib import Path
 
+from proxy.database import ledger_exists
 from proxy.db import Database
 from proxy.ledger.allocations import Allocations
 from proxy.ledger.changes import PatronChanges
@@ -73,8 +74,8 @@ class Ledger:
     @classmethod
     def open_existing(cls, path: Path | str) -> Ledger:
         """The ledger a running service writes. Raises FileNotFoundError rather than create
-        an empty ledger at a mistyped path."""
-        if not Path(path).is_file():
+        an empty ledger at a mistyped path (a PostgreSQL URL is checked when connecting)."""
+        if not ledger_exists(path):
             raise FileNotFoundError(path)
         return cls(Database(path))
 

@@ -7,9 +7,9 @@ crash the worker knows the call may have reached Alma and looks there before pay
 
 from __future__ import annotations
 
-import sqlite3
 from decimal import Decimal
 
+from proxy.database.base import Row
 from proxy.ledger.queue import holds_lease
 from proxy.ledger.store import Store, Transaction
 from proxy.money import format_amount, from_cents, to_cents
@@ -158,7 +158,7 @@ class Allocations:
             return PaymentState.POSTED
 
 
-def _allocation_row(tx: Transaction, allocation_id: int) -> sqlite3.Row:
+def _allocation_row(tx: Transaction, allocation_id: int) -> Row:
     row = tx.execute("SELECT * FROM allocations WHERE id = ?", (allocation_id,)).fetchone()
     if row is None:
         raise LookupError(f"no allocation {allocation_id}")

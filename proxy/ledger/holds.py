@@ -12,11 +12,11 @@ success CashNet sends for it later still counts, as for any cancelled payment.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from proxy.database.base import Connection
 from proxy.ledger.entries import insert_payment
 from proxy.ledger.reads import Reads
 from proxy.ledger.records import PaymentRecord, payment_from
@@ -100,7 +100,7 @@ class Holds:
         return self.reads.payment(payment_id)  # type: ignore[return-value]
 
 
-def _in_progress(conn: sqlite3.Connection, patron_id: str, rules: HoldRules,
+def _in_progress(conn: Connection, patron_id: str, rules: HoldRules,
                  now: float) -> list[InProgress]:
     rows = conn.execute(
         "SELECT * FROM payments WHERE patron_id = ? AND ((state = ? AND created_at > ?)"

@@ -181,9 +181,9 @@ class Notices:
         if existing is None:
             notice_id = tx.execute(
                 "INSERT INTO notifications (payment_id, kind, dedupe_key, fields, peer,"
-                " received_at, outcome) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " received_at, outcome) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (payment_id, kind, dedupe_key, json.dumps(fields, sort_keys=True), peer,
-                 self.store.clock(), outcome)).lastrowid
+                 self.store.clock(), outcome)).fetchone()[0]
         else:
             notice_id = existing
             tx.execute("UPDATE notifications SET payment_id = ?, kind = ?, dedupe_key = ?,"

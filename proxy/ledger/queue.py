@@ -7,9 +7,9 @@ workers can never both claim it; it runs out on its own if its worker dies.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 
+from proxy.database.base import Connection
 from proxy.ledger.store import Store
 from proxy.states import OPEN_ALLOCATIONS, EventKind, PaymentState
 
@@ -88,7 +88,7 @@ class Queue:
             " allocations a WHERE a.payment_id = p.id AND a.state IN (?, ?))", _OPEN)]
 
 
-def holds_lease(conn: sqlite3.Connection, payment_id: str, owner: str, now: float) -> bool:
+def holds_lease(conn: Connection, payment_id: str, owner: str, now: float) -> bool:
     lease = conn.execute("SELECT owner, until FROM leases WHERE payment_id = ?",
                          (payment_id,)).fetchone()
     return lease is not None and lease["owner"] == owner and lease["until"] > now

@@ -56,9 +56,10 @@ class Reads:
             params.append(PaymentState.ATTENTION)
         where = " WHERE " + " AND ".join(clauses) if clauses else ""
         db = self.store.db
+        bounded = "" if limit is None else " LIMIT ?"
         rows = db.read(
-            f"SELECT * FROM payments{where} ORDER BY {by}, id LIMIT ?",  # noqa: S608
-            (*params, -1 if limit is None else limit))
+            f"SELECT * FROM payments{where} ORDER BY {by}, id{bounded}",  # noqa: S608
+            (*params, *(() if limit is None else (limit,))))
         return [payment_from(row, db.connection()) for row in rows]
 
     def recent_payments(self, patron_id: str, *, since: float, states: Iterable[str],

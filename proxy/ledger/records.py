@@ -4,10 +4,10 @@ built from their rows (amounts are stored as integer cents)."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from decimal import Decimal
 
+from proxy.database.base import Connection, Row
 from proxy.money import format_amount, from_cents
 from proxy.states import AllocationState, NoticeEffect, PaymentState
 
@@ -87,7 +87,7 @@ class NoticeOutcome:
     detail: str = ""
 
 
-def payment_from(row: sqlite3.Row, conn: sqlite3.Connection) -> PaymentRecord:
+def payment_from(row: Row, conn: Connection) -> PaymentRecord:
     """The payment of a `payments` row, with its lines and allocations read through `conn`
     (inside a transaction, the transaction's own view)."""
     lines = tuple(
@@ -110,7 +110,7 @@ def payment_from(row: sqlite3.Row, conn: sqlite3.Connection) -> PaymentRecord:
         lines=lines, allocations=allocations)
 
 
-def _allocation_from(r: sqlite3.Row) -> AllocationRecord:
+def _allocation_from(r: Row) -> AllocationRecord:
     return AllocationRecord(
         id=r["id"], payment_id=r["payment_id"], fee_id=r["fee_id"], fee_type=r["fee_type"],
         fee_label=r["fee_label"], planned=from_cents(r["planned_cents"]),

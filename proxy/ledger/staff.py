@@ -3,9 +3,9 @@ settled it by hand, or record the money CashNet took when its notification never
 
 from __future__ import annotations
 
-import sqlite3
 from decimal import Decimal
 
+from proxy.database.base import Row
 from proxy.ledger.reads import Reads
 from proxy.ledger.records import PaymentRecord
 from proxy.ledger.store import Store, Transaction
@@ -137,7 +137,7 @@ def _spread(tx: Transaction, payment_id: str, amount: Decimal) -> list[dict]:
     return shares
 
 
-def _payment_row(tx: Transaction, payment_id: str) -> sqlite3.Row:
+def _payment_row(tx: Transaction, payment_id: str) -> Row:
     row = tx.execute("SELECT * FROM payments WHERE id = ?", (payment_id,)).fetchone()
     if row is None:
         raise LookupError(f"no payment {payment_id}")

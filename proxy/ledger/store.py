@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sqlite3
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
+from proxy.database.base import Connection
 from proxy.db import Database
 from proxy.states import PaymentState
 
@@ -18,14 +19,14 @@ from proxy.states import PaymentState
 class Transaction:
     """An open write transaction: statements, and the audit trail written alongside them."""
 
-    def __init__(self, conn: sqlite3.Connection, clock: Callable[[], float]) -> None:
+    def __init__(self, conn: Connection, clock: Callable[[], float]) -> None:
         self.conn = conn
         self.clock = clock
 
-    def execute(self, sql: str, params: tuple = ()) -> sqlite3.Cursor:
+    def execute(self, sql: str, params: tuple = ()) -> Any:
         return self.conn.execute(sql, params)
 
-    def executemany(self, sql: str, rows: Iterable[tuple]) -> sqlite3.Cursor:
+    def executemany(self, sql: str, rows: Iterable[tuple]) -> Any:
         return self.conn.executemany(sql, rows)
 
     def event(self, payment_id: str | None, kind: str, source: str, detail: dict) -> None:

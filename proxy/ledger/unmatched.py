@@ -11,12 +11,12 @@ and is posted once. A transaction number already in the ledger is never attached
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from proxy.database.base import Connection
 from proxy.ledger.reads import Reads
 from proxy.ledger.records import NoticeOutcome, PaymentRecord, payment_from
 from proxy.ledger.store import Store, Transaction
@@ -57,7 +57,7 @@ def echoed_total(message: Message) -> Decimal | None:
     return sum(amounts, Decimal("0.00"))  # type: ignore[arg-type]
 
 
-def candidates(conn: sqlite3.Connection, message: Message) -> list[str]:
+def candidates(conn: Connection, message: Message) -> list[str]:
     """Pending payments issued with the echoed custcode (trimmed, any case) and total."""
     custcode, total = message.get("custcode").lower(), echoed_total(message)
     if not custcode or total is None:
@@ -69,7 +69,7 @@ def candidates(conn: sqlite3.Connection, message: Message) -> list[str]:
     return [row["id"] for row in rows]
 
 
-def tx_owner(conn: sqlite3.Connection, cashnet_tx: str) -> str | None:
+def tx_owner(conn: Connection, cashnet_tx: str) -> str | None:
     """The payment already holding this CashNet transaction, or "" when only a stored
     notification does; None when the ledger has never seen it."""
     row = conn.execute("SELECT id FROM payments WHERE cashnet_tx = ?", (cashnet_tx,)).fetchone()

@@ -320,16 +320,16 @@ def _insert_outbox(conn, kind: str, key: str, payment_id: str | None, domain: st
     and never changes, so a message sent again is recognisably the same message."""
     message_id = f"<{kind}.{secrets.token_hex(12)}@{domain}>"
     conn.execute(
-        "INSERT OR IGNORE INTO mail_outbox (kind, key, message_id, payment_id, state,"
-        " next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO mail_outbox (kind, key, message_id, payment_id, state,"
+        " next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         (kind, key, message_id, payment_id, MailState.COMPOSE, now, now))
     return conn.execute("SELECT id FROM mail_outbox WHERE key = ?", (key,)).fetchone()[0]
 
 
 def _insert_alert(conn, key: str, kind: str, payment_id: str | None, detail: dict,
                   at: float) -> None:
-    conn.execute("INSERT OR IGNORE INTO mail_alerts (key, kind, payment_id, detail, at)"
-                 " VALUES (?, ?, ?, ?, ?)",
+    conn.execute("INSERT INTO mail_alerts (key, kind, payment_id, detail, at)"
+                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                  (key, kind, payment_id, json.dumps(detail, sort_keys=True), at))
 
 
