@@ -10,9 +10,10 @@ from collections.abc import Sequence
 from patronpay.bursar_commands import add_bursar_commands
 from patronpay.check_command import add_check_command
 from patronpay.database_commands import add_database_commands
+from patronpay.institution_option import add_institution_options, chosen_institution
 from patronpay.kiosk_commands import add_kiosk_commands
 from patronpay.staff_commands import add_staff_commands
-from proxy.config import ConfigError, is_loopback_host, load_settings
+from proxy.config import ConfigError, is_loopback_host
 
 
 def _loopback_only(host: str, allow_remote: bool | None) -> None:
@@ -29,12 +30,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from patronpay.http_limits import server_options
-    from proxy.app import create_app
+    from proxy.consortium.app import app_to_serve
     from proxy.logs import configure_logging
 
-    settings = load_settings()
+    settings, app = app_to_serve()  # one institution, or a consortium (docs/consortium.md)
     configure_logging(settings.log_level)
-    app = create_app(settings)
     # Our own middleware reads X-Forwarded-For, and only from trusted proxies: uvicorn must
     # not rewrite the peer address first. Connection limits and the head, body and keep-alive
     # deadlines: docs/deploy.md#timeouts-and-limits.
@@ -73,6 +73,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from patronpay.demo import run_demo
 
     _loopback_only(args.host, allow_remote=None)
+    if args.consortium:
+        from patronpay.consortium_demo import run_consortium_demo
+
+        return run_consortium_demo(args.host, args.port)
     return run_demo(args.host, args.port, kiosk=args.kiosk, bursar=args.bursar)
 
 
@@ -121,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also start a kiosk agent with a simulated card reader")
     demo.add_argument("--bursar", action="store_true",
                       help="also wire up the bursar models (fines file out, payments file in)")
+    demo.add_argument("--consortium", action="store_true",
+                      help="two institutions, each its own Alma and CashNet, by path prefix")
     demo.set_defaults(handler=cmd_demo)
 
     kiosk = commands.add_parser("kiosk", help="the kiosk agent (on the kiosk terminal)")
@@ -142,13 +148,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_bursar_commands(commands)
     add_kiosk_commands(commands)
     add_database_commands(commands)
+    add_institution_options(commands, skip=("serve", "demo", "kiosk", "sandbox"))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(args)
+        with chosen_institution(getattr(args, "institution", None)):
+            return args.handler(args)
     except ConfigError as exc:
         print(f"patronpay: configuration error: {exc}", file=sys.stderr)
         return 2

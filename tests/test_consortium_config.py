@@ -111,6 +111,8 @@ def test_host_routing_gives_each_its_own_address(tmp_path):
     ('accent = "#ffff00"', "[institutions.campus-b] accent is not valid: #ffff00 on white"),
     ('pay_network_fees = "yes"', "[institutions.campus-b] pay_network_fees must be true or "
                                  "false"),
+    ('http_max_connections = 10', "[institutions.campus-b] http_max_connections is the whole "
+                                  "deployment's: set it outside the [institutions.*] tables"),
 ])
 def test_a_bad_key_is_named_with_its_table(tmp_path, extra, fragment):
     assert fragment in refused(write(tmp_path, DEFAULTS, CAMPUS_A, CAMPUS_B + extra))

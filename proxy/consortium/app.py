@@ -16,7 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse
 
 from proxy.app import create_app
-from proxy.consortium.config import Consortium, Institution
+from proxy.config import Settings, load_settings
+from proxy.consortium.config import Consortium, Institution, load_consortium
 from proxy.consortium.institution_app import ASGIApp, InstitutionApp, Receive, Scope, Send
 from proxy.consortium.listing import institutions_page
 from proxy.runtime import Services
@@ -135,3 +136,14 @@ def create_consortium_app(consortium: Consortium,
     apps = {i.code: create_app(i.settings, services.get(i.code), run_worker=run_worker)
             for i in consortium.institutions}
     return ConsortiumApp(consortium, apps)
+
+
+def app_to_serve() -> tuple[Settings, ASGIApp]:
+    """What `patronpay serve` runs: the consortium when the configuration has institutions
+    (the HTTP server's settings are the whole deployment's, the same in every institution),
+    else the one institution's app, as always."""
+    consortium = load_consortium()
+    if consortium is None:
+        settings = load_settings()
+        return settings, create_app(settings)
+    return consortium.institutions[0].settings, create_consortium_app(consortium)

@@ -41,6 +41,10 @@ OWN_KEYS = ("name", "host", "accent", "pay_network_fees")
 CONSORTIUM_KEYS = ("name", "routing", "pay_network_fees")
 # Settings only a table may hold: outside the tables they would belong to every institution.
 PER_INSTITUTION_ONLY = ("kiosk_keys",)
+# Settings of the whole deployment (one server, one log): never in a table.
+DEPLOYMENT_ONLY = ("log_level", "http_max_connections", "http_header_timeout_seconds",
+                   "http_body_timeout_seconds", "http_keepalive_seconds",
+                   "http_max_header_bytes")
 
 
 @dataclass(frozen=True)
@@ -173,6 +177,10 @@ def _institution(code: str, values: dict[str, Any], common: dict[str, Any],
     settings_keys = [f.name for f in setting_fields()]
     _refuse_unknown_keys(title, values,
                          [*settings_keys, *(k + "_file" for k in settings_keys), *OWN_KEYS])
+    for key in DEPLOYMENT_ONLY:
+        if key in values or key + "_file" in values:
+            raise ConfigError(f"{PREFIX}CONFIG {title} {key} is the whole deployment's: set it "
+                              "outside the [institutions.*] tables")
     name = _text(f"{title} name", values.get("name", code))
     host = ""
     if common["routing"] == "host":
