@@ -15,6 +15,7 @@ from decimal import Decimal
 import httpx
 import pytest
 from support.alma import payments_carrying
+from support.postgres import BOTH
 
 from proxy.alma import AlmaClient
 from proxy.patrons import Patron
@@ -98,6 +99,7 @@ def hand_off(client, started):
     return started.payment.id, response.headers["X-Emulator-Checkout"]
 
 
+@BOTH
 @pytest.mark.timeout(300)  # about a minute on 2 cores; room for a slow CI machine
 def test_200_payments_while_alma_fails_30_percent_of_calls(deploy):
     d = deploy()

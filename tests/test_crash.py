@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 from support.alma import payments_carrying
+from support.postgres import BOTH
 from support.rig import Rig
 from support.waiting import wait_for
 
@@ -46,8 +47,8 @@ def connections_to(port: int) -> list[tuple[int, int, int | None]]:
 
 
 @pytest.fixture
-def rig(tmp_path):
-    built = Rig(tmp_path)
+def rig(tmp_path, ledger_target):
+    built = Rig(tmp_path, ledger_target("ledger"))
     try:
         yield built
     finally:
@@ -72,6 +73,7 @@ def assert_posted_exactly_once(rig: Rig, payment_id: str, outcomes: list[str]) -
 # --- before the notification is recorded ---
 
 
+@BOTH
 def test_killed_before_reading_the_notification(rig):
     rig.proxy.start()
     payment_id, cid = rig.start_payment(amount="62.00")
@@ -138,6 +140,7 @@ def test_killed_while_recording_the_notification(rig):
 # --- after the notification is recorded ---
 
 
+@BOTH
 def test_killed_after_recording_before_posting(rig):
     rig.proxy.start()
     payment_id, cid = rig.start_payment(amount="62.00")
@@ -164,6 +167,7 @@ def test_killed_after_recording_before_posting(rig):
     assert payments_carrying(rig.alma, payment.cashnet_tx) == EXPECTED_62
 
 
+@BOTH
 def test_killed_between_two_fee_postings_after_alma_applied_the_second(rig):
     rig.proxy.start()
     payment_id, cid = rig.start_payment(amount="62.00")
@@ -188,6 +192,7 @@ def test_killed_between_two_fee_postings_after_alma_applied_the_second(rig):
     assert [e["kind"] for e in rig.ledger.events(payment_id)].count("lease_broken") == 1
 
 
+@BOTH
 def test_killed_while_waiting_to_look_after_a_lost_answer(rig):
     rig.proxy.start()
     payment_id, cid = rig.start_payment(amount="62.00")
@@ -207,6 +212,7 @@ def test_killed_while_waiting_to_look_after_a_lost_answer(rig):
     assert len(rig.pays(LOST)) == 1
 
 
+@BOTH
 def test_repeated_kills_during_a_burst_lose_nothing_and_post_nothing_twice(rig):
     """Ten payments, the proxy killed four times at moments the sandbox makes likely to be
     mid-posting (every Alma call slowed), then left to finish."""

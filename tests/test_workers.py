@@ -17,6 +17,7 @@ from decimal import Decimal
 
 import pytest
 from support.alma import payments_carrying
+from support.postgres import BOTH
 from support.rig import ProxyProcess, Rig, free_port
 from support.waiting import wait_for
 
@@ -33,9 +34,9 @@ PAY = {"method": "POST", "path": "/almaws/v1/users/*/fees/*"}
 
 
 @pytest.fixture
-def two(tmp_path):
+def two(tmp_path, ledger_target):
     """A rig with a second `patronpay serve` on the same ledger, behind its own port."""
-    rig = Rig(tmp_path)
+    rig = Rig(tmp_path, ledger_target("ledger"))
     second = ProxyProcess(dict(rig.proxy.env), free_port(), tmp_path / "proxy-b.log")
     second.env["PATRONPAY_PUBLIC_URL"] = second.url
     try:
@@ -52,6 +53,7 @@ def notify(rig, proxy):
                                 notify_failure_url=postback)
 
 
+@BOTH
 def test_two_serve_processes_on_one_ledger_post_each_allocation_once(two):
     rig, second = two
     first = rig.proxy
@@ -102,6 +104,7 @@ def test_two_serve_processes_on_one_ledger_post_each_allocation_once(two):
           f"Alma after a lost answer, PAY faults {dict(faults)}")
 
 
+@BOTH
 def test_a_worker_whose_lease_ran_out_sends_nothing(deploy, caplog):
     d = deploy(run_worker=False)
     client = d.sign_in_sso("mkowalski")

@@ -88,11 +88,11 @@ class ProxyProcess:
 class Rig:
     """A sandbox in this process and a proxy child process on one ledger file."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, database: Path | str | None = None) -> None:
         self.sandbox_app = create_sandbox_app()
         self.sandbox = ServerThread(self.sandbox_app).start()
         port = free_port()
-        self.database = tmp_path / "ledger.sqlite3"
+        self.database = database or tmp_path / "ledger.sqlite3"  # or a PostgreSQL URL
         settings_env = sandbox_environment(f"http://127.0.0.1:{port}", self.sandbox.url,
                                            self.database, "t" * 40, **PROXY_SETTINGS)
         self.settings = load_settings(settings_env)
