@@ -1,0 +1,63 @@
+"""A consortium's pages in Chromium (docs/consortium.md#what-the-pages-show): the list of
+institutions, and each institution's fees page below its prefix with its own name and colour,
+its scripts calling its own API, axe clean in every language."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import expect
+from support.consortium import ConsortiumDeployment, start_consortium
+
+pytestmark = pytest.mark.browser
+
+INSTITUTIONS = [
+    # code, name, header colour (its accent), a patron there, the titles of their fees
+    ("campus-a", "Campus A Library", "rgb(106, 27, 154)", "mkowalski",
+     ["The structure of scientific revolutions"]),
+    ("campus-b", "Campus B Libraries", "rgb(29, 94, 58)", "mkowalski",
+     ["Contracts: cases and doctrine"]),
+]
+
+
+@pytest.fixture(scope="module")
+def d(tmp_path_factory) -> Iterator[ConsortiumDeployment]:
+    deployment = start_consortium(tmp_path_factory.mktemp("consortium"))
+    yield deployment
+    deployment.stop()
+
+
+def test_the_list_of_institutions_is_accessible(d, open_page, lang, axe):
+    page = open_page(d.url, lang)
+    page.goto(d.url + "/")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Example University System")
+    links = page.get_by_role("link")
+    expect(links).to_have_text(["Campus A Library", "Campus B Libraries"])
+    axe(page, "the list of institutions")
+    links.nth(1).click()
+    expect(page).to_have_url(d.url + "/campus-b/")
+    expect(page.locator(".site-name")).to_have_text("Campus B Libraries")
+
+
+@pytest.mark.parametrize("code, name, colour, patron, titles", INSTITUTIONS)
+def test_each_institution_has_its_own_name_and_colour(d, open_page, lang, L, axe,
+                                                      code, name, colour, patron, titles):
+    page = open_page(d.url, lang)
+    page.goto(f"{d.url}/{code}/")
+    expect(page.locator("#signin")).to_be_visible()
+    expect(page.locator(".site-name")).to_have_text(name)
+    header = page.locator(".site-header")
+    assert header.evaluate("e => getComputedStyle(e).backgroundColor") == colour
+    expect(page.locator("h1")).to_have_text(L["site.title"])  # translated: the scripts ran
+    axe(page, f"{code}: sign in")
+
+    signed_in = open_page(d.url, lang, sso_user=patron)
+    signed_in.goto(f"{d.url}/{code}/auth/sso?next=/")
+    expect(signed_in).to_have_url(f"{d.url}/{code}/")
+    rows = signed_in.locator("#fee-rows tr")
+    expect(rows.first).to_be_visible()
+    for title in titles:
+        expect(signed_in.locator("#fee-rows")).to_contain_text(title)
+    expect(signed_in.locator(".site-name")).to_have_text(name)
+    axe(signed_in, f"{code}: fees")
