@@ -20,6 +20,7 @@ from proxy.config import Settings, load_settings
 from proxy.consortium.config import Consortium, Institution, load_consortium
 from proxy.consortium.institution_app import ASGIApp, InstitutionApp, Receive, Scope, Send
 from proxy.consortium.listing import institutions_page
+from proxy.consortium.network import Member, Network, network_app
 from proxy.runtime import Services
 
 POSTBACK = "/cashnet/postback/"
@@ -30,7 +31,11 @@ class ConsortiumApp:
         self.consortium = consortium
         self.inner = dict(apps)  # each institution's own patronpay app, by code
         by_path = consortium.routing == "path"
-        self.apps = {i.code: InstitutionApp(i, apps[i.code], i.prefix if by_path else "")
+        network = Network({i.code: Member(i, _services(apps[i.code]))
+                           for i in consortium.institutions})
+        self.apps = {i.code: InstitutionApp(i, apps[i.code], i.prefix if by_path else "",
+                                            network_app(network, i.code)
+                                            if network.sisters(i.code) else None)
                      for i in consortium.institutions}
         self.by_host = {i.host: i for i in consortium.institutions if i.host}
 

@@ -29,6 +29,9 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 STYLE_PATH = "/consortium/institution.css"
+SCRIPT_PATH = "/consortium/network.js"
+OWN_PATHS = "/consortium/"
+FEES_PAGE = b'<section id="fees"'  # the page that lists the patron's fees (site/index.html)
 HOST_COOKIE = b"__Host-"
 PREFIXED_COOKIE = b"__Secure-"
 # Root-relative links in our own pages ("//host" is another site and stays as it is).
@@ -41,10 +44,12 @@ _PATH_ATTRIBUTE = re.compile(rb"(;\s*path=)(/[^;]*)", re.IGNORECASE)
 class InstitutionApp:
     """An institution's patronpay app, served at `prefix` ('' under host routing)."""
 
-    def __init__(self, institution: Institution, app: ASGIApp, prefix: str) -> None:
+    def __init__(self, institution: Institution, app: ASGIApp, prefix: str,
+                 network: ASGIApp | None = None) -> None:
         self.institution = institution
         self.app = app
         self.prefix = prefix
+        self.network = network  # fees at sister institutions (proxy/consortium/network.py)
         self._prefix_bytes = prefix.encode()
         self._style = _stylesheet(institution.accent)
         self._name = html.escape(institution.name).encode()
@@ -56,6 +61,9 @@ class InstitutionApp:
         scope = self._inner_scope(scope)
         if scope["path"] == STYLE_PATH and scope["type"] == "http":
             await _send_text(send, 200, self._style, b"text/css; charset=utf-8")
+            return
+        if scope["path"].startswith(OWN_PATHS) and self.network is not None:
+            await self.network(scope, receive, self._outer_send(send))
             return
         await self.app(scope, receive, self._outer_send(send))
 
@@ -125,6 +133,8 @@ class InstitutionApp:
         if self.prefix:
             body = _LINK.sub(lambda m: m.group(1) + self._prefix_bytes + b"/", body)
         link = f'<link rel="stylesheet" href="{self.prefix}{STYLE_PATH}">\n'.encode()
+        if self.network is not None and FEES_PAGE in body:
+            link += f'<script src="{self.prefix}{SCRIPT_PATH}" defer></script>\n'.encode()
         body = _HEAD_END.sub(lambda m: link + m.group(0), body, count=1)
         return _SITE_NAME.sub(lambda m: b'<p class="site-name">' + self._name + b"</p>", body)
 

@@ -61,3 +61,33 @@ def test_each_institution_has_its_own_name_and_colour(d, open_page, lang, L, axe
         expect(signed_in.locator("#fee-rows")).to_contain_text(title)
     expect(signed_in.locator(".site-name")).to_have_text(name)
     axe(signed_in, f"{code}: fees")
+
+
+NETWORK_HEADING = {"en": "Fees at other libraries", "es": "Cargos en otras bibliotecas"}
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory) -> Iterator[ConsortiumDeployment]:
+    deployment = start_consortium(
+        tmp_path_factory.mktemp("network"),
+        tables={"campus-a": {"pay_network_fees": True}, "campus-b": {"pay_network_fees": True}})
+    yield deployment
+    deployment.stop()
+
+
+def test_fees_at_a_sister_institution_are_listed_and_paid_there(network, open_page, lang, axe):
+    d = network
+    page = open_page(d.url, lang, sso_user="mkowalski")
+    page.goto(f"{d.url}/campus-a/auth/sso?next=/")
+    section = page.locator("#network-fees")
+    expect(section.get_by_role("heading", level=2)).to_have_text(NETWORK_HEADING[lang])
+    expect(section.get_by_role("heading", level=3)).to_have_text("Campus B Libraries")
+    expect(section.locator("tbody tr")).to_have_count(1)
+    expect(section).to_contain_text("Contracts: cases and doctrine")
+    axe(page, "campus-a: fees with a sister institution's")
+    section.get_by_role("button").click()
+    expect(page).to_have_url(f"{d.url}/campus-b/")
+    expect(page.locator(".site-name")).to_have_text("Campus B Libraries")
+    expect(page.locator("#fee-rows")).to_contain_text("Contracts: cases and doctrine")
+    expect(page.locator("#network-fees h3")).to_have_text("Campus A Library")
+    axe(page, "campus-b: after the hand-off")

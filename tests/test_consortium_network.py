@@ -1,0 +1,108 @@
+"""Fees owed at sister institutions (docs/consortium.md#fees-at-sister-institutions), over
+loopback against the consortium sandbox: a patron signed in at Campus A sees what they owe at
+Campus B, goes over with a one-use hand-off, and pays there through Campus B's store, posted to
+Campus B's Alma; then Campus A's own fees through Campus A's store and Alma."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from support.consortium import ConsortiumDeployment, start_consortium
+
+OPEN = {"campus-a": {"pay_network_fees": True}, "campus-b": {"pay_network_fees": True}}
+
+
+@pytest.fixture(scope="module")
+def d(tmp_path_factory) -> Iterator[ConsortiumDeployment]:
+    deployment = start_consortium(tmp_path_factory.mktemp("consortium"), tables=OPEN)
+    yield deployment
+    deployment.stop()
+
+
+def hand_off(d: ConsortiumDeployment, browser: httpx.Client, to: str) -> str:
+    answer = browser.post(f"/campus-a/consortium/handoff/{to}", json={})
+    assert answer.status_code == 200, answer.text
+    url = answer.json()["url"]
+    assert url.startswith(f"{d.base(to)}/consortium/enter?t=")
+    return url
+
+
+def test_a_patron_sees_and_pays_fees_at_both_institutions(d):
+    browser = d.sign_in_sso("campus-a", "mkowalski")
+    network = browser.get("/campus-a/consortium/network-fees").json()["institutions"]
+    assert [(i["code"], i["name"], i["payable_total"]) for i in network] == [
+        ("campus-b", "Campus B Libraries", "7.25")]
+    assert [fee["id"] for fee in network[0]["fees"]] == ["8840011110005257"]
+
+    # Campus A's own fees first: Campus A's store, Campus A's Alma.
+    created_a, cid_a = d.pay("campus-a", browser)
+    d.wait_for_state("campus-a", created_a["payment"]["id"], "posted")
+    assert {line["itemcode"] for line in d.cashnet("campus-a").checkout(cid_a)["lines"]} == \
+        {"LIB-LOST", "LIB-OVERDUE", "LIB-DAMAGE"}
+
+    # Then over to Campus B, as the same user id, in the same browser.
+    entered = browser.get(hand_off(d, browser, "campus-b"))
+    assert entered.status_code == 303 and entered.headers["location"] == "/campus-b/"
+    session = browser.get("/campus-b/api/session").json()
+    assert (session["patron"]["id"], session["method"]) == ("mkowalski", "network")
+    browser.headers["X-CSRF-Token"] = session["csrf_token"]
+    created_b, cid_b = d.pay("campus-b", browser)
+    posted = d.wait_for_state("campus-b", created_b["payment"]["id"], "posted")
+    assert [line["itemcode"] for line in d.cashnet("campus-b").checkout(cid_b)["lines"]] == \
+        ["B-OVERDUE"]
+    assert urlsplit(created_b["checkout"]["action"]).path.endswith("/campus-b/cashnet/BFINESTEST")
+    fee = d.alma("campus-b").user_state("mkowalski")["fees"][0]
+    assert fee["transactions"][-1]["external_transaction_id"] == posted.cashnet_tx
+    assert not [r for r in d.alma_calls("campus-a", method="POST")
+                if "8840011110005257" in r["path"]]
+    # Campus A's session is still Campus A's, and nothing is owed at Campus B any more.
+    assert browser.get("/campus-a/api/session").json()["patron"]["id"] == "mkowalski"
+    browser.headers["X-CSRF-Token"] = browser.get("/campus-a/api/session").json()["csrf_token"]
+    assert browser.get("/campus-a/consortium/network-fees").json()["institutions"] == []
+
+
+def test_a_hand_off_works_once_and_only_where_it_was_made_for(d):
+    browser = d.sign_in_sso("campus-a", "mkowalski")
+    url = hand_off(d, browser, "campus-b")
+    stranger = d.browser()
+    assert stranger.get(url).headers["location"] == "/campus-b/"
+    again = d.browser().get(url)
+    assert again.status_code == 303 and again.headers["location"] == "/campus-b/?error=handoff_used"
+    # A token made for Campus B means nothing at Campus A, and a forged one nothing anywhere.
+    token = url.split("t=", 1)[1]
+    misplaced = d.browser().get(f"/campus-a/consortium/enter?t={token}")
+    assert misplaced.headers["location"] == "/campus-a/?error=handoff_invalid"
+    forged = d.browser().get(f"/campus-b/consortium/enter?t={token[:-4]}AAAA")
+    assert forged.headers["location"] == "/campus-b/?error=handoff_invalid"
+
+
+def test_a_hand_off_needs_a_session_and_its_csrf_token(d):
+    assert d.browser().post("/campus-a/consortium/handoff/campus-b", json={}).status_code == 401
+    browser = d.sign_in_sso("campus-a", "mkowalski")
+    del browser.headers["X-CSRF-Token"]
+    assert browser.post("/campus-a/consortium/handoff/campus-b", json={}).status_code == 403
+    assert d.browser().get("/campus-a/consortium/network-fees").status_code == 401
+
+
+def test_a_patron_unknown_at_the_sister_sees_nothing_of_it(d):
+    browser = d.sign_in_sso("campus-b", "dokafor")  # Campus B's only
+    assert browser.get("/campus-b/consortium/network-fees").json() == {"institutions": []}
+
+
+def test_the_fees_page_gets_the_network_script_only_where_allowed(d, tmp_path):
+    page = httpx.get(d.base("campus-a") + "/")
+    assert '<script src="/campus-a/consortium/network.js" defer></script>' in page.text
+    assert "network.js" not in httpx.get(d.base("campus-a") + "/receipt.html").text
+    assert httpx.get(d.base("campus-a") + "/consortium/network.js").status_code == 200
+    closed = start_consortium(tmp_path, tables={"campus-a": {"pay_network_fees": True}})
+    try:
+        assert "network.js" not in httpx.get(closed.base("campus-a") + "/").text
+        browser = closed.sign_in_sso("campus-a", "mkowalski")
+        assert browser.get("/campus-a/consortium/network-fees").status_code == 404
+        assert browser.post("/campus-a/consortium/handoff/campus-b",
+                            json={}).status_code in (404, 405)
+    finally:
+        closed.stop()
