@@ -61,15 +61,16 @@ def institution_table(institution: SandboxInstitution, sandbox_url: str,
 
 def consortium_config(folder: Path, proxy_url: str, sandbox_url: str,
                       tables: dict[str, dict[str, Any]] | None = None,
-                      **defaults: Any) -> Path:
+                      network: bool = False, **defaults: Any) -> Path:
     """Write the TOML file of a consortium of the sandbox's institutions, served at
     `proxy_url` by path; `defaults` (setting names) apply to every institution, `tables` adds
-    to one institution's own table (by code)."""
+    to one institution's own table (by code); `network` lets patrons pay fees across them."""
     lines = [f"public_url = {json.dumps(proxy_url)}",
              f"secret_keys = {json.dumps(secrets.token_hex(32))}",
              f"database = {json.dumps(str(folder / 'ledger.sqlite3'))}"]
     lines += [f"{key} = {json.dumps(value)}" for key, value in defaults.items()]
-    lines += ["", "[consortium]", 'name = "Example University System"', 'routing = "path"']
+    lines += ["", "[consortium]", 'name = "Example University System"', 'routing = "path"',
+              f"pay_network_fees = {_toml(network)}"]
     for institution in INSTITUTIONS:
         lines += ["", f"[institutions.{institution.code}]"]
         table = institution_table(institution, sandbox_url, proxy_url)
@@ -112,7 +113,8 @@ def run_consortium_demo(host: str, port: int) -> int:
     with tempfile.TemporaryDirectory(prefix="patronpay-consortium-") as folder:
         proxy_url = http_url(host, proxy_socket.getsockname()[1])
         sandbox_url = http_url(host, sandbox_socket.getsockname()[1])
-        path = consortium_config(Path(folder), proxy_url, sandbox_url, log_level="WARNING")
+        path = consortium_config(Path(folder), proxy_url, sandbox_url, network=True,
+                                 log_level="WARNING")
         consortium = load_consortium({PREFIX + "CONFIG": str(path)})
         assert consortium is not None
         configure_logging("WARNING")
@@ -125,7 +127,8 @@ def run_consortium_demo(host: str, port: int) -> int:
             print(f"  {institution.name}: {institution.settings.public_url}/")
             for label, user, password in DEMO_SIGN_INS[institution.code]:
                 print(f"    {label + ':':36} {user} / {password}")
-        print(f"  {KNOWN_AT_BOTH} owes fees at both; the others at one only.")
+        print(f"  {KNOWN_AT_BOTH} owes fees at both, and sees both on either's fees page "
+              "(each paid at its own institution); the others owe at one only.")
         print(f"  sandbox Alma, CashNet and sign-on of each: {sandbox_url}/ (no real money)")
         print(f"  configuration: {path} (while the demo runs)")
         print("  on CashNet's sandbox page any card number works; Pay, Decline or Cancel.")

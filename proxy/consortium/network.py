@@ -14,6 +14,7 @@ do in the institution's own app.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Callable
@@ -98,11 +99,9 @@ async def network_fees(request: Request, network: Network, code: str) -> Respons
     if not network.open_to(code):
         raise ApiError(404, "not_found", "Fees at other libraries are not shown here.")
     patron_id = session.patron.primary_id
-    found = []
-    for sister in network.sisters(code):
-        entry = await _fees_at(sister, patron_id)
-        if entry is not None:
-            found.append(entry)
+    # All at once: a slow Alma at one sister delays only this list, by its own timeout.
+    entries = await asyncio.gather(*(_fees_at(s, patron_id) for s in network.sisters(code)))
+    found = [entry for entry in entries if entry is not None]
     return JSONResponse({"institutions": found}, headers={"Cache-Control": "no-store"})
 
 
