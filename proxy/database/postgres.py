@@ -35,7 +35,11 @@ from proxy.database.errors import ConstraintError, DatabaseError, UnavailableErr
 # another application's lock in a shared database.
 WRITE_LOCK = 0x70706179
 POOL_SIZE = 20  # per process; the thread pool runs at most this many database calls at once
-POOL_WAIT_SECONDS = 10.0  # then the request fails with Unavailable (503)
+POOL_WAIT_SECONDS = 5.0  # then the request fails with Unavailable (503)
+# While the database is known to be down, a call waits only this long for a connection, so the
+# requests and background rounds sharing the event loop answer 503 promptly instead of piling
+# up behind each other's waits (CashNet gives up on a notification after some seconds).
+DOWN_WAIT_SECONDS = 0.5
 LOCK_TIMEOUT = "30s"  # as SQLite's busy timeout: a writer waits this long for the lock
 
 T = TypeVar("T")
@@ -166,6 +170,7 @@ class PostgresDatabase(Database):
         self._local = threading.local()
         self._opening = threading.Lock()
         self._pool: ConnectionPool | None = None
+        self._down = False
         if check:
             self._check_schema()
 
@@ -182,7 +187,7 @@ class PostgresDatabase(Database):
         if getattr(self._local, "conn", None) is not None:
             raise RuntimeError("a write transaction inside another one on the same thread")
         try:
-            with translated(), self.pool().connection() as conn, conn.transaction():
+            with translated(), self._checkout() as conn, conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
                 self._local.conn = conn
                 try:
@@ -216,11 +221,11 @@ class PostgresDatabase(Database):
         """`work` on a pooled connection in autocommit mode; tried once more on a fresh
         connection if the first was cut (only for work that may run twice: reads)."""
         try:
-            with self.pool().connection() as conn:
+            with self._checkout() as conn:
                 return work(conn)
         except psycopg.OperationalError:
             self._drop_broken()
-        with self.pool().connection() as conn:
+        with self._checkout() as conn:
             return work(conn)
 
     def writable(self) -> bool:
@@ -252,6 +257,18 @@ class PostgresDatabase(Database):
                     _opened.add(self)
                 pool = self._pool
         return pool
+
+    @contextlib.contextmanager
+    def _checkout(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection; remembers whether the database answered."""
+        wait = DOWN_WAIT_SECONDS if self._down else POOL_WAIT_SECONDS
+        try:
+            with self.pool().connection(timeout=wait) as conn:
+                self._down = False
+                yield conn
+        except (psycopg.OperationalError, PoolTimeout):
+            self._down = True
+            raise
 
     def _drop_broken(self) -> None:
         """After a restart every idle connection is dead: find them now, not one per request."""

@@ -8,6 +8,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
+from proxy.database.errors import UnavailableError
+
 log = logging.getLogger("patronpay.web")
 
 _DEFAULT_CODES = {400: "bad_request", 401: "not_signed_in", 403: "forbidden", 404: "not_found",
@@ -59,6 +61,15 @@ async def client_gone_handler(request: Request, exc: Exception) -> Response:
     return error_response(400, "client_disconnected", "The request body did not arrive.")
 
 
+async def database_unavailable_handler(request: Request, exc: Exception) -> Response:
+    """PostgreSQL restarting or failing over: a clean 503 to try again, never a 2xx, so CashNet
+    sends its notification again (docs/deploy.md#two-nodes)."""
+    log.warning("database unavailable", extra={"event": "database_unavailable",
+                                               "method": request.method})
+    return error_response(503, "unavailable", "The service is busy for a moment. Please try "
+                          "again.", headers={"Retry-After": "5"})
+
+
 async def server_error_handler(request: Request, exc: Exception) -> Response:
     log.error("unhandled error", exc_info=exc, extra={"event": "server_error",
                                                       "method": request.method})
@@ -70,5 +81,6 @@ EXCEPTION_HANDLERS = {
     ApiError: api_error_handler,
     ClientDisconnect: client_gone_handler,
     HTTPException: http_error_handler,
+    UnavailableError: database_unavailable_handler,
     Exception: server_error_handler,
 }
