@@ -153,7 +153,8 @@ def test_a_payment_at_each_institution_goes_to_its_own_alma_and_store(d):
 
 def test_one_institutions_alma_outage_slows_no_other(d):
     """Campus A's Alma answers nothing in time (every call takes 3 s, past the 2 s read
-    timeout); while six of Campus A's fees pages wait on it, Campus B's answers at once."""
+    timeout); while six of Campus A's fees pages wait on it, Campus B's answers in under
+    1.5 s."""
     at_a = [d.sign_in_sso("campus-a", "tlee", client=d.browser()) for _ in range(2)]
     at_b = d.sign_in_sso("campus-b", "dokafor")
     d.alma("campus-a").clear_requests()
@@ -177,11 +178,11 @@ def test_one_institutions_alma_outage_slows_no_other(d):
         fees = at_b.get("/campus-b/api/fees")
         elapsed = time.monotonic() - started
         assert fees.status_code == 200 and fees.json()["payable_total"] == "8.00"
-        assert elapsed < 1.0, f"Campus B's fees page took {elapsed:.2f} s"
+        assert elapsed < 1.5, f"Campus B's fees page took {elapsed:.2f} s"
         for thread in waiting:
             thread.join(30)
         assert len(answers) == 6
         assert all(status >= 500 or status == 429 for status, _ in answers), answers
-        assert min(seconds for _, seconds in answers) > 1.5  # A's pages really waited
+        assert min(seconds for _, seconds in answers) > 1.9  # past A's 2 s read timeout
     finally:
         d.alma("campus-a").set_faults({})
