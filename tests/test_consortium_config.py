@@ -182,3 +182,19 @@ def test_a_command_names_its_institution_when_there_are_several(tmp_path):
         load_settings(environ | {"PATRONPAY_INSTITUTION": "campus-c"})
     one = write(tmp_path, DEFAULTS, CAMPUS_A)
     assert load_settings(one).alma_api_key == "l7xx-campus-a"
+
+
+def test_a_postgresql_ledger_is_named_in_each_table(tmp_path):
+    shared = DEFAULTS.replace('database = "{folder}/ledger.sqlite3"',
+                              'database = "postgresql://patronpay@db.example.edu/patronpay"')
+    message = refused(write(tmp_path, shared, CAMPUS_A, CAMPUS_B))
+    assert message.startswith("PATRONPAY_CONFIG [institutions.campus-a] needs its own database")
+    own_a = CAMPUS_A + 'database = "postgresql://patronpay@db.example.edu/campus_a"'
+    own_b = CAMPUS_B + 'database = "postgresql://patronpay@db.example.edu/campus_b"'
+    a, b = load_consortium(write(tmp_path, shared, own_a, own_b)).institutions
+    assert (a.settings.database, b.settings.database) == (
+        "postgresql://patronpay@db.example.edu/campus_a",
+        "postgresql://patronpay@db.example.edu/campus_b")
+    same = CAMPUS_B + 'database = "postgresql://patronpay@db.example.edu/campus_a"'
+    assert "database is the same as [institutions.campus-a]'s" in refused(
+        write(tmp_path, shared, own_a, same))

@@ -32,6 +32,7 @@ from proxy.config import (
 from proxy.consortium.colours import parse_accent
 
 ROUTINGS = ("path", "host")
+POSTGRESQL = ("postgresql://", "postgres://")
 CODE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 HOST = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*")
@@ -215,8 +216,15 @@ def _derived(code: str, name: str, host: str, own: dict[str, Any],
         return _raw_value(field_name, environ, file_values)
 
     derived: dict[str, Any] = {"library_name": name}
-    database = Path(str(default("database") or "patronpay.sqlite3")).expanduser()
-    derived["database"] = str(database.with_name(f"{database.stem}-{code}{database.suffix}"))
+    shared = str(default("database") or "patronpay.sqlite3").strip()
+    if shared.startswith(POSTGRESQL):
+        if "database" not in own and "database_file" not in own:
+            raise ConfigError(f"{PREFIX}CONFIG [institutions.{code}] needs its own database: "
+                              "a PostgreSQL ledger is not derived from the shared one (set "
+                              "database in each table)")
+    else:
+        database = Path(shared).expanduser()
+        derived["database"] = str(database.with_name(f"{database.stem}-{code}{database.suffix}"))
     public_url = str(default("public_url") or "").strip().rstrip("/")
     if public_url:
         parts = urlsplit(public_url)
@@ -253,7 +261,8 @@ def _refuse_clashes(consortium: Consortium) -> None:
     for institution in consortium.institutions:
         s = institution.settings
         owned = [("host", institution.host),
-                 ("database", str(s.database.resolve())),
+                 ("database", str(s.database.resolve()) if isinstance(s.database, Path)
+                  else s.database),
                  ("cashnet_postback_token", s.cashnet_postback_token),
                  ("cashnet_postback_token", s.cashnet_postback_token_previous),
                  ("alma_api_key", s.alma_api_key)]
