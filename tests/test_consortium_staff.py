@@ -80,6 +80,7 @@ def test_staff_pages_are_each_institutions_own(d):
     page = browser.get("/campus-b/staff/")
     assert page.status_code == 200
     assert 'href="/campus-b/staff/payments"' in page.text
+    assert '<p class="brand">patronpay staff: Campus B Libraries</p>' in page.text
     assert 'href="/staff/' not in page.text
     # Campus B's staff session is not one at Campus A.
     assert browser.get("/campus-a/staff/", follow_redirects=False).status_code in (303, 401, 403)

@@ -9,7 +9,8 @@ that two institutions' sessions never meet in one browser. A `__Host-` cookie mu
 no Domain) and is renamed back on the way in.
 
 Under either routing the pages show the institution's name and colour: a small stylesheet at
-`/consortium/institution.css` and the name in the page header.
+`/consortium/institution.css` and the name in the page header (the staff pages' too, so staff
+see whose payments they are looking at).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ PREFIXED_COOKIE = b"__Secure-"
 # Root-relative links in our own pages ("//host" is another site and stays as it is).
 _LINK = re.compile(rb'(\s(?:href|src|action)=")/(?!/)')
 _SITE_NAME = re.compile(rb'<p class="site-name"(?: data-i18n="site\.title")?>[^<]*</p>')
+_STAFF_BRAND = re.compile(rb'<p class="brand">patronpay staff</p>')  # the staff pages' header
 _HEAD_END = re.compile(rb"</head>", re.IGNORECASE)
 _PATH_ATTRIBUTE = re.compile(rb"(;\s*path=)(/[^;]*)", re.IGNORECASE)
 
@@ -136,6 +138,8 @@ class InstitutionApp:
         if self.network is not None and FEES_PAGE in body:
             link += f'<script src="{self.prefix}{SCRIPT_PATH}" defer></script>\n'.encode()
         body = _HEAD_END.sub(lambda m: link + m.group(0), body, count=1)
+        body = _STAFF_BRAND.sub(
+            lambda m: b'<p class="brand">patronpay staff: ' + self._name + b"</p>", body)
         return _SITE_NAME.sub(lambda m: b'<p class="site-name">' + self._name + b"</p>", body)
 
 
