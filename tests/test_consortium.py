@@ -62,6 +62,8 @@ def test_each_institution_serves_its_pages_below_its_prefix(d):
         assert style.headers["content-type"].startswith("text/css")
         assert f"--accent: {accent};" in style.text
         assert httpx.get(f"{d.url}/{code}/api.js").status_code == 200
+        receipt = httpx.get(f"{d.url}/{code}/receipt.html").text
+        assert f'<p class="print-only site-name-print">{name}</p>' in receipt  # printed too
         assert httpx.get(f"{d.url}/{code}/locales/es.json").status_code == 200
 
 

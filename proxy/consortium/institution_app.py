@@ -37,7 +37,9 @@ HOST_COOKIE = b"__Host-"
 PREFIXED_COOKIE = b"__Secure-"
 # Root-relative links in our own pages ("//host" is another site and stays as it is).
 _LINK = re.compile(rb'(\s(?:href|src|action)=")/(?!/)')
-_SITE_NAME = re.compile(rb'<p class="site-name"(?: data-i18n="site\.title")?>[^<]*</p>')
+# The site's name in the header, and on a printed receipt (site/receipt.html).
+_SITE_NAME = re.compile(
+    rb'<p class="(site-name|print-only site-name-print)"(?: data-i18n="site\.title")?>[^<]*</p>')
 _STAFF_BRAND = re.compile(rb'<p class="brand">patronpay staff</p>')  # the staff pages' header
 _HEAD_END = re.compile(rb"</head>", re.IGNORECASE)
 _PATH_ATTRIBUTE = re.compile(rb"(;\s*path=)(/[^;]*)", re.IGNORECASE)
@@ -140,7 +142,8 @@ class InstitutionApp:
         body = _HEAD_END.sub(lambda m: link + m.group(0), body, count=1)
         body = _STAFF_BRAND.sub(
             lambda m: b'<p class="brand">patronpay staff: ' + self._name + b"</p>", body)
-        return _SITE_NAME.sub(lambda m: b'<p class="site-name">' + self._name + b"</p>", body)
+        return _SITE_NAME.sub(
+            lambda m: b'<p class="' + m.group(1) + b'">' + self._name + b"</p>", body)
 
 
 def _cookie_names_in(value: bytes) -> bytes:
