@@ -15,6 +15,7 @@ import logging
 import random
 import re
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -203,6 +204,10 @@ class AlmaClient:
                 continue
             raise error
         raise AlmaUnavailable("Alma kept throttling")  # pragma: no cover - loop always raises
+
+    def share_budget(self, reserve: Callable[[], float]) -> None:
+        """Pace this client's calls with other instances' too (proxy/alma_budget.py)."""
+        self._limiter.shared = reserve
 
     async def _send(
         self, method: str, path: str, params: dict[str, str], headers: dict | None = None

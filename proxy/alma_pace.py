@@ -48,12 +48,20 @@ class RateLimiter:
             Priority.POSTING: deque(), Priority.PAGE: deque()}
         self._postings_in_a_row = 0
         self._dispatcher: asyncio.Task[None] | None = None
+        # Several instances on one PostgreSQL ledger: the shared schedule's wait for each call
+        # let through here (proxy/alma_budget.py); None for one process alone.
+        self.shared: Callable[[], float] | None = None
 
     def spacing(self) -> float:
         return max(1.0 / self.per_second, self.gap)
 
     async def acquire(self, priority: Priority = Priority.PAGE) -> None:
-        """Wait for this call's turn."""
+        """Wait for this call's turn (and its slot in the shared schedule, if any)."""
+        await self._own_turn(priority)
+        if self.shared is not None and (wait := self.shared()) > 0:
+            await self.sleep(wait)
+
+    async def _own_turn(self, priority: Priority) -> None:
         now = self.clock()
         if not self._waiting() and self._free_at() <= now:
             self._last = now

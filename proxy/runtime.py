@@ -90,6 +90,10 @@ def build_services(
     db = Database(settings.database)
     ledger = Ledger(db, clock)
     alma = alma_client(settings, alma_transport)
+    if db.dialect == "postgresql":  # several instances: Alma's limit is for all of them
+        from proxy.alma_budget import SharedBudget
+        alma.share_budget(SharedBudget(db, settings.alma_api_key,
+                                       settings.alma_requests_per_second).reserve)
     http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0), follow_redirects=False)
     return Services(
         settings=settings,

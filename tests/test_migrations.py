@@ -13,6 +13,7 @@ import pytest
 
 from patronpay.cli import main
 from patronpay.demo import sandbox_environment
+from proxy.database import migrations
 from proxy.db import SCHEMA_VERSION, Database, SchemaError
 from proxy.ledger import Ledger
 from proxy.states import PaymentState
@@ -76,18 +77,19 @@ def test_an_old_ledger_is_refused_until_migrated_then_reads_back_the_same(old_le
 
     code, out, err = cli(old_ledger, "migrate")
     assert (code, err) == (0, "")
-    assert out == (f"{old_ledger}: applied 0001_schema_1, 0002_row_ids; "
+    assert out == (f"{old_ledger}: applied {', '.join(migrations.steps('sqlite'))}; "
                    f"schema {SCHEMA_VERSION}\n")
     assert as_read(Ledger(Database(old_ledger))) == before
     assert cli(old_ledger, "migrate")[1] == (f"{old_ledger}: already at schema "
                                              f"{SCHEMA_VERSION}, nothing to do\n")
 
 
+@pytest.mark.parametrize("ledger_backend", ["postgresql"], indirect=True)
 def test_copy_into_postgresql_is_verified_and_refuses_a_second_time(old_ledger, cli,
-                                                                   postgres_cluster):
+                                                                   ledger_target):
     cli(old_ledger, "migrate")
     before = as_written(old_ledger)
-    target = postgres_cluster.create_database()
+    target = ledger_target("target")  # a new database at the current schema, no ledger in it
 
     code, out, err = cli(old_ledger, "ledger", "copy", "--to", target)
     assert (code, err) == (0, "")

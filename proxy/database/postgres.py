@@ -217,6 +217,12 @@ class PostgresDatabase(Database):
         with translated():
             return once(conn) if conn is not None else self.autocommit(once)
 
+    def run_native(self, sql: str, params: Sequence[Any] | dict[str, Any]) -> Row | None:
+        """One statement in psycopg's own placeholders, on its own (PostgreSQL-only SQL);
+        its first row. Not retried: it may change something."""
+        with translated(), self._checkout() as conn:
+            return conn.execute(sql, params).fetchone()
+
     def autocommit(self, work: Callable[[psycopg.Connection], T]) -> T:
         """`work` on a pooled connection in autocommit mode; tried once more on a fresh
         connection if the first was cut (only for work that may run twice: reads)."""
