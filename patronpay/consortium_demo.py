@@ -25,6 +25,10 @@ from sandbox.consortium import (
 )
 
 ACCENTS = {"campus-a": "#6a1b9a", "campus-b": "#1d5e3a"}
+# Campus A's logo: an open book, white on its header.
+LOGO_SVG = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32" width="32" height="32">'
+            '<path d="M3 7c5-2 9-1 13 2v17c-4-3-8-4-13-2zM29 7c-5-2-9-1-13 2v17c4-3 8-4 13-2z" '
+            'fill="#ffffff"/></svg>')
 # Derived per institution by the consortium (docs/consortium.md#configuration).
 DERIVED = ("public_url", "secret_keys", "database")
 # How to sign in at each (button, account, password); mkowalski is known at both.
@@ -71,9 +75,13 @@ def consortium_config(folder: Path, proxy_url: str, sandbox_url: str,
     lines += [f"{key} = {json.dumps(value)}" for key, value in defaults.items()]
     lines += ["", "[consortium]", 'name = "Example University System"', 'routing = "path"',
               f"pay_network_fees = {_toml(network)}"]
+    logo = folder / "campus-a-logo.svg"
+    logo.write_text(LOGO_SVG, encoding="utf-8")
     for institution in INSTITUTIONS:
         lines += ["", f"[institutions.{institution.code}]"]
         table = institution_table(institution, sandbox_url, proxy_url)
+        if institution.code == "campus-a":
+            table["logo"] = str(logo)
         table.update((tables or {}).get(institution.code, {}))
         lines += [f"{key} = {_toml(value)}" for key, value in table.items()]
     path = folder / "consortium.toml"

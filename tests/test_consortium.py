@@ -54,7 +54,9 @@ def test_each_institution_serves_its_pages_below_its_prefix(d):
                                ("campus-b", "Campus B Libraries", "#1d5e3a")):
         page = httpx.get(f"{d.url}/{code}/")
         assert page.status_code == 200
-        assert f'<p class="site-name">{name}</p>' in page.text
+        logo_tag = f'<img class="institution-logo" src="/{code}/consortium/logo" alt=""> ' \
+            if code == "campus-a" else ""  # only Campus A has a logo
+        assert f'<p class="site-name">{logo_tag}{name}</p>' in page.text
         assert f'<script src="/{code}/api.js" defer></script>' in page.text
         assert 'src="/api.js"' not in page.text and 'href="/style.css"' not in page.text
         assert f'href="/{code}/consortium/institution.css"' in page.text
@@ -62,6 +64,12 @@ def test_each_institution_serves_its_pages_below_its_prefix(d):
         assert style.headers["content-type"].startswith("text/css")
         assert f"--accent: {accent};" in style.text
         assert httpx.get(f"{d.url}/{code}/api.js").status_code == 200
+        logo = httpx.get(f"{d.url}/{code}/consortium/logo")
+        if code == "campus-a":
+            assert logo.headers["content-type"] == "image/svg+xml"
+            assert "sandbox" in logo.headers["content-security-policy"]
+        else:
+            assert "institution-logo" not in page.text and logo.status_code == 404
         receipt = httpx.get(f"{d.url}/{code}/receipt.html").text
         assert f'<p class="print-only site-name-print">{name}</p>' in receipt  # printed too
         assert httpx.get(f"{d.url}/{code}/locales/es.json").status_code == 200

@@ -198,3 +198,15 @@ def test_a_postgresql_ledger_is_named_in_each_table(tmp_path):
     same = CAMPUS_B + 'database = "postgresql://patronpay@db.example.edu/campus_a"'
     assert "database is the same as [institutions.campus-a]'s" in refused(
         write(tmp_path, shared, own_a, same))
+
+
+def test_a_logo_is_a_small_image_file(tmp_path):
+    (tmp_path / "a.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
+    (tmp_path / "big.png").write_bytes(b"\0" * (256 * 1024 + 1))
+    a = load_consortium(write(tmp_path, DEFAULTS, CAMPUS_A + f'logo = "{tmp_path}/a.svg"'))
+    assert a.institutions[0].logo == tmp_path / "a.svg"
+    for logo, fragment in [("a.gif", "is not valid: choose a .png, .webp or .svg file"),
+                           ("none.png", "cannot be read: No such file or directory"),
+                           ("big.png", "is larger than 256 KB")]:
+        environ = write(tmp_path, DEFAULTS, CAMPUS_A + f'logo = "{tmp_path}/{logo}"')
+        assert f"[institutions.campus-a] logo {fragment}" in refused(environ)

@@ -11,7 +11,8 @@ from proxy.consortium.config import load_consortium
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "consortium.md"
 SECRETS = {"secret-keys": "k" * 64, "north-alma-key": "l7xx-north", "south-alma-key":
            "l7xx-south", "north-postback-token": "n" * 43, "south-postback-token": "s" * 43,
-           "north-kiosk-keys": f"north-desk={'d' * 40}", "north-smtp-password": "pw"}
+           "north-kiosk-keys": f"north-desk={'d' * 40}", "north-smtp-password": "pw",
+           "north-logo.svg": "<svg xmlns='http://www.w3.org/2000/svg'/>"}
 
 
 def test_the_documented_example_loads(tmp_path):
@@ -34,3 +35,4 @@ def test_the_documented_example_loads(tmp_path):
     assert south.settings.staff_signin == "cas" and south.settings.staff_users == ("jdoe", "mroe")
     assert north.pay_network_fees and south.pay_network_fees
     assert north.settings.library_name == "North Campus Library"
+    assert north.logo == tmp_path / "north-logo.svg" and south.logo is None

@@ -38,7 +38,9 @@ _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 HOST = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*")
 # Paths the consortium itself answers at its root (proxy/consortium/app.py).
 RESERVED_CODES = {"cashnet", "healthz", "readyz", "consortium", "api", "auth", "staff", "metrics"}
-OWN_KEYS = ("name", "host", "accent", "pay_network_fees")
+OWN_KEYS = ("name", "host", "accent", "logo", "pay_network_fees")
+LOGO_TYPES = {".png": "image/png", ".webp": "image/webp", ".svg": "image/svg+xml"}
+LOGO_MAX_BYTES = 256 * 1024
 CONSORTIUM_KEYS = ("name", "routing", "pay_network_fees")
 # Settings only a table may hold: outside the tables they would belong to every institution.
 PER_INSTITUTION_ONLY = ("kiosk_keys",)
@@ -55,6 +57,7 @@ class Institution:
     settings: Settings
     host: str = ""  # host-name routing only
     accent: str = ""  # the pages' colour, "#rrggbb"; empty keeps the site's own
+    logo: Path | None = None  # shown beside its name in the page header
     pay_network_fees: bool = False
 
     @property
@@ -194,6 +197,7 @@ def _institution(code: str, values: dict[str, Any], common: dict[str, Any],
         accent = parse_accent(values.get("accent", ""))
     except ValueError as exc:
         raise ConfigError(f"{PREFIX}CONFIG {title} accent is not valid: {exc}") from None
+    logo = _logo(title, values.get("logo", ""))
     own = {k: v for k, v in values.items() if k not in OWN_KEYS}
     table = Table(code, own, _derived(code, name, host, own, environ, file_values))
     try:
@@ -202,6 +206,7 @@ def _institution(code: str, values: dict[str, Any], common: dict[str, Any],
         message = str(exc)
         raise ConfigError(message if title in message else f"{title}: {message}") from None
     return Institution(code=code, name=name, settings=settings, host=host, accent=accent,
+                       logo=logo,
                        pay_network_fees=_flag(f"{title} pay_network_fees", values.get(
                            "pay_network_fees", common["pay_network_fees"])))
 
@@ -238,6 +243,24 @@ def _derived(code: str, name: str, host: str, own: dict[str, Any],
             hmac.new(str(k).strip().encode(), f"patronpay institution {code}".encode(),
                      hashlib.sha256).hexdigest() for k in items if str(k).strip())
     return derived
+
+
+def _logo(title: str, value: Any) -> Path | None:
+    """A PNG, WebP or SVG file of at most 256 KB, read now so a mistake stops start-up."""
+    if value in ("", None):
+        return None
+    path = Path(str(value)).expanduser()
+    where = f"{PREFIX}CONFIG {title} logo"
+    if path.suffix.lower() not in LOGO_TYPES:
+        raise ConfigError(f"{where} is not valid: choose a .png, .webp or .svg file ({path})")
+    try:
+        size = path.stat().st_size
+        path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{where} cannot be read: {exc.strerror} ({path})") from None
+    if size > LOGO_MAX_BYTES:
+        raise ConfigError(f"{where} is larger than 256 KB ({path})")
+    return path
 
 
 def _refuse_unknown_keys(title: str, values: dict[str, Any], known: list[str] | tuple) -> None:

@@ -21,7 +21,7 @@ import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from proxy.consortium.config import Institution
+from proxy.consortium.config import LOGO_TYPES, Institution
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -31,6 +31,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 STYLE_PATH = "/consortium/institution.css"
 SCRIPT_PATH = "/consortium/network.js"
+LOGO_PATH = "/consortium/logo"
+# An SVG logo opened on its own runs nothing and loads nothing.
+LOGO_POLICY = b"default-src 'none'; style-src 'unsafe-inline'; sandbox"
 OWN_PATHS = "/consortium/"
 FEES_PAGE = b'<section id="fees"'  # the page that lists the patron's fees (site/index.html)
 HOST_COOKIE = b"__Host-"
@@ -57,6 +60,12 @@ class InstitutionApp:
         self._prefix_bytes = prefix.encode()
         self._style = _stylesheet(institution.accent)
         self._name = html.escape(institution.name).encode()
+        logo = institution.logo
+        self._logo = (logo.read_bytes(), LOGO_TYPES[logo.suffix.lower()].encode()) \
+            if logo is not None else None
+        # The name follows the logo, so the image says nothing more (alt="").
+        self._title = (f'<img class="institution-logo" src="{prefix}{LOGO_PATH}" alt=""> '
+                       .encode() if logo is not None else b"") + self._name
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -65,6 +74,10 @@ class InstitutionApp:
         scope = self._inner_scope(scope)
         if scope["path"] == STYLE_PATH and scope["type"] == "http":
             await _send_text(send, 200, self._style, b"text/css; charset=utf-8")
+            return
+        if scope["path"] == LOGO_PATH and self._logo is not None and scope["type"] == "http":
+            await _send_text(send, 200, self._logo[0], self._logo[1],
+                             [(b"content-security-policy", LOGO_POLICY)])
             return
         if scope["path"].startswith(OWN_PATHS) and self.network is not None:
             await self.network(scope, receive, self._outer_send(send))
@@ -142,8 +155,8 @@ class InstitutionApp:
         body = _HEAD_END.sub(lambda m: link + m.group(0), body, count=1)
         body = _STAFF_BRAND.sub(
             lambda m: b'<p class="brand">patronpay staff: ' + self._name + b"</p>", body)
-        return _SITE_NAME.sub(
-            lambda m: b'<p class="' + m.group(1) + b'">' + self._name + b"</p>", body)
+        return _SITE_NAME.sub(lambda m: b'<p class="' + m.group(1) + b'">' + (
+            self._title if m.group(1) == b"site-name" else self._name) + b"</p>", body)
 
 
 def _cookie_names_in(value: bytes) -> bytes:
@@ -159,15 +172,18 @@ def _is_html(headers: list[tuple[bytes, bytes]]) -> bool:
 
 
 def _stylesheet(accent: str) -> bytes:
+    logo = (b".institution-logo { height: 2rem; width: auto; vertical-align: middle; "
+            b"margin-right: 0.5rem; }\n")
     if not accent:
-        return b"/* this institution keeps the site's own colours */\n"
-    return f":root {{ --accent: {accent}; }}\n".encode()
+        return b"/* this institution keeps the site's own colours */\n" + logo
+    return f":root {{ --accent: {accent}; }}\n".encode() + logo
 
 
-async def _send_text(send: Send, status: int, body: bytes, content_type: bytes) -> None:
+async def _send_text(send: Send, status: int, body: bytes, content_type: bytes,
+                     extra: list[tuple[bytes, bytes]] | None = None) -> None:
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", content_type),
                             (b"content-length", str(len(body)).encode()),
                             (b"cache-control", b"no-cache"),
-                            (b"x-content-type-options", b"nosniff")]})
+                            (b"x-content-type-options", b"nosniff"), *(extra or [])]})
     await send({"type": "http.response.body", "body": body})

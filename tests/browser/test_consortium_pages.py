@@ -47,6 +47,12 @@ def test_each_institution_has_its_own_name_and_colour(d, open_page, lang, L, axe
     page.goto(f"{d.url}/{code}/")
     expect(page.locator("#signin")).to_be_visible()
     expect(page.locator(".site-name")).to_have_text(name)
+    logo = page.locator(".site-name img")
+    if code == "campus-a":
+        expect(logo).to_be_visible()
+        assert logo.evaluate("e => e.naturalWidth") > 0
+    else:
+        expect(logo).to_have_count(0)
     header = page.locator(".site-header")
     assert header.evaluate("e => getComputedStyle(e).backgroundColor") == colour
     expect(page.locator("h1")).to_have_text(L["site.title"])  # translated: the scripts ran
