@@ -14,6 +14,7 @@ from patronpay.institution_option import add_institution_options, chosen_institu
 from patronpay.kiosk_commands import add_kiosk_commands
 from patronpay.staff_commands import add_staff_commands
 from proxy.config import ConfigError, is_loopback_host
+from proxy.database.errors import SchemaError
 
 
 def _loopback_only(host: str, allow_remote: bool | None) -> None:
@@ -159,6 +160,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return args.handler(args)
     except ConfigError as exc:
         print(f"patronpay: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except SchemaError as exc:  # the ledger needs `patronpay migrate` (or another version)
+        print(f"patronpay: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

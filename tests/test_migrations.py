@@ -74,6 +74,10 @@ def test_an_old_ledger_is_refused_until_migrated_then_reads_back_the_same(old_le
 
     with pytest.raises(SchemaError, match="run `patronpay migrate`"):
         Database(old_ledger)
+    code, out, err = cli(old_ledger, "serve", "--port", "9")  # refused before it listens
+    assert (code, out) == (2, "")
+    assert err == (f"patronpay: the ledger {old_ledger} has schema 1; this patronpay uses "
+                   f"{SCHEMA_VERSION}: run `patronpay migrate` first\n")
 
     code, out, err = cli(old_ledger, "migrate")
     assert (code, err) == (0, "")
