@@ -25,6 +25,13 @@ from sandbox.consortium import (
 )
 
 ACCENTS = {"campus-a": "#6a1b9a", "campus-b": "#1d5e3a"}
+# What each institution's fees page says under its lead: in each language, or one for all.
+HELP_TEXTS: dict[str, str | dict[str, str]] = {
+    "campus-a": {"en": "Questions about a fine? Ask at the Campus A circulation desk.",
+                 "es": "¿Preguntas sobre una multa? Consulte en el mostrador de préstamo del "
+                       "Campus A."},
+    "campus-b": "Law and Medical libraries: circulation@campus-b.example.edu",
+}
 # Campus A's logo: an open book, white on its header.
 LOGO_SVG = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32" width="32" height="32">'
             '<path d="M3 7c5-2 9-1 13 2v17c-4-3-8-4-13-2zM29 7c-5-2-9-1-13 2v17c4-3 8-4 13-2z" '
@@ -41,7 +48,7 @@ DEMO_SIGN_INS = {
 
 
 def institution_table(institution: SandboxInstitution, sandbox_url: str,
-                      proxy_url: str) -> dict[str, str]:
+                      proxy_url: str) -> dict[str, Any]:
     """One `[institutions.<code>]` table for that sandbox institution."""
     where = institution_urls(sandbox_url, institution)
     environment = sandbox_environment(f"{proxy_url}/{institution.code}",
@@ -51,6 +58,7 @@ def institution_table(institution: SandboxInstitution, sandbox_url: str,
         table.pop(key)
     table.update({
         "name": institution.name, "accent": ACCENTS[institution.code],
+        "help_text": HELP_TEXTS[institution.code],
         "alma_api_key": institution.alma_api_key,
         "cashnet_checkout_url": where["cashnet_checkout"],
         "cashnet_item_code": institution.item_code,
@@ -90,7 +98,13 @@ def consortium_config(folder: Path, proxy_url: str, sandbox_url: str,
 
 
 def _toml(value: Any) -> str:
-    return "true" if value is True else "false" if value is False else json.dumps(str(value))
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{key} = {_toml(item)}" for key, item in value.items()) + " }"
+    return json.dumps(str(value))
 
 
 def point_sandbox_at(sandbox_app, consortium: Consortium) -> None:

@@ -11,24 +11,34 @@ const LANGUAGES = { en: "English", es: "Español" };
 const LANG_COOKIE = "patronpay_lang";
 const I18N = { lang: "en", strings: {}, fallback: {}, listeners: [] };
 
+/* The languages this page offers, first the one it starts in: all of LANGUAGES, unless the page
+   names fewer (<html data-languages="es en">: a consortium's institution offers only its own,
+   docs/consortium.md#what-the-pages-show). */
+function offeredLanguages() {
+  const named = (document.documentElement.dataset.languages || "").split(/\s+/);
+  const own = named.filter((code) => code in LANGUAGES);
+  return own.length ? own : Object.keys(LANGUAGES);
+}
+
 /* The language: an explicit ?lang=, else the patron's earlier choice (cookie), else the first
-   of the browser's languages we have, else English. */
+   of the browser's languages we offer, else the first we offer (English). */
 function pickLanguage() {
+  const offered = offeredLanguages();
   const asked = new URLSearchParams(location.search).get("lang");
-  if (asked && asked in LANGUAGES) return asked;
+  if (asked && offered.includes(asked)) return asked;
   const saved = readLanguageCookie();
   if (saved) return saved;
   for (const tag of navigator.languages || [navigator.language || "en"]) {
     const base = String(tag).toLowerCase().split("-")[0];
-    if (base in LANGUAGES) return base;
+    if (offered.includes(base)) return base;
   }
-  return "en";
+  return offered[0];
 }
 
 function readLanguageCookie() {
   for (const part of document.cookie.split(";")) {
     const [name, value] = part.trim().split("=");
-    if (name === LANG_COOKIE && value in LANGUAGES) return value;
+    if (name === LANG_COOKIE && offeredLanguages().includes(value)) return value;
   }
   return "";
 }
@@ -133,9 +143,12 @@ function sitePath(url) { return "/" + url.pathname.replace(/^\/+/, "") + url.sea
 /* The visible language switch: every [data-language-switch] element gets one link per
    language, named in that language, marked with its lang; the current one is aria-current. */
 function renderLanguageSwitch() {
+  const offered = offeredLanguages();
   for (const box of document.querySelectorAll("[data-language-switch]")) {
+    box.hidden = offered.length < 2; // one language: nothing to switch to
     const list = document.createElement("ul");
-    for (const [code, name] of Object.entries(LANGUAGES)) {
+    for (const code of offered) {
+      const name = LANGUAGES[code];
       const item = document.createElement("li");
       const link = document.createElement("a");
       const url = new URL(location.href);
@@ -162,7 +175,8 @@ function renderLanguageSwitch() {
 function onLanguageChange(callback) { I18N.listeners.push(callback); }
 
 async function setLanguage(lang) {
-  if (!(lang in LANGUAGES)) lang = "en";
+  const offered = offeredLanguages();
+  if (!offered.includes(lang)) lang = offered[0];
   let strings = I18N.fallback;
   if (lang !== "en") {
     try { strings = await loadStrings(lang); } catch (error) { lang = "en"; }
@@ -182,7 +196,8 @@ async function setLanguage(lang) {
 
 async function startI18n() {
   const lang = pickLanguage();
-  if (new URLSearchParams(location.search).has("lang")) saveLanguageCookie(lang);
+  // Remembered only when honoured: an institution offering fewer languages may not have it.
+  if (new URLSearchParams(location.search).get("lang") === lang) saveLanguageCookie(lang);
   I18N.fallback = await loadStrings("en");
   I18N.strings = I18N.fallback;
   await setLanguage(lang);

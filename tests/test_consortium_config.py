@@ -210,3 +210,32 @@ def test_a_logo_is_a_small_image_file(tmp_path):
                            ("big.png", "is larger than 256 KB")]:
         environ = write(tmp_path, DEFAULTS, CAMPUS_A + f'logo = "{tmp_path}/{logo}"')
         assert f"[institutions.campus-a] logo {fragment}" in refused(environ)
+
+
+def test_languages_and_help_text_are_the_institutions_own(tmp_path):
+    b = CAMPUS_B + 'languages = ["es"]\nhelp_text = "  Pregunte en el\\n mostrador. "\n'
+    a = CAMPUS_A + 'help_text = {{ en = "Ask at the desk.", es = "Pregunte en el mostrador." }}\n'
+    campus_a, campus_b = load_consortium(write(tmp_path, DEFAULTS, a, b)).institutions
+    assert campus_a.languages == () and campus_a.help_text == (
+        ("en", "Ask at the desk."), ("es", "Pregunte en el mostrador."))
+    assert campus_b.languages == ("es",)
+    assert campus_b.help_text == (("", "Pregunte en el mostrador."),)  # one text for all
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    ('languages = ["en", "fr"]', "languages is not valid: 'fr' is not one of the site's "
+                                 "languages (en, es)"),
+    ('languages = []', "languages is not valid: name at least one language"),
+    ('languages = ["es", "es"]', "languages is not valid: es is listed twice"),
+    ('help_text = {{ en = "Ask." }}', "help_text is not valid: no text for es"),
+    ('languages = ["en"]\nhelp_text = {{ en = "Ask.", es = "Pregunte." }}',
+     "help_text is not valid: 'es' is not one of its languages (en)"),
+    (f'help_text = "{"x" * 501}"', "help_text is not valid: the text is 501 characters; at "
+                                   "most 500"),
+    ('help_text = {{ en = "Ask.", es = " " }}', "help_text is not valid: the text es must be "
+                                              "non-empty text"),
+    ("help_text = 5", "help_text is not valid: expected text, or a table"),
+])
+def test_bad_languages_or_help_text_are_named_with_the_table(tmp_path, extra, fragment):
+    environ = write(tmp_path, DEFAULTS, CAMPUS_A + extra, CAMPUS_B)
+    assert f"[institutions.campus-a] {fragment}" in refused(environ)

@@ -30,6 +30,8 @@ from proxy.config import (
     setting_fields,
 )
 from proxy.consortium.colours import parse_accent
+from proxy.consortium.page_text import parse_help_text, parse_languages
+from proxy.i18n import available_languages
 
 ROUTINGS = ("path", "host")
 POSTGRESQL = ("postgresql://", "postgres://")
@@ -38,7 +40,7 @@ _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 HOST = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*")
 # Paths the consortium itself answers at its root (proxy/consortium/app.py).
 RESERVED_CODES = {"cashnet", "healthz", "readyz", "consortium", "api", "auth", "staff", "metrics"}
-OWN_KEYS = ("name", "host", "accent", "logo", "pay_network_fees")
+OWN_KEYS = ("name", "host", "accent", "logo", "help_text", "languages", "pay_network_fees")
 LOGO_TYPES = {".png": "image/png", ".webp": "image/webp", ".svg": "image/svg+xml"}
 LOGO_MAX_BYTES = 256 * 1024
 CONSORTIUM_KEYS = ("name", "routing", "pay_network_fees")
@@ -58,6 +60,8 @@ class Institution:
     host: str = ""  # host-name routing only
     accent: str = ""  # the pages' colour, "#rrggbb"; empty keeps the site's own
     logo: Path | None = None  # shown beside its name in the page header
+    help_text: tuple[tuple[str, str], ...] = ()  # (language or '' for all, text)
+    languages: tuple[str, ...] = ()  # its language switch's; () offers all the site's
     pay_network_fees: bool = False
 
     @property
@@ -205,8 +209,17 @@ def _institution(code: str, values: dict[str, Any], common: dict[str, Any],
     except ConfigError as exc:
         message = str(exc)
         raise ConfigError(message if title in message else f"{title}: {message}") from None
+    site_languages = available_languages(settings.site_dir / "locales")
+    try:
+        languages = parse_languages(values.get("languages"), site_languages)
+    except ValueError as exc:
+        raise ConfigError(f"{PREFIX}CONFIG {title} languages is not valid: {exc}") from None
+    try:
+        help_text = parse_help_text(values.get("help_text"), languages or site_languages)
+    except ValueError as exc:
+        raise ConfigError(f"{PREFIX}CONFIG {title} help_text is not valid: {exc}") from None
     return Institution(code=code, name=name, settings=settings, host=host, accent=accent,
-                       logo=logo,
+                       logo=logo, help_text=help_text, languages=languages,
                        pay_network_fees=_flag(f"{title} pay_network_fees", values.get(
                            "pay_network_fees", common["pay_network_fees"])))
 

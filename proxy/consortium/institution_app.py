@@ -10,7 +10,9 @@ no Domain) and is renamed back on the way in.
 
 Under either routing the pages show the institution's name and colour: a small stylesheet at
 `/consortium/institution.css` and the name in the page header (the staff pages' too, so staff
-see whose payments they are looking at).
+see whose payments they are looking at); its help text under the fees page's lead; and only its
+languages in the language switch (the `<html data-languages>` the site's i18n.js reads, and the
+switch's links in the page as sent).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from proxy.consortium.config import LOGO_TYPES, Institution
+from proxy.consortium.page_text import ALL_LANGUAGES
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -45,6 +48,10 @@ _SITE_NAME = re.compile(
     rb'<p class="(site-name|print-only site-name-print)"(?: data-i18n="site\.title")?>[^<]*</p>')
 _STAFF_BRAND = re.compile(rb'<p class="brand">patronpay staff</p>')  # the staff pages' header
 _HEAD_END = re.compile(rb"</head>", re.IGNORECASE)
+_TAGLINE = re.compile(rb'<p class="lead" data-i18n="site\.tagline">[^<]*</p>')  # the fees page's
+_HTML_LANG = re.compile(rb'<html lang="[^"]*"')
+# A language switch's link, as a page is sent (its scripts rebuild the switch the same way).
+_SWITCH_LINK = re.compile(rb'\s*<li><a [^>]*\bhreflang="([^"]*)"[^>]*>[^<]*</a></li>')
 _PATH_ATTRIBUTE = re.compile(rb"(;\s*path=)(/[^;]*)", re.IGNORECASE)
 
 
@@ -58,7 +65,10 @@ class InstitutionApp:
         self.prefix = prefix
         self.network = network  # fees at sister institutions (proxy/consortium/network.py)
         self._prefix_bytes = prefix.encode()
-        self._style = _stylesheet(institution.accent)
+        self._style = _stylesheet(institution)
+        self._help = b"".join(_help_paragraph(language, text)
+                              for language, text in institution.help_text)
+        self._languages = " ".join(institution.languages).encode()
         self._name = html.escape(institution.name).encode()
         logo = institution.logo
         self._logo = (logo.read_bytes(), LOGO_TYPES[logo.suffix.lower()].encode()) \
@@ -153,10 +163,27 @@ class InstitutionApp:
         if self.network is not None and FEES_PAGE in body:
             link += f'<script src="{self.prefix}{SCRIPT_PATH}" defer></script>\n'.encode()
         body = _HEAD_END.sub(lambda m: link + m.group(0), body, count=1)
+        body = self._own_languages(body)
+        if self._help:
+            body = _TAGLINE.sub(lambda m: m.group(0) + self._help, body, count=1)
         body = _STAFF_BRAND.sub(
             lambda m: b'<p class="brand">patronpay staff: ' + self._name + b"</p>", body)
         return _SITE_NAME.sub(lambda m: b'<p class="' + m.group(1) + b'">' + (
             self._title if m.group(1) == b"site-name" else self._name) + b"</p>", body)
+
+
+    def _own_languages(self, body: bytes) -> bytes:
+        if not self._languages:
+            return body
+        offered = set(self._languages.split())
+        body = _HTML_LANG.sub(
+            lambda m: m.group(0) + b' data-languages="' + self._languages + b'"', body, count=1)
+        return _SWITCH_LINK.sub(lambda m: m.group(0) if m.group(1) in offered else b"", body)
+
+
+def _help_paragraph(language: str, text: str) -> bytes:
+    lang = f' lang="{html.escape(language)}"' if language != ALL_LANGUAGES else ""
+    return f'\n    <p class="institution-help"{lang}>{html.escape(text)}</p>'.encode()
 
 
 def _cookie_names_in(value: bytes) -> bytes:
@@ -171,12 +198,17 @@ def _is_html(headers: list[tuple[bytes, bytes]]) -> bool:
                for k, v in headers)
 
 
-def _stylesheet(accent: str) -> bytes:
+def _stylesheet(institution: Institution) -> bytes:
     logo = (b".institution-logo { height: 2rem; width: auto; vertical-align: middle; "
             b"margin-right: 0.5rem; }\n")
-    if not accent:
-        return b"/* this institution keeps the site's own colours */\n" + logo
-    return f":root {{ --accent: {accent}; }}\n".encode() + logo
+    # A help text in each language: only the page's own shows, and the switch changes it.
+    help_rules = "".join(
+        f'html[lang="{language}"] .institution-help[lang]:not([lang="{language}"]) '
+        "{ display: none; }\n"
+        for language, _ in institution.help_text if language != ALL_LANGUAGES).encode()
+    if not institution.accent:
+        return b"/* this institution keeps the site's own colours */\n" + logo + help_rules
+    return f":root {{ --accent: {institution.accent}; }}\n".encode() + logo + help_rules
 
 
 async def _send_text(send: Send, status: int, body: bytes, content_type: bytes,

@@ -7,8 +7,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from browser_support import strings
 from playwright.sync_api import expect
 from support.consortium import ConsortiumDeployment, start_consortium
+
+from patronpay.consortium_demo import HELP_TEXTS
 
 pytestmark = pytest.mark.browser
 
@@ -56,6 +59,9 @@ def test_each_institution_has_its_own_name_and_colour(d, open_page, lang, L, axe
     header = page.locator(".site-header")
     assert header.evaluate("e => getComputedStyle(e).backgroundColor") == colour
     expect(page.locator("h1")).to_have_text(L["site.title"])  # translated: the scripts ran
+    help_text = HELP_TEXTS[code]  # in each language, or one for all
+    expect(page.locator(".institution-help:visible")).to_have_text(
+        help_text[lang] if isinstance(help_text, dict) else help_text)
     axe(page, f"{code}: sign in")
 
     signed_in = open_page(d.url, lang, sso_user=patron)
@@ -97,3 +103,24 @@ def test_fees_at_a_sister_institution_are_listed_and_paid_there(network, open_pa
     expect(page.locator("#fee-rows")).to_contain_text("Contracts: cases and doctrine")
     expect(page.locator("#network-fees h3")).to_have_text("Campus A Library")
     axe(page, "campus-b: after the hand-off")
+
+
+@pytest.fixture(scope="module")
+def spanish_only(tmp_path_factory) -> Iterator[ConsortiumDeployment]:
+    deployment = start_consortium(tmp_path_factory.mktemp("spanish"),
+                                  tables={"campus-b": {"languages": ["es"]}})
+    yield deployment
+    deployment.stop()
+
+
+def test_an_institution_in_one_language_offers_no_other(spanish_only, open_page, axe):
+    d = spanish_only
+    page = open_page(d.url, "en")  # an English browser
+    page.goto(f"{d.url}/campus-b/?lang=en")
+    expect(page.locator("h1")).to_have_text(strings("es")["site.title"])
+    expect(page.locator("html")).to_have_attribute("lang", "es")
+    expect(page.locator("[data-language-switch]")).to_be_hidden()
+    axe(page, "campus-b in Spanish only")
+    page.goto(f"{d.url}/campus-a/")  # its sister offers both, and English to this browser
+    expect(page.locator("h1")).to_have_text(strings("en")["site.title"])
+    expect(page.locator("[data-language-switch] a")).to_have_count(2)
