@@ -73,15 +73,17 @@ def institution_table(institution: SandboxInstitution, sandbox_url: str,
 
 def consortium_config(folder: Path, proxy_url: str, sandbox_url: str,
                       tables: dict[str, dict[str, Any]] | None = None,
-                      network: bool = False, **defaults: Any) -> Path:
+                      network: bool = False, routing: str = "path", **defaults: Any) -> Path:
     """Write the TOML file of a consortium of the sandbox's institutions, served at
-    `proxy_url` by path; `defaults` (setting names) apply to every institution, `tables` adds
-    to one institution's own table (by code); `network` lets patrons pay fees across them."""
+    `proxy_url` by path (or by host: then `tables` gives each its `host`); `defaults` (setting
+    names) apply to every institution, `tables` adds to one institution's own table (by
+    code); `network` lets patrons pay fees across them."""
     lines = [f"public_url = {json.dumps(proxy_url)}",
              f"secret_keys = {json.dumps(secrets.token_hex(32))}",
              f"database = {json.dumps(str(folder / 'ledger.sqlite3'))}"]
     lines += [f"{key} = {json.dumps(value)}" for key, value in defaults.items()]
-    lines += ["", "[consortium]", 'name = "Example University System"', 'routing = "path"',
+    lines += ["", "[consortium]", 'name = "Example University System"',
+              f"routing = {_toml(routing)}",
               f"pay_network_fees = {_toml(network)}"]
     logo = folder / "campus-a-logo.svg"
     logo.write_text(LOGO_SVG, encoding="utf-8")

@@ -68,6 +68,10 @@ class ConsortiumApp:
         host = Request(scope).headers.get("host", "").lower()
         name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
         institution = self.by_host.get(name)
+        if institution is None and scope["path"] in ("/healthz", "/readyz"):
+            # A load balancer's check, by address: the whole deployment answers.
+            await self._health(scope["path"])(scope, receive, send)
+            return
         if institution is None:
             await PlainTextResponse("No institution is served at this address.",
                                     status_code=404)(scope, receive, send)
