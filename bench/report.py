@@ -139,11 +139,15 @@ def page_table(result: dict[str, Any]) -> str:
 
 
 def notify_rate_table(result: dict[str, Any]) -> str:
-    return table(["rate", "notifications", "CashNet's wait from the scheduled send p50 / p99 ms",
-                  "handler (access log) p50 / p99 ms", "proxy CPU", "posted after"],
-                 [[f"{number(result['rate_per_s'], 0)}/s", str(result["notifications"]),
-                   pair(result["answer_from_schedule"]), pair(result["handler_from_access_log"]),
-                   f"{result['proxy_cpu_utilisation']:.0%}", str(result["posted"])]])
+    rows = [[row["proxy"], f"{number(row['rate_per_s'], 0)}/s", str(row["notifications"]),
+             pair(row["answer_from_schedule"]), pair(row["handler_from_access_log"]),
+             f"{row['proxy_cpu_utilisation']:.0%}", str(row["posted_by_end"]),
+             "–" if row["posted"] is None else str(row["posted"])]
+            for row in result["rows"]]
+    return table(["proxy Alma limit", "rate", "notifications",
+                  "CashNet's wait from the scheduled send p50 / p99 ms",
+                  "handler (access log) p50 / p99 ms", "proxy CPU", "posted by the last answer",
+                  "posted within 2 min"], rows)
 
 
 SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {

@@ -93,10 +93,13 @@ def test_every_benchmark_runs_and_reports_its_figures(tmp_path):
     assert {"quiet", "under_load", "pages_under_load", "patrons_reloading"} <= set(posting)
     assert posting["quiet"]["n"] == posting["under_load"]["n"] == 1
 
-    notify = results["notify_rate"]
-    assert set(notify) == {"rate_per_s", "notifications", "sent_over_s", "answer_from_schedule",
-                           "handler_from_access_log", "proxy_cpu_utilisation", "posted", "notes"}
-    assert notify["notifications"] == notify["answer_from_schedule"]["n"] == 4
+    notify = results["notify_rate"]["rows"]
+    assert [row["proxy"] for row in notify] == ["uncapped", "capped"]
+    for row in notify:
+        assert set(row) == {"proxy", "rate_per_s", "notifications", "sent_over_s",
+                            "answer_from_schedule", "handler_from_access_log",
+                            "proxy_cpu_utilisation", "posted_by_end", "posted"}
+        assert row["notifications"] == row["answer_from_schedule"]["n"] == 4
 
 
 @pytest.mark.browser
