@@ -199,7 +199,7 @@ def _export_path(option: str | None, settings: Settings, day: date) -> Path | No
     if option:
         return Path(option)
     if settings.bursar_outbox:
-        return Path(settings.bursar_outbox) / default_name(day)
+        return Path(settings.bursar_outbox) / default_name(day, settings.institution)
     return None
 
 

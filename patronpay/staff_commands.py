@@ -143,6 +143,8 @@ def default_actor() -> str:
 def run_payments(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     """`patronpay payments <action>`; raises StaffError for the terminal."""
     ledger = open_ledger(settings)
+    # A consortium's institution is named on what the actions print (its code, else '').
+    args.shown_institution = settings.institution
     try:
         return ACTIONS[args.payments_command](ledger, args, out)
     finally:
@@ -157,15 +159,15 @@ def list_payments(ledger: Ledger, args: argparse.Namespace, out: TextIO) -> int:
                                     since=since, until=until, needs_review=args.attention,
                                     limit=None)
     if args.json:
-        json.dump([summary(p) for p in payments], out, indent=2)
+        json.dump([summary(p, args.shown_institution) for p in payments], out, indent=2)
         out.write("\n")
     else:
-        print(render_list(payments), file=out)
+        print(render_list(payments, args.shown_institution), file=out)
     return 0
 
 
 def show_payment(ledger: Ledger, args: argparse.Namespace, out: TextIO) -> int:
-    info = detail(ledger, get_payment(ledger, args.payment_id))
+    info = detail(ledger, get_payment(ledger, args.payment_id), args.shown_institution)
     if args.json:
         json.dump(info, out, indent=2)
         out.write("\n")
@@ -195,7 +197,7 @@ def resolve_payment(ledger: Ledger, args: argparse.Namespace, out: TextIO) -> in
 
 def _acted(payment: PaymentRecord, what: str, args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
-        json.dump(summary(payment), out, indent=2)
+        json.dump(summary(payment, args.shown_institution), out, indent=2)
         out.write("\n")
     else:
         print(f"payment {payment.id}: {what}; state is now {payment.state}", file=out)
@@ -211,10 +213,10 @@ def export_payments(ledger: Ledger, args: argparse.Namespace, out: TextIO) -> in
     write = write_lines_csv if args.lines else write_csv
     if args.output:
         with open(args.output, "w", newline="", encoding="utf-8") as handle:
-            write(payments, handle)
+            write(payments, handle, args.shown_institution)
         print(f"{len(payments)} payment(s) written to {args.output}", file=out)
     else:
-        write(payments, out)
+        write(payments, out, args.shown_institution)
     return 0
 
 

@@ -306,6 +306,11 @@ class ServiceSettings:
         "instances sharing one PostgreSQL database (docs/deploy.md#two-nodes).",
         Path("patronpay.sqlite3"))
     currency: str = setting(_currency, "ISO 4217 currency of every fee and payment.", "USD")
+    institution: str = setting(
+        _text, "In a consortium, the institution's code (docs/consortium.md#staff-commands): "
+        "each `[institutions.<code>]` table gets its own, which its payment records, staff "
+        "output and bursar file names carry; set in the environment (or by `--institution`), "
+        "which table a staff command works on. Empty (one institution): nothing names one.", "")
     site_dir: Path = setting(_path, "Folder of the static site served at `/`.",
                              default_factory=packaged_site)
     max_body_bytes: int = setting(_positive_int, "Largest request body accepted, in bytes.", 65536)

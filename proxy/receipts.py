@@ -96,10 +96,11 @@ class _Timed(URLSafeTimedSerializer):
         return made
 
 
-def receipt_json(payment: PaymentRecord, first_name: str = "") -> dict:
-    """The receipt: no patron id or e-mail (the link can be shared by accident)."""
+def receipt_json(payment: PaymentRecord, first_name: str = "", institution: str = "") -> dict:
+    """The receipt: no patron id or e-mail (the link can be shared by accident). In a
+    consortium it names the `institution` (its code) whose payment it is."""
     return {
-        "payment": {
+        "payment": ({"institution": institution} if institution else {}) | {
             "id": payment.id,
             "state": payment.state,
             "status": STATUS_TEXT.get(payment.state, payment.state),

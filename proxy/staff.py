@@ -63,8 +63,9 @@ def window(since: str | None, until: str | None) -> tuple[float | None, float | 
 # --- what a payment looks like to staff ---
 
 
-def summary(payment: PaymentRecord) -> dict:
-    return {
+def summary(payment: PaymentRecord, institution: str = "") -> dict:
+    """`institution`: the consortium institution whose ledger holds it (none outside one)."""
+    return ({"institution": institution} if institution else {}) | {
         "id": payment.id,
         "created_at": iso(payment.created_at),
         "patron_id": payment.patron_id,
@@ -82,9 +83,9 @@ def summary(payment: PaymentRecord) -> dict:
     }
 
 
-def detail(ledger: Ledger, payment: PaymentRecord) -> dict:
+def detail(ledger: Ledger, payment: PaymentRecord, institution: str = "") -> dict:
     """Everything the ledger knows of one payment, the event trail included."""
-    return summary(payment) | {
+    return summary(payment, institution) | {
         "effdate": payment.effdate,
         "pmtcode": payment.pmtcode,
         "paid_at": iso(payment.paid_at),
@@ -175,16 +176,19 @@ def unmatched_json(ledger: Ledger, item: UnmatchedSuccess) -> dict:
 # --- text output ---
 
 
-def render_list(payments: Sequence[PaymentRecord]) -> str:
+def render_list(payments: Sequence[PaymentRecord], institution: str = "") -> str:
     if not payments:
-        return "no payments match"
+        return "no payments match" + (f" at {printable(institution)}" if institution else "")
     rows = []
     for p in payments:
         note = f"REVIEW: {p.review}" if p.review else p.reason
         rows.append([when(p.created_at), p.id, p.patron_id, p.state, format_amount(p.amount),
                      p.cashnet_tx or "-", shorten(note) if note else ""])
     headers = ["CREATED (UTC)", "PAYMENT", "PATRON", "STATE", "AMOUNT", "CASHNET TX", "NOTE"]
-    return table(headers, rows, right=[4]) + f"\n{len(payments)} payment(s)"
+    right = [4]
+    if institution:  # a consortium: which institution's ledger, on every row
+        headers, rows, right = ["INSTITUTION", *headers], [[institution, *r] for r in rows], [5]
+    return table(headers, rows, right=right) + f"\n{len(payments)} payment(s)"
 
 
 def render_unmatched(items: Sequence[dict]) -> str:
@@ -213,6 +217,7 @@ def render_detail(info: dict) -> str:
                   f"date {info['effdate'] or '-'}, payment code {info['pmtcode'] or '-'}"
     state = info["state"] + (f": {info['reason']}" if info["reason"] else "")
     head = [
+        *([("institution", info["institution"])] if info.get("institution") else []),
         ("payment", info["id"]),
         ("patron", f"{info['patron_id']} ({info['patron_name']})"),
         ("channel", info["channel"]),
@@ -273,29 +278,34 @@ def _indent(text: str) -> str:
 # --- the bursar's export ---
 
 
-def write_csv(payments: Sequence[PaymentRecord], handle: TextIO) -> None:
+def write_csv(payments: Sequence[PaymentRecord], handle: TextIO, institution: str = "") -> None:
+    """With `institution` (a consortium's), a last column names it on every row, so the
+    exports of several institutions can be put together."""
     writer = csv.writer(handle, lineterminator="\r\n")
-    writer.writerow(EXPORT_COLUMNS)
+    writer.writerow(EXPORT_COLUMNS + (("institution",) if institution else ()))
     for p in payments:
         paid = datetime.fromtimestamp(p.paid_at or p.created_at, UTC).date().isoformat()
         writer.writerow([paid, p.id, p.patron_id, p.cashnet_tx, p.batchno,
                          format_amount(p.amount), p.currency, fees_cell(p),
-                         format_amount(p.unapplied), p.state])
+                         format_amount(p.unapplied), p.state,
+                         *([institution] if institution else [])])
 
 
-def write_lines_csv(payments: Sequence[PaymentRecord], handle: TextIO) -> None:
+def write_lines_csv(payments: Sequence[PaymentRecord], handle: TextIO,
+                    institution: str = "") -> None:
     """One row per CashNet line and owning library: the item code the money was booked under
     and the library whose fees it paid. A line carrying fees of several libraries (they share
-    its item code) gives one row per library, and the rows of a line add up to it."""
+    its item code) gives one row per library, and the rows of a line add up to it. With
+    `institution`, a last column names it, as in write_csv."""
     writer = csv.writer(handle, lineterminator="\r\n")
-    writer.writerow(LINE_EXPORT_COLUMNS)
+    writer.writerow(LINE_EXPORT_COLUMNS + (("institution",) if institution else ()))
     for p in payments:
         paid = datetime.fromtimestamp(p.paid_at or p.created_at, UTC).date().isoformat()
         for line in p.lines:
             for library, amount in _line_parts(p, line.number, format_amount(line.amount)):
                 writer.writerow([paid, p.id, p.patron_id, p.custcode, p.cashnet_tx, p.batchno,
                                  line.number, line.item_code, library, amount, p.currency,
-                                 p.state])
+                                 p.state, *([institution] if institution else [])])
 
 
 def _line_parts(payment: PaymentRecord, number: int, whole: str) -> list[tuple[str, str]]:

@@ -239,3 +239,17 @@ def test_languages_and_help_text_are_the_institutions_own(tmp_path):
 def test_bad_languages_or_help_text_are_named_with_the_table(tmp_path, extra, fragment):
     environ = write(tmp_path, DEFAULTS, CAMPUS_A + extra, CAMPUS_B)
     assert f"[institutions.campus-a] {fragment}" in refused(environ)
+
+
+def test_the_institution_setting_is_each_tables_code(tmp_path):
+    environ = write(tmp_path, DEFAULTS, 'bursar_outbox = "/srv/bursar/out"', CAMPUS_A,
+                    CAMPUS_B + 'bursar_outbox = "/srv/bursar/b-out"')
+    a, b = load_consortium(environ | {"PATRONPAY_INSTITUTION": "campus-b"}).institutions
+    assert (a.settings.institution, b.settings.institution) == ("campus-a", "campus-b")
+    assert (a.settings.bursar_outbox, b.settings.bursar_outbox) == (
+        "/srv/bursar/out/campus-a", "/srv/bursar/b-out")
+    assert "[institutions.campus-a] institution is the table's code (campus-a)" in refused(
+        write(tmp_path, DEFAULTS, CAMPUS_A + 'institution = "north"', CAMPUS_B))
+    assert "bursar_outbox is the same as [institutions.campus-a]'s" in refused(write(
+        tmp_path, DEFAULTS, 'bursar_outbox = "/srv/out"', CAMPUS_A,
+        CAMPUS_B + 'bursar_outbox = "/srv/out/campus-a"'))

@@ -106,8 +106,9 @@ def _fee_date(fee: FeeLine, date_format: str) -> str:
         return fee.created
 
 
-def default_name(day: date) -> str:
-    return f"library-fines-{day.isoformat()}.csv"
+def default_name(day: date, institution: str = "") -> str:
+    """`library-fines-<day>.csv`; a consortium's institution's code goes before the day."""
+    return f"library-fines-{institution + '-' if institution else ''}{day.isoformat()}.csv"
 
 
 def write_atomically(path: Path, content: bytes) -> None:

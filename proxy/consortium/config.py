@@ -46,6 +46,10 @@ LOGO_MAX_BYTES = 256 * 1024
 CONSORTIUM_KEYS = ("name", "routing", "pay_network_fees")
 # Settings only a table may hold: outside the tables they would belong to every institution.
 PER_INSTITUTION_ONLY = ("kiosk_keys",)
+# Settings each table gets from its code alone.
+FROM_THE_CODE = ("institution",)
+# Folders derived per institution below the shared one: each its own files.
+PER_INSTITUTION_FOLDERS = ("bursar_outbox", "bursar_inbox")
 # Settings of the whole deployment (one server, one log): never in a table.
 DEPLOYMENT_ONLY = ("log_level", "http_max_connections", "http_header_timeout_seconds",
                    "http_body_timeout_seconds", "http_keepalive_seconds",
@@ -189,6 +193,10 @@ def _institution(code: str, values: dict[str, Any], common: dict[str, Any],
         if key in values or key + "_file" in values:
             raise ConfigError(f"{PREFIX}CONFIG {title} {key} is the whole deployment's: set it "
                               "outside the [institutions.*] tables")
+    for key in FROM_THE_CODE:
+        if key in values or key + "_file" in values:
+            raise ConfigError(f"{PREFIX}CONFIG {title} {key} is the table's code ({code}): "
+                              "remove it")
     name = _text(f"{title} name", values.get("name", code))
     host = ""
     if common["routing"] == "host":
@@ -228,12 +236,17 @@ def _derived(code: str, name: str, host: str, own: dict[str, Any],
              environ: Mapping[str, str], file_values: dict[str, Any]) -> dict[str, Any]:
     """What an institution gets of its own when its table does not say: a ledger beside the
     default one, its public URL (the default one with /<code>, or its host), signing keys
-    derived from the default ones (so nothing one institution signs verifies at another), and
-    its name on receipts."""
+    derived from the default ones (so nothing one institution signs verifies at another), its
+    name on receipts, its own bursar folders below the default ones, and its code, which its
+    payment records name."""
     def default(field_name: str) -> Any:
         return _raw_value(field_name, environ, file_values)
 
-    derived: dict[str, Any] = {"library_name": name}
+    derived: dict[str, Any] = {"library_name": name, "institution": code}
+    for folder in PER_INSTITUTION_FOLDERS:
+        shared_folder = str(default(folder) or "").strip()
+        if shared_folder:
+            derived[folder] = str(Path(shared_folder).expanduser() / code)
     shared = str(default("database") or "patronpay.sqlite3").strip()
     if shared.startswith(POSTGRESQL):
         if "database" not in own and "database_file" not in own:
@@ -301,7 +314,8 @@ def _refuse_clashes(consortium: Consortium) -> None:
                   else s.database),
                  ("cashnet_postback_token", s.cashnet_postback_token),
                  ("cashnet_postback_token", s.cashnet_postback_token_previous),
-                 ("alma_api_key", s.alma_api_key)]
+                 ("alma_api_key", s.alma_api_key),
+                 *((folder, getattr(s, folder)) for folder in PER_INSTITUTION_FOLDERS)]
         if consortium.routing == "path":
             owned.append(("public_url", s.public_url))
         for key, value in owned:

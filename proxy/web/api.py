@@ -133,7 +133,8 @@ async def get_payment(request: Request) -> Response:
         raise ApiError(404, "payment_not_found", "No such payment.")
     # The patron's own payment: with a fresh receipt link, which the receipt page puts in its
     # address so that it can be kept after sign-out.
-    body = receipt_json(payment, session.patron.first_name)
+    body = receipt_json(payment, session.patron.first_name,
+                        services(request).settings.institution)
     body["receipt_token"] = services(request).receipts.token(payment.id)
     return JSONResponse(body)
 
@@ -150,7 +151,7 @@ async def get_receipt(request: Request) -> Response:
     if link.expired:
         return error_response(410, "receipt_expired", "This receipt link has expired. Ask for "
                               "a new receipt.", extra={"reference": payment.id})
-    return JSONResponse(receipt_json(payment))
+    return JSONResponse(receipt_json(payment, institution=svc.settings.institution))
 
 
 routes = [
