@@ -93,7 +93,7 @@ def parse_names(text: str | None) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[1])
-    parser.add_argument("--quick", action="store_true", help="short runs (about a minute)")
+    parser.add_argument("--quick", action="store_true", help="short runs (about 4 minutes)")
     parser.add_argument("--only", metavar="NAME", help=f"comma list of {', '.join(BENCHMARKS)}")
     parser.add_argument("--json", metavar="PATH", type=Path, default=DEFAULT_JSON,
                         help="where to write the results (default bench/results/latest.json)")
