@@ -15,7 +15,8 @@ from typing import Any
 from patronpay.demo import bind_next_free, sandbox_environment
 from patronpay.serving import Listener, bind, http_url, serve_together
 from proxy.config import PREFIX
-from proxy.consortium.config import Consortium, Institution, load_consortium
+from proxy.consortium.config import load_consortium
+from proxy.consortium.institutions import Consortium, Institution
 from sandbox.consortium import (
     INSTITUTIONS,
     KNOWN_AT_BOTH,

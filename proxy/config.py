@@ -41,7 +41,7 @@ class ConfigError(ValueError):
 
 
 class InstitutionTable(Protocol):
-    """One `[institutions.<code>]` table of the TOML file (proxy/consortium/config.py)."""
+    """One `[institutions.<code>]` table of the TOML file (proxy/consortium/table.py)."""
 
     def has(self, field_name: str) -> bool: ...
     def raw(self, field_name: str) -> Any: ...

@@ -21,7 +21,8 @@ from support.waiting import wait_for
 
 from patronpay.consortium_demo import consortium_config, point_sandbox_at
 from patronpay.serving import ServerThread
-from proxy.consortium.config import Consortium, load_consortium
+from proxy.consortium.config import load_consortium
+from proxy.consortium.institutions import Consortium
 from sandbox.consortium import create_consortium_sandbox_app
 
 HOSTS = {"campus-a": "localhost", "campus-b": "127.0.0.1"}

@@ -17,8 +17,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 
 from proxy.app import create_app
 from proxy.config import Settings, load_settings
-from proxy.consortium.config import Consortium, Institution, load_consortium
+from proxy.consortium.config import load_consortium
 from proxy.consortium.institution_app import ASGIApp, InstitutionApp, Receive, Scope, Send
+from proxy.consortium.institutions import Consortium, Institution
 from proxy.consortium.listing import institutions_page
 from proxy.consortium.network import Member, Network, network_app
 from proxy.runtime import Services

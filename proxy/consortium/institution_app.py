@@ -23,7 +23,8 @@ import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from proxy.consortium.config import LOGO_TYPES, Institution
+from proxy.consortium.institutions import Institution
+from proxy.consortium.logo import LOGO_TYPES
 from proxy.consortium.page_text import ALL_LANGUAGES
 
 Scope = MutableMapping[str, Any]

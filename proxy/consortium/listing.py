@@ -8,7 +8,7 @@ import html
 
 from starlette.responses import HTMLResponse
 
-from proxy.consortium.config import Consortium
+from proxy.consortium.institutions import Consortium
 
 # The page needs nothing but its own markup and the first institution's stylesheet.
 HEADERS = {

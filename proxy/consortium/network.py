@@ -28,7 +28,7 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from proxy.alma_errors import AlmaError, AlmaUserNotFound
-from proxy.consortium.config import Institution
+from proxy.consortium.institutions import Institution
 from proxy.money import format_amount
 from proxy.payments import read_fees
 from proxy.runtime import Services

@@ -12,7 +12,8 @@ import httpx
 from patronpay.consortium_demo import consortium_config, point_sandbox_at
 from patronpay.serving import ServerThread, bind
 from proxy.consortium.app import create_consortium_app
-from proxy.consortium.config import Consortium, load_consortium
+from proxy.consortium.config import load_consortium
+from proxy.consortium.institutions import Consortium
 from proxy.runtime import Services, build_services
 from sandbox.consortium import create_consortium_sandbox_app
 from support.posting import FAST_POSTING
