@@ -74,8 +74,9 @@ class SiteFiles(StaticFiles):
                 self._gzipped.clear()
             self._gzipped[key] = body
         compressed = Response(body, status_code=200)
+        # No byte ranges of the compressed bytes: a Range header gets the whole answer.
         headers = MutableHeaders(raw=[(name, value) for name, value in response.raw_headers
-                                      if name != b"content-length"])
+                                      if name not in (b"content-length", b"accept-ranges")])
         headers["content-encoding"] = "gzip"
         headers["vary"] = "Accept-Encoding"
         # Another representation of the file: a weak tag of the same value, which StaticFiles
