@@ -127,9 +127,12 @@ class AlmaClient:
                                          tracking_id=error.tracking_id, status=error.status)
         raise error
 
-    async def list_fees(self, user_id: str, status: str = "ACTIVE") -> dict:
-        """LIST: the patron's fees in one status, as Alma sends them (amounts as Decimal)."""
-        return await self._get(f"/users/{_segment(user_id)}/fees", {"status": status})
+    async def list_fees(self, user_id: str, status: str = "ACTIVE",
+                        id_type: str | None = None) -> dict:
+        """LIST: the patron's fees in one status, as Alma sends them (amounts as Decimal).
+        `user_id` is the primary ID unless `id_type` names another unique identifier."""
+        params = {"status": status} | ({"user_id_type": id_type} if id_type else {})
+        return await self._get(f"/users/{_segment(user_id)}/fees", params)
 
     async def get_fee(self, user_id: str, fee_id: str) -> dict:
         """FEE: one fee in any status, with its transactions."""

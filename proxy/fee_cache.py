@@ -45,6 +45,7 @@ class FeeCache(Generic[T]):
         self.max_patrons = max_patrons
         self._kept: OrderedDict[str, _Kept[T]] = OrderedDict()
         self._reading: dict[str, asyncio.Task[_Kept[T]]] = {}
+        self._offered: dict[str, asyncio.Task[None]] = {}
 
     async def get(self, patron_id: str, read: Callable[[], Awaitable[T]]) -> T:
         """The patron's fee list: the kept one while fresh and unchanged, else `read()`'s,
@@ -52,6 +53,9 @@ class FeeCache(Generic[T]):
         and nothing is kept."""
         if self.fresh_seconds <= 0:
             return await read()
+        offered = self._offered.get(patron_id)
+        if offered is not None:  # never raises: a failed offer only keeps nothing
+            await asyncio.shield(offered)
         marker = self.marker(patron_id)
         kept = self._kept.get(patron_id)
         if kept is not None and kept.marker == marker and \
@@ -70,6 +74,29 @@ class FeeCache(Generic[T]):
         if not task.cancelled():
             task.exception()  # retrieved here too, in case every waiter has gone
 
+    def offer(self, patron_id: str, marker: Hashable, read: Awaitable[T | None]) -> None:
+        """Keep a read that started before the patron was known (the kiosk reads the fee list
+        by the card beside the card lookup), if it gives a list (None: discard it) and the
+        marker, taken by the caller once the patron was known, has not moved by the time it
+        ends. Requests meanwhile wait for it, then use it or read for themselves."""
+        if self.fresh_seconds <= 0:
+            raise ValueError("no fee list is kept (fresh_seconds is 0): there is nothing to offer")
+        task = asyncio.ensure_future(self._take(patron_id, marker, read))
+        self._offered[patron_id] = task
+        task.add_done_callback(lambda done: self._offer_finished(patron_id, done))
+
+    def _offer_finished(self, patron_id: str, task: asyncio.Task) -> None:
+        if self._offered.get(patron_id) is task:
+            del self._offered[patron_id]
+
+    async def _take(self, patron_id: str, marker: Hashable, read: Awaitable[T | None]) -> None:
+        try:
+            value = await read
+        except Exception:  # noqa: BLE001 - whatever failed, whoever waits reads for itself
+            return
+        if value is not None and self.marker(patron_id) == marker:
+            self._keep(patron_id, _Kept(value, marker, self.clock()))
+
     def drop(self, patron_id: str) -> None:
         self._kept.pop(patron_id, None)
 
@@ -78,8 +105,11 @@ class FeeCache(Generic[T]):
         # The marker was taken before the read: a change during the read makes the next
         # request read again rather than trust a list that may predate it.
         kept = _Kept(await read(), marker, self.clock())
+        self._keep(patron_id, kept)
+        return kept
+
+    def _keep(self, patron_id: str, kept: _Kept[T]) -> None:
         self._kept[patron_id] = kept
         self._kept.move_to_end(patron_id)
         while len(self._kept) > self.max_patrons:
             self._kept.popitem(last=False)
-        return kept

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from proxy import kiosk_auth, kiosk_fleet
 from proxy.alma import AlmaError, AlmaUserNotFound
+from proxy.kiosk_fees import CardFees
 from proxy.logs import redact_path
 from proxy.patron_sessions import iso_time
 from proxy.patrons import patron_from_alma
@@ -143,17 +144,22 @@ async def open_session(request: Request) -> Response:
         raise ApiError(429, "kiosk_cooling_down", f"Too many cards were not recognised at this "
                        f"kiosk. Card lookups resume in {seconds} seconds.",
                        headers={"Retry-After": seconds})
-    try:
-        user = await svc.alma.get_user(value, svc.settings.kiosk_user_id_type)
-    except AlmaUserNotFound:
-        log.info("kiosk card not recognised", extra={"event": "kiosk_card_unknown",
-                                                     "kiosk_id": kiosk_id, "kind": kind})
-        if svc.kiosk_lookups.failed(kiosk_id):
-            _cooling_down(request, kiosk_id)
-        raise ApiError(404, "card_not_recognised", NOT_RECOGNISED) from None
-    except AlmaError as exc:
-        raise alma_failure(exc) from None
-    patron = patron_from_alma(user)
+    id_type = svc.settings.kiosk_user_id_type
+    # The card's fees are read beside USER (one Alma round trip, not two), and kept for the
+    # page only once USER says whose card it is (proxy/kiosk_fees.py).
+    with CardFees(svc, value, id_type) as card_fees:
+        try:
+            user = await svc.alma.get_user(value, id_type)
+        except AlmaUserNotFound:
+            log.info("kiosk card not recognised", extra={"event": "kiosk_card_unknown",
+                                                         "kiosk_id": kiosk_id, "kind": kind})
+            if svc.kiosk_lookups.failed(kiosk_id):
+                _cooling_down(request, kiosk_id)
+            raise ApiError(404, "card_not_recognised", NOT_RECOGNISED) from None
+        except AlmaError as exc:
+            raise alma_failure(exc) from None
+        patron = patron_from_alma(user)
+        card_fees.keep_for(patron.primary_id)
     channel = kiosk_auth.channel_for(kiosk_id)
     kiosk_auth.end_open_sessions(svc.db, channel, svc.sessions.clock())
     session, cookie = svc.sessions.create(patron, "kiosk", channel)
