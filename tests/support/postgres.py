@@ -53,7 +53,8 @@ class Cluster:
         self.data = self.home / "data"
         self.port = free_port()
         self._names = itertools.count(1)
-        shutil.chown(self.home, OWNER, OWNER)
+        if os.geteuid() == 0:  # the server refuses to run as root: its own user owns the data
+            shutil.chown(self.home, OWNER, OWNER)
         self._as_owner(self.bin / "initdb", "-D", str(self.data), "-U", USER, "--auth=trust",
                        "--no-locale", "-E", "UTF8", "--no-sync")
         self.start()
@@ -62,7 +63,10 @@ class Cluster:
         command = [str(a) for a in argv]
         if os.geteuid() == 0:
             command = ["runuser", "-u", OWNER, "--", *command]
-        return subprocess.run(command, check=True, capture_output=True, text=True, timeout=120)
+        # In its own folder: the server's tools fail where that user cannot read the current
+        # directory (a clone under /root, say).
+        return subprocess.run(command, check=True, capture_output=True, text=True, timeout=120,
+                              cwd=self.home)
 
     def start(self) -> None:
         options = (f"-h 127.0.0.1 -p {self.port} -k {self.home} -c fsync=off"
