@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -44,13 +43,21 @@ LOCK_TIMEOUT = "30s"  # as SQLite's busy timeout: a writer waits this long for t
 
 T = TypeVar("T")
 
-_opened: weakref.WeakSet[PostgresDatabase] = weakref.WeakSet()
+# Every pool open in this process, held strongly: a pool left to the garbage collector stops
+# its worker threads in `__del__`, which fails ("cannot join current thread") when the
+# collection happens to run on one of them. A pool is closed by its Database's `close()`, or
+# by `close_all()`.
+_open_pools: set[ConnectionPool] = set()
+_open_pools_lock = threading.Lock()
 
 
 def close_all() -> None:
     """Close every pool this process opened (tests, at the end of each)."""
-    for db in list(_opened):
-        db.close()
+    with _open_pools_lock:
+        pools = list(_open_pools)
+        _open_pools.clear()
+    for pool in pools:
+        pool.close()
 
 
 class Row(Sequence):
@@ -172,7 +179,11 @@ class PostgresDatabase(Database):
         self._pool: ConnectionPool | None = None
         self._down = False
         if check:
-            self._check_schema()
+            try:
+                self._check_schema()
+            except BaseException:
+                self.close()  # a refused database keeps no pool open
+                raise
 
     def describe(self) -> str:
         return without_password(self.path)
@@ -246,6 +257,8 @@ class PostgresDatabase(Database):
         with self._opening:
             pool, self._pool = self._pool, None
         if pool is not None:
+            with _open_pools_lock:
+                _open_pools.discard(pool)
             pool.close()
 
     # --- the pool ---
@@ -260,7 +273,8 @@ class PostgresDatabase(Database):
                         kwargs={"autocommit": True, "row_factory": row_factory},
                         configure=_configure, timeout=POOL_WAIT_SECONDS, open=True,
                         name="patronpay")
-                    _opened.add(self)
+                    with _open_pools_lock:
+                        _open_pools.add(self._pool)
                 pool = self._pool
         return pool
 

@@ -121,6 +121,7 @@ def postgres_cluster() -> Iterator[Cluster]:
     with running_cluster() as cluster:
         cluster.prepare_template()
         yield cluster
+        close_pools()  # before the server goes: no pool is left to the garbage collector
 
 
 @pytest.fixture
