@@ -34,19 +34,27 @@ function clearFieldError(field, errorBox) {
 }
 
 async function init() {
+  // The session is asked for while the strings load (the page preloads both), and the fees as
+  // soon as the session says someone is signed in: one wait after the scripts, not three.
+  const sessionRead = apiCall("GET", "/api/session");
+  const feesRead = sessionRead.then((result) => (result.ok && !switchAsked() ? apiCall("GET", "/api/fees") : null));
   await startI18n();
   onLanguageChange(relabel);
   const error = new URLSearchParams(location.search).get("error");
   if (error) showAlertFor({ status: 400, data: { error: { code: error } } });
-  const result = await apiCall("GET", "/api/session");
+  const result = await sessionRead;
   if (result.status === 401) return showSignIn(result.data);
   if (!result.ok) return showAlertFor(result);
   state.session = result.data;
   API.csrf = result.data.csrf_token;
   showAccount();
   if (await offerSwitch()) return;
-  await loadFees();
+  await loadFees(await feesRead);
 }
+
+/* The page came back from Primo to offer a change of patron (signin.js's offerSwitch): the
+   fees wait for the answer. */
+function switchAsked() { return new URLSearchParams(location.search).get("switch") === "primo"; }
 
 function showAccount() {
   $("account").hidden = false;
@@ -54,10 +62,11 @@ function showAccount() {
   $("signout").addEventListener("click", signOut);
 }
 
-async function loadFees() {
+/* `read`: the answer of a request already made (init's), else the fees are asked for now. */
+async function loadFees(read) {
   $("fees").hidden = false;
   announce("fees.loading");
-  const result = await apiCall("GET", "/api/fees");
+  const result = read || await apiCall("GET", "/api/fees");
   announce("");
   if (!result.ok) {
     if (result.status === 401) $("fees").hidden = true;
