@@ -6,20 +6,37 @@ in a loop must not take it from everyone else. Each request to such a route take
 its session's bucket and from its patron's; with the fee list kept for a few seconds
 (proxy/fee_cache.py), a request costs at most one Alma read, so the patron's pace is also the
 most of Alma's rate one patron can use.
+
+On PostgreSQL the buckets' tokens live in the database (proxy/shared_buckets.py), so several
+instances give a patron one budget between them; the buckets here then only give each kind's
+burst and rate, and hold the tokens while the database cannot be reached. On SQLite (one
+machine) the tokens stay in memory: a database write per page view would cost the one machine
+a synchronous commit, to share with no other instance.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+from proxy.database.errors import Unavailable
 from proxy.rate_limit import DEFAULT_MAX_KEYS, TokenBuckets, take_all
+
+if TYPE_CHECKING:
+    from proxy.shared_buckets import SharedBuckets
+
+log = logging.getLogger("patronpay.api")
 
 
 class PatronLimits:
     def __init__(self, session_burst: int, session_per_minute: int, patron_per_minute: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 shared: SharedBuckets | None = None) -> None:
+        self.shared = shared
+        self._shared_down = False
         self.sessions = TokenBuckets(session_burst, session_per_minute / 60, clock=clock)
         # A patron may have two sessions going (a phone and a laptop, the web and a kiosk).
         self.patrons = TokenBuckets(2 * session_burst, patron_per_minute / 60, clock=clock)
@@ -27,7 +44,7 @@ class PatronLimits:
 
     def wait(self, session_id: str, patron_id: str) -> float:
         """Take this request's tokens and return 0.0, or the seconds until it could."""
-        wait = take_all([(self.sessions, session_id), (self.patrons, patron_id)])
+        wait = self._take(session_id, patron_id)
         if wait == 0:
             self._refused.pop(session_id, None)
         return wait
@@ -41,3 +58,19 @@ class PatronLimits:
         if len(self._refused) > DEFAULT_MAX_KEYS:
             self._refused.popitem(last=False)
         return True
+
+    def _take(self, session_id: str, patron_id: str) -> float:
+        if self.shared is not None:
+            from proxy.shared_buckets import patron_key
+
+            try:
+                wait = self.shared.take_all([(self.sessions, "session:" + session_id),
+                                             (self.patrons, "patron:" + patron_key(patron_id))])
+                self._shared_down = False
+                return wait
+            except Unavailable:
+                if not self._shared_down:
+                    log.warning("shared request buckets unreachable: limiting in this process",
+                                extra={"event": "rate_buckets_unavailable"})
+                    self._shared_down = True
+        return take_all([(self.sessions, session_id), (self.patrons, patron_id)])

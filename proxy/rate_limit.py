@@ -4,7 +4,8 @@
 A bucket holds at most `burst` tokens and gains `per_second` of them back; a request takes one
 or is refused with the seconds until it could have one, which becomes `Retry-After`. Counts
 live in memory: they cost no database write, and a restart forgives everyone. Several proxy
-processes each keep their own buckets, so the limit a client meets is per process. The
+processes each keep their own buckets, so the limit a client meets is per process (on
+PostgreSQL the patron limits keep their tokens in the database: proxy/shared_buckets.py). The
 number of keys is bounded: past `max_keys`, full buckets (idle long enough to have refilled)
 are forgotten first, then the least recently used.
 """

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -23,6 +24,9 @@ from proxy.posting import PostingPolicy, PostingWorker
 from proxy.primo import PrimoVerifier
 from proxy.receipts import ReceiptTokens
 from proxy.throttle import FailureLimiter
+
+if TYPE_CHECKING:
+    from proxy.shared_buckets import SharedBuckets
 
 
 @dataclass
@@ -67,6 +71,15 @@ def posting_policy(settings: Settings) -> PostingPolicy:
         lease_seconds=max(120.0, 3 * read_timeout + recheck),
         expiry_seconds=float(settings.cashnet_expiry_hours) * 3600,
     )
+
+
+def shared_buckets(db: Database) -> SharedBuckets | None:
+    """On PostgreSQL the request buckets are shared by every instance (proxy/shared_buckets.py);
+    on SQLite they stay in memory."""
+    if db.dialect != "postgresql":
+        return None
+    from proxy.shared_buckets import SharedBuckets
+    return SharedBuckets(db)
 
 
 def alma_client(settings: Settings,
@@ -116,7 +129,8 @@ def build_services(
                             institution=settings.primo_institution, clock=clock),
         fee_cache=FeeCache(settings.fees_fresh_seconds, ledger.patron_marker),
         patron_limits=PatronLimits(settings.session_burst, settings.session_requests_per_minute,
-                                   settings.patron_requests_per_minute),
+                                   settings.patron_requests_per_minute,
+                                   shared=shared_buckets(db)),
         kiosk_lookups=KioskLookups(settings.kiosk_lookup_failures,
                                    settings.kiosk_cooldown_seconds),
         mail=mail_worker(settings, ledger, alma, clock),

@@ -209,6 +209,17 @@ class PostgresDatabase(Database):
             self._drop_broken()
             raise
 
+    @contextlib.contextmanager
+    def unlocked(self) -> Iterator[Transaction]:
+        """A transaction without the write lock, for work whose rows' own locks are enough
+        (`SELECT ... FOR UPDATE`): it runs beside the writers instead of after them."""
+        try:
+            with translated(), self._checkout() as conn, conn.transaction():
+                yield Transaction(conn)
+        except UnavailableError:
+            self._drop_broken()
+            raise
+
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return self.run(sql, params).fetchall()
 
