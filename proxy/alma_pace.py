@@ -58,7 +58,9 @@ class RateLimiter:
     async def acquire(self, priority: Priority = Priority.PAGE) -> None:
         """Wait for this call's turn (and its slot in the shared schedule, if any)."""
         await self._own_turn(priority)
-        if self.shared is not None and (wait := self.shared()) > 0:
+        # The shared schedule is a database round trip: off the event loop, so a slow or
+        # failing-over database stalls only this call, not notifications and pages.
+        if self.shared is not None and (wait := await asyncio.to_thread(self.shared)) > 0:
             await self.sleep(wait)
 
     async def _own_turn(self, priority: Priority) -> None:

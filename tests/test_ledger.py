@@ -211,3 +211,18 @@ def test_paid_payment_with_nothing_left_to_post_is_found_for_settling(ledger):
     assert ledger.paid_with_nothing_left() == [PID]
     assert ledger.settle_if_done(PID) == "posted"
     assert ledger.paid_with_nothing_left() == []
+
+
+def test_a_success_naming_no_payment_waits_for_staff_with_its_candidate(ledger):
+    """Staff's list of successes with no reference works on both backends (it reads the
+    candidates noted on the notification's event), and attaching one makes the payment paid."""
+    make_payment(ledger)
+    body = ("result=0&tx=100077&itemcnt=2&itemcode1=LIB-LOST&amount1=60.00&itemcode2=LIB-OVERDUE"
+            "&amount2=2.00&custcode=MKOWALSKI&batchno=7")
+    record(ledger, parse_message(body.encode()))
+    [waiting] = ledger.unmatched_successes()
+    assert waiting.candidates == (PID,)
+    assert ledger.payment(PID).state == "pending"
+    paid = ledger.attach_notification(waiting.notice_id, PID, "jdoe")
+    assert (paid.state, paid.cashnet_tx, paid.amount) == ("paid", "100077", Decimal("62.00"))
+    assert ledger.unmatched_successes() == []

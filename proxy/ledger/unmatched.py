@@ -110,6 +110,7 @@ class Unmatched:
         rows = db.read("SELECT * FROM notifications WHERE kind = ? AND payment_id IS NULL"
                        " AND outcome = ? ORDER BY id", (NoticeKind.UNMATCHED, NO_REFERENCE))
         found, seen = [], set()
+        noted = _candidates_noted(db) if rows else {}
         for row in rows:
             fields = json.loads(row["fields"])
             cashnet_tx = str(fields.get("tx", "")).strip()
@@ -117,7 +118,7 @@ class Unmatched:
                 continue
             seen.add(cashnet_tx)
             found.append(UnmatchedSuccess(row["id"], row["received_at"], row["peer"], fields,
-                                          tuple(_candidates_noted(db, row["id"]))))
+                                          tuple(noted.get(row["id"], ()))))
         return found
 
     def attach(self, notice_id: int, payment_id: str, actor: str) -> PaymentRecord:
@@ -153,8 +154,15 @@ class Unmatched:
         return self.reads.payment(payment_id)  # type: ignore[return-value]
 
 
-def _candidates_noted(db, notice_id: int) -> list[str]:
-    row = db.read_one(
-        "SELECT detail FROM events WHERE payment_id IS NULL AND kind = ?"
-        " AND json_extract(detail, '$.notice_id') = ?", (EventKind.NOTIFICATION, notice_id))
-    return list(json.loads(row["detail"]).get("candidates", [])) if row else []
+def _candidates_noted(db) -> dict[int, list[str]]:
+    """The payments each notification naming none of ours might belong to, by notice id.
+    Read in Python: json_extract is SQLite's alone, and these events are few (one per
+    notification that named no payment of ours)."""
+    rows = db.read("SELECT detail FROM events WHERE payment_id IS NULL AND kind = ?"
+                   " ORDER BY id", (EventKind.NOTIFICATION,))
+    noted: dict[int, list[str]] = {}
+    for row in rows:
+        detail = json.loads(row["detail"])
+        if isinstance(detail.get("notice_id"), int):
+            noted.setdefault(detail["notice_id"], list(detail.get("candidates", [])))
+    return noted
