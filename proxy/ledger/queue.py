@@ -3,6 +3,12 @@ workers (in one process or several) off the same payment.
 
 A lease is taken in the same `BEGIN IMMEDIATE` transaction that finds the payment due, so two
 workers can never both claim it; it runs out on its own if its worker dies.
+
+On PostgreSQL a claim does not take the ledger's write lock: it locks the payment's row with
+`FOR NO KEY UPDATE SKIP LOCKED`, so claimers on every instance take different payments at the
+same time instead of queueing behind each other and behind the writers. The lease stays the
+claim, and exactly-once still rests where it did: each payment call is preceded by
+`mark_sending`, which checks the lease under the write lock (docs/architecture.md#the-ledger).
 """
 
 from __future__ import annotations
@@ -16,6 +22,15 @@ from proxy.states import OPEN_ALLOCATIONS, EventKind, PaymentState
 # The values of `p.state = ? AND a.state IN (?, ?)`: paid payments (p) with an allocation (a)
 # still to post. A change in the number of open states fails the statements loudly.
 _OPEN = (PaymentState.PAID, *OPEN_ALLOCATIONS)
+_DUE = (" FROM allocations a JOIN payments p ON p.id = a.payment_id"
+        " LEFT JOIN leases l ON l.payment_id = a.payment_id"
+        " WHERE p.state = ? AND a.state IN (?, ?)"
+        " AND a.next_attempt_at <= ? AND (l.until IS NULL OR l.until < ?)")
+_TAKE = ("INSERT INTO leases (payment_id, owner, until) VALUES (?, ?, ?)"
+         " ON CONFLICT (payment_id) DO UPDATE SET owner = excluded.owner, until = excluded.until")
+# Claims on PostgreSQL: a claimer that finds its pick taken by another in the meantime tries
+# the next one, this many times in all.
+SKIP_LOCKED_TRIES = 3
 
 
 class Queue:
@@ -24,21 +39,37 @@ class Queue:
 
     def claim_due_payment(self, owner: str, lease_seconds: float) -> str | None:
         """Take the lease on one paid payment with an allocation due, or return None."""
+        if self.store.db.dialect == "postgresql":
+            return self._claim_skipping_locked(owner, lease_seconds)
         now = self.store.clock()
         with self.store.transaction() as tx:
-            row = tx.execute(
-                "SELECT a.payment_id FROM allocations a JOIN payments p ON p.id = a.payment_id"
-                " LEFT JOIN leases l ON l.payment_id = a.payment_id"
-                " WHERE p.state = ? AND a.state IN (?, ?)"
-                " AND a.next_attempt_at <= ? AND (l.until IS NULL OR l.until < ?)"
-                " ORDER BY a.next_attempt_at LIMIT 1", (*_OPEN, now, now)).fetchone()
+            row = tx.execute("SELECT a.payment_id" + _DUE + " ORDER BY a.next_attempt_at LIMIT 1",
+                             (*_OPEN, now, now)).fetchone()
             if row is None:
                 return None
-            tx.execute("INSERT INTO leases (payment_id, owner, until) VALUES (?, ?, ?)"
-                       " ON CONFLICT (payment_id) DO UPDATE SET owner = excluded.owner,"
-                       " until = excluded.until",
-                       (row["payment_id"], owner, now + lease_seconds))
+            tx.execute(_TAKE, (row["payment_id"], owner, now + lease_seconds))
             return row["payment_id"]
+
+    def _claim_skipping_locked(self, owner: str, lease_seconds: float) -> str | None:
+        """PostgreSQL: the payment's row lock is the claim's mutual exclusion. The first
+        statement's snapshot may predate another claimer's commit (its lease unseen), so once
+        the row is locked the payment is checked again by a statement that sees every commit
+        made before the lock was granted."""
+        for _ in range(SKIP_LOCKED_TRIES):
+            now = self.store.clock()
+            with self.store.db.unlocked() as tx:
+                row = tx.execute(
+                    "SELECT a.payment_id" + _DUE + " ORDER BY a.next_attempt_at LIMIT 1"
+                    " FOR NO KEY UPDATE OF p SKIP LOCKED", (*_OPEN, now, now)).fetchone()
+                if row is None:
+                    return None
+                payment_id = row["payment_id"]
+                still_due = tx.execute("SELECT 1" + _DUE + " AND a.payment_id = ? LIMIT 1",
+                                       (*_OPEN, now, now, payment_id)).fetchone()
+                if still_due is not None:
+                    tx.execute(_TAKE, (payment_id, owner, now + lease_seconds))
+                    return payment_id
+        return None
 
     def break_leases(self, owner_is_dead: Callable[[str], bool]) -> list[str]:
         """Drop live leases whose owner is known to be dead (a process on this host that
