@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -31,6 +32,12 @@ HOST = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*")
 # Paths the consortium itself answers at its root (proxy/consortium/app.py).
 RESERVED_CODES = {"cashnet", "healthz", "readyz", "consortium", "api", "auth", "staff", "metrics"}
 CONSORTIUM_KEYS = ("name", "routing", "pay_network_fees")
+MAX_NAME = 100
+# Controls, line and paragraph separators, surrogates and private use; and the bidi
+# embeddings, overrides and isolates, which turn the text around them (other format
+# characters stay: Persian writes its names with zero-width non-joiners).
+UNPRINTABLE = {"Cc", "Cs", "Co", "Zl", "Zp"}
+BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def load_consortium(environ: Mapping[str, str] | None = None) -> Consortium | None:
@@ -81,7 +88,7 @@ def _consortium_table(values: Any) -> dict[str, Any]:
     if routing not in ROUTINGS:
         raise ConfigError(f"{PREFIX}CONFIG [consortium] routing is not valid: choose path or "
                           f"host (got {values.get('routing')!r})")
-    return {"name": _text("[consortium] name", values.get("name", "Library fines and fees")),
+    return {"name": _name("[consortium] name", values.get("name", "Library fines and fees")),
             "routing": routing,
             "pay_network_fees": _flag("[consortium] pay_network_fees",
                                       values.get("pay_network_fees", False))}
@@ -95,7 +102,7 @@ def _institution(code: str, values: dict[str, Any], common: dict[str, Any],
                           "letters, digits and hyphens, at most 32, and not one of "
                           f"{', '.join(sorted(RESERVED_CODES))} (it becomes the path /{code}/)")
     check_keys(code, values)
-    name = _text(f"{title} name", values.get("name", code))
+    name = _name(f"{title} name", values.get("name", code))
     host = _host(title, values) if common["routing"] == "host" else ""
     accent = _parsed(title, "accent", parse_accent, values.get("accent", ""))
     logo = read_logo(title, values.get("logo", ""))
@@ -142,6 +149,18 @@ def _text(where: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{PREFIX}CONFIG {where} must be non-empty text")
     return value.strip()
+
+
+def _name(where: str, value: Any) -> str:
+    """A name for page headers, receipts and staff terminals: one short line of text, with
+    nothing a terminal or a page would take for a command (controls, bidi overrides)."""
+    name = _text(where, value)
+    if len(name) > MAX_NAME:
+        raise ConfigError(f"{PREFIX}CONFIG {where} is too long: at most {MAX_NAME} characters")
+    if any(unicodedata.category(c) in UNPRINTABLE or c in BIDI_CONTROLS for c in name):
+        raise ConfigError(f"{PREFIX}CONFIG {where} must be one line of printable text (it "
+                          "holds a control character)")
+    return name
 
 
 def _flag(where: str, value: Any) -> bool:
