@@ -16,10 +16,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse
 
 from proxy.app import create_app
-from proxy.config import Settings, load_settings
+from proxy.config import ConfigError, Settings, load_settings
 from proxy.consortium.config import load_consortium
 from proxy.consortium.institution_app import ASGIApp, InstitutionApp, Receive, Scope, Send
 from proxy.consortium.institutions import Consortium, Institution
+from proxy.consortium.ledger_owner import claim_ledger
 from proxy.consortium.listing import institutions_page
 from proxy.consortium.network import Member, Network, network_app
 from proxy.runtime import Services
@@ -140,11 +141,19 @@ def _services(app: ASGIApp) -> Services:
 def create_consortium_app(consortium: Consortium,
                           services: Mapping[str, Services] | None = None,
                           run_worker: bool = True) -> ConsortiumApp:
-    """One patronpay app per institution, behind one router. Pass `services` (by code) to
-    share or inspect them (tests)."""
+    """One patronpay app per institution, behind one router, each on a ledger that is its own
+    (proxy/consortium/ledger_owner.py). Pass `services` (by code) to share or inspect them
+    (tests)."""
     services = services or {}
     apps = {i.code: create_app(i.settings, services.get(i.code), run_worker=run_worker)
             for i in consortium.institutions}
+    try:
+        for code, app in apps.items():
+            claim_ledger(_services(app).db, code)
+    except ConfigError:
+        for app in apps.values():
+            _services(app).db.close()
+        raise
     return ConsortiumApp(consortium, apps)
 
 
