@@ -42,6 +42,20 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "ready", "ledger": "writable"})
 
 
+def listen_for_work(services: Services, run_worker: bool) -> asyncio.Task | None:
+    """On PostgreSQL, tell the other instances when this one records due work, and (when it
+    runs a worker) wake its worker when another does (proxy/work_signal.py)."""
+    if services.db.dialect != "postgresql":
+        return None
+    from proxy.work_signal import WorkSignal
+
+    signal = WorkSignal(services.db)
+    services.worker.announce = signal.announce_soon
+    if not run_worker:
+        return None
+    return asyncio.create_task(signal.listen(services.worker.woken_elsewhere))
+
+
 def create_app(settings: Settings, services: Services | None = None,
                run_worker: bool = True) -> Starlette:
     """The proxy app. Pass `services` to share or inspect them (tests); `run_worker=False`
@@ -56,13 +70,15 @@ def create_app(settings: Settings, services: Services | None = None,
         kiosks = asyncio.create_task(kiosk_fleet.watch(
             services.db, settings.kiosk_keys, lambda: services.ledger.clock())) \
             if run_worker and settings.kiosk_keys else None
+        listening = listen_for_work(services, run_worker)
         try:
             yield
         finally:
-            if kiosks is not None:
-                kiosks.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await kiosks
+            for watcher in (kiosks, listening):
+                if watcher is not None:
+                    watcher.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await watcher
             services.worker.stop()
             if mail is not None:
                 mail.stop()

@@ -95,11 +95,19 @@ class PostingWorker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._last_sweep = 0.0
+        # Tells the other instances too (proxy/work_signal.py, PostgreSQL); None: nobody else.
+        self.announce: Callable[[], None] | None = None
         self.poster = AllocationPoster(ledger, alma, policy, clock=lambda: self.clock(),
                                        stopping=lambda: self._stopping)
 
     def wake(self) -> None:
         """A payment became due (a notification arrived): look now, not at the next poll."""
+        self.woken_elsewhere()
+        if self.announce is not None:
+            self.announce()
+
+    def woken_elsewhere(self) -> None:
+        """Another instance announced due work (or this one did): look now."""
         self._wake.set()
         self._wake = asyncio.Event()  # lanes busy right now find the one they hold set
 
