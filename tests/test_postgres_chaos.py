@@ -1,13 +1,18 @@
 """Three `patronpay serve` instances sharing one PostgreSQL ledger (docs/deploy.md#two-nodes):
 patrons spread over them, Alma failing about 30% of the calls, each instance killed with
 SIGKILL mid-run and PostgreSQL restarted once. Every payment ends posted, each fee's share
-is in Alma once, and no payment call Alma applied was for the same allocation twice."""
+is in Alma once, and no payment call Alma applied was for the same allocation twice.
+
+PATRONPAY_CHAOS_PAYMENTS sets the number of payments (30 by default, for CI; the figures in
+docs/guarantees.md#several-instances-on-postgresql are from a run with 300)."""
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import time
+from datetime import datetime
 
 import httpx
 import pytest
@@ -17,11 +22,12 @@ from support.waiting import wait_for
 from test_chaos import FAULTS
 
 from proxy.database.errors import Unavailable
+from sandbox.alma_sandbox import LOG_CAP
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.parametrize("ledger_backend", ["postgresql"], indirect=True)]
 
-PAYMENTS = 30
+PAYMENTS = int(os.environ.get("PATRONPAY_CHAOS_PAYMENTS", "30"))
 
 
 def start_payment(proxy: ProxyProcess, patron: str) -> tuple[str, str]:
@@ -45,7 +51,7 @@ def posted(rig: Rig, payment_id: str) -> bool:
         return False
 
 
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(300 + 3 * PAYMENTS)
 def test_three_instances_kills_and_a_database_restart_lose_nothing(tmp_path, ledger_target,
                                                                   postgres_cluster):
     rig = Rig(tmp_path, ledger_target("ledger"))
@@ -74,13 +80,15 @@ def test_three_instances_kills_and_a_database_restart_lose_nothing(tmp_path, led
         def progress() -> int:
             return len([r for r in rig.pays() if r["committed"]])
 
-        began, marks = time.monotonic(), []
-        for round_ in range(4):
-            before = progress()
-            wait_for(lambda n=before: progress() > n or all(
-                posted(rig, p) for p, _ in started), "progress", timeout=60)
+        began, marks, load = time.monotonic(), [], os.getloadavg()[0]
+        began_wall = time.time()
+        for round_ in range(4):  # spread over the run: after each fifth of the payment calls
+            mark = (round_ + 1) * 2 * PAYMENTS // 5
+            wait_for(lambda n=mark: progress() >= n or all(
+                posted(rig, p) for p, _ in started), "progress", timeout=60 + PAYMENTS)
             if round_ == 2:
                 postgres_cluster.restart()
+                marks.append(f"PostgreSQL restarted {time.monotonic() - began:.0f}s")
             victim = rng.choice(instances)
             victim.signal(signal.SIGKILL)
             victim.process.wait(10)
@@ -96,12 +104,19 @@ def test_three_instances_kills_and_a_database_restart_lose_nothing(tmp_path, led
             payment = rig.payment(payment_id)
             fees = {a.fee_id: [a.amount] for a in payment.allocations}
             assert payments_carrying(rig.alma, payment.cashnet_tx, patron) == fees
+        calls = rig.alma.requests()
+        assert len(calls) < LOG_CAP  # the sandbox's log kept every call
         applied = [r["path"] for r in rig.pays() if r["committed"]]
         assert len(applied) == len(set(applied)) == 2 * PAYMENTS
-        print(f"\n{PAYMENTS} payments over 3 instances: {len(rig.alma.requests())} Alma calls,"
-              f" {len(rig.pays())} payment calls ({len(applied)} applied),"
+        over_limit = sorted({int(datetime.fromisoformat(r["time"]).timestamp() - began_wall)
+                             for r in calls if r["fault"] == "per_second_limit"})
+        refused = len([r for r in calls if r["fault"] == "per_second_limit"])
+        print(f"\n{PAYMENTS} payments over 3 instances: {len(calls)} Alma calls,"
+              f" {len(rig.pays())} payment calls ({len(applied)} applied, 0 twice),"
+              f" {refused} refused by Alma's per-second limit (in seconds {over_limit}),"
               f" {sum(i.starts for i in instances) - 3} kills, 1 PostgreSQL restart;"
-              f" kills at {', '.join(marks)}")
+              f" kills at {', '.join(marks)}; load average {load:.1f} at the start,"
+              f" {os.getloadavg()[0]:.1f} at the end")
     finally:
         for other in others:
             other.stop()
