@@ -26,7 +26,9 @@ TABLES = (
     "auth_failures", "kiosk_nonces", "spent_tokens", "kiosk_reports", "staff_sessions",
     "mail_outbox", "mail_alerts", "mail_marks", "bursar_exports", "bursar_export_lines",
     "bursar_hold_runs", "bursar_holds", "bursar_imports", "bursar_import_rows",
+    "ledger_owner",  # a consortium's ledger keeps the institution it belongs to
 )
+# Not copied: alma_pace and rate_buckets, schedules and buckets of the running instances.
 # Tables whose `id` is an identity on PostgreSQL: its sequence continues after the copied ids.
 WITH_IDS = ("allocations", "notifications", "events", "auth_failures", "mail_outbox",
             "mail_alerts", "bursar_exports", "bursar_export_lines", "bursar_hold_runs",

@@ -126,8 +126,9 @@ def postgres_cluster() -> Iterator[Cluster]:
 
 @pytest.fixture
 def ledger_backend(request: pytest.FixtureRequest) -> str:
-    """sqlite unless a module asks for both (`pytestmark = BOTH`)."""
-    return getattr(request, "param", "sqlite")
+    """sqlite unless a module asks for both (`pytestmark = BOTH`), or the run asks for
+    PostgreSQL everywhere (`PATRONPAY_TEST_LEDGER=postgresql`)."""
+    return getattr(request, "param", os.environ.get("PATRONPAY_TEST_LEDGER", "sqlite"))
 
 
 @pytest.fixture
