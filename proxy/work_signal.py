@@ -44,17 +44,22 @@ class WorkSignal:
     async def listen(self, wake: Callable[[], None]) -> None:
         """Call `wake` for every announcement until cancelled (at shutdown); reconnects after
         the database went away."""
+        lost = False
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
                         self.db.path, autocommit=True) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
+                    lost = False
                     while True:  # notifies() ends each second: a cut connection is noticed
                         async for _ in conn.notifies(timeout=1.0):
                             wake()
             except psycopg.Error as exc:
-                log.warning("work signal connection lost; polling meanwhile",
-                            extra={"event": "work_signal_lost", "error": type(exc).__name__})
+                if not lost:  # one line per outage, not one per attempt
+                    log.warning("work signal connection lost; polling meanwhile",
+                                extra={"event": "work_signal_lost",
+                                       "error": type(exc).__name__})
+                    lost = True
                 await asyncio.sleep(RECONNECT_SECONDS)  # a back-off, not a wait for a result
 
 
