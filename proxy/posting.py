@@ -38,7 +38,18 @@ def owner_name() -> str:
     """A worker's name: this host, this process, and a random part. Each claim of a payment
     adds its own random part (see `_drain_one_lane`), so two lanes of one worker never hold
     the same lease."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+    return f"{this_host()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def this_host() -> str:
+    """This host's name and, where Linux shows it, this process's pid namespace: two
+    containers that share a host name cannot see each other's processes, so neither may
+    judge the other's process ids (`owner_is_dead`)."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")  # 'pid:[4026531836]'
+    except OSError:
+        return socket.gethostname()
+    return f"{socket.gethostname()}/{namespace.removeprefix('pid:[').removesuffix(']')}"
 
 
 def owner_is_dead(owner: str) -> bool:
@@ -47,7 +58,7 @@ def owner_is_dead(owner: str) -> bool:
     reused process id) counts as alive, and its lease runs its course."""
     host, _, rest = owner.partition(":")
     pid, _, _ = rest.partition(":")
-    if host != socket.gethostname() or not pid.isascii() or not pid.isdigit():
+    if host != this_host() or not pid.isascii() or not pid.isdigit():
         return False
     if int(pid) == os.getpid():
         return False  # another worker of this very process: alive

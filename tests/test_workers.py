@@ -22,7 +22,7 @@ from support.rig import ProxyProcess, Rig, free_port
 from support.waiting import wait_for
 
 from proxy.alma import AlmaClient
-from proxy.posting import PostingWorker, owner_is_dead
+from proxy.posting import PostingWorker, owner_is_dead, this_host
 from proxy.runtime import posting_policy
 from sandbox.app import CASHNET_STORE
 
@@ -157,16 +157,19 @@ def test_the_lease_of_a_dead_process_is_broken_but_a_live_one_is_kept(deploy):
     d = deploy(run_worker=False)
     ledger = d.ledger
     now = ledger.clock()
-    host = socket.gethostname()
+    host = this_host()
+    # Another container with this host name but its own process ids: never judged from here.
+    other_namespace = f"{socket.gethostname()}/4026500000:{2**22 + 12345}:dddd"
     with ledger.db.write() as conn:
         conn.executemany("INSERT INTO leases (payment_id, owner, until) VALUES (?, ?, ?)", [
             ("p-dead", f"{host}:{2**22 + 12345}:aaaa", now + 100),
             ("p-live", f"{host}:{os.getppid()}:bbbb", now + 100),
-            ("p-other-host", "elsewhere.example.edu:1:cccc", now + 100)])
+            ("p-other-host", "elsewhere.example.edu:1:cccc", now + 100),
+            ("p-other-namespace", other_namespace, now + 100)])
     assert ledger.break_leases(owner_is_dead) == ["p-dead"]
     remaining = [row["payment_id"] for row in ledger.db.read(
         "SELECT payment_id FROM leases ORDER BY payment_id")]
-    assert remaining == ["p-live", "p-other-host"]
+    assert remaining == ["p-live", "p-other-host", "p-other-namespace"]
     assert json.loads(ledger.db.read_one(
         "SELECT detail FROM events WHERE kind = 'lease_broken'")["detail"]) == {
         "owner": f"{host}:{2**22 + 12345}:aaaa"}

@@ -257,12 +257,13 @@ class PostgresDatabase(Database):
             return work(conn)
 
     def writable(self) -> bool:
+        """Readiness: the database answers and takes writes (a primary, not a standby). No
+        write lock: a load balancer's probe must not queue behind the writers of every node."""
         try:
-            with self.write() as tx:
-                tx.execute("SELECT 1")
-            return True
+            row = self.read_one("SELECT pg_is_in_recovery()")
         except DatabaseError:
             return False
+        return row is not None and not row[0]
 
     def close(self) -> None:
         with self._opening:
@@ -297,8 +298,13 @@ class PostgresDatabase(Database):
             with self.pool().connection(timeout=wait) as conn:
                 self._down = False
                 yield conn
-        except (psycopg.OperationalError, PoolTimeout):
+        except psycopg.OperationalError:
             self._down = True
+            raise
+        except PoolTimeout:
+            # A pool with no connection left is a database that is gone; one whose
+            # connections are all busy is only a busy moment, not a reason for quick 503s.
+            self._down = self.pool().get_stats().get("pool_size", 0) == 0
             raise
 
     def _drop_broken(self) -> None:
