@@ -21,7 +21,7 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -345,8 +345,14 @@ def _configure(conn: psycopg.Connection) -> None:
 
 
 def without_password(url: str) -> str:
+    """The URL fit for a log line or an error: a password in the user part or in the query
+    (`?password=`, which libpq also takes) is masked."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    if parts.password is not None:
+        url = url.replace(f":{parts.password}@", ":***@", 1)
+    if parts.query:
+        query = "&".join(
+            f"{key}=***" if key.lower() == "password" else f"{key}{sep}{value}"
+            for key, sep, value in (item.partition("=") for item in parts.query.split("&")))
+        url = url.replace(f"?{parts.query}", f"?{query}", 1)
+    return url
