@@ -208,9 +208,12 @@ class AlmaClient:
             raise error
         raise AlmaUnavailable("Alma kept throttling")  # pragma: no cover - loop always raises
 
-    def share_budget(self, reserve: Callable[[], float]) -> None:
-        """Pace this client's calls with other instances' too (proxy/alma_budget.py)."""
+    def share_budget(self, reserve: Callable[[], float | None]) -> None:
+        """Pace this client's calls with other instances' too (proxy/alma_budget.py). A call
+        that finds no slot in the shared schedule within the connect timeout is not sent: it
+        fails as AlmaUnavailable, as if Alma could not be reached."""
         self._limiter.shared = reserve
+        self._limiter.shared_patience = self._http.timeout.connect or 5.0
 
     async def _send(
         self, method: str, path: str, params: dict[str, str], headers: dict | None = None

@@ -8,17 +8,27 @@ the row's lock and by the database's clock (hosts' clocks need not agree), and s
 this call must wait for its slot. So the instances together never start more than `per_second`
 calls in any second. On SQLite (one machine) there is nothing to share and this is not used.
 
-If the database cannot be reached the call goes at the process's own pace: Alma's limit is a
-courtesy worth keeping, not a reason to stop posting money.
+While the database cannot be reached (a restart, a failover) there is no slot to take, and a
+call does not go without one: each process pacing itself alone would let the instances
+together call at several times the limit (three at 20 a second is 60), and Alma, whose limit
+every other integration of the institution shares, answers the excess with 429s for everyone.
+So the call waits, asking again every half second (the pool's own wait while the database is
+down, and at most one attempt per process per half second), and if no slot comes within the
+Alma client's connect timeout it fails as AlmaUnavailable before anything is sent, exactly as
+if Alma could not be reached: the posting worker records the allocation as not sent and
+retries later (and if that record cannot be written either, the allocation is left `sending`
+and the look-before-pay recheck finds nothing applied); a page answers 503. Both already
+depend on the same database, so an outage long enough to exhaust the wait stops them anyway.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import time
 
 from proxy.database.errors import Unavailable
-from proxy.database.postgres import PostgresDatabase
+from proxy.database.postgres import DOWN_WAIT_SECONDS, PostgresDatabase
 
 log = logging.getLogger("patronpay.alma")
 
@@ -31,23 +41,28 @@ _RESERVE = (
 
 
 class SharedBudget:
-    """`reserve()`: seconds this call waits for its slot in the shared schedule."""
+    """`reserve()`: seconds this call waits for its slot in the shared schedule, or None
+    when the schedule cannot be reached (the call must not go yet)."""
 
     def __init__(self, db: PostgresDatabase, api_key: str, per_second: int) -> None:
         self.db = db
         # One schedule per Alma institution (its API key), without storing the key.
         self.name = "alma:" + hashlib.sha256(api_key.encode()).hexdigest()[:16]
         self.gap = 1.0 / per_second
+        self._down_until = 0.0  # after a failure, callers are told None without asking
         self._warned = False
 
-    def reserve(self) -> float:
+    def reserve(self) -> float | None:
+        if time.monotonic() < self._down_until:
+            return None
         try:
             row = self.db.run_native(_RESERVE, {"name": self.name, "gap": self.gap})
         except Unavailable:
+            self._down_until = time.monotonic() + DOWN_WAIT_SECONDS
             if not self._warned:
-                log.warning("shared Alma budget unreachable: pacing this process alone",
+                log.warning("shared Alma budget unreachable: Alma calls wait for it",
                             extra={"event": "alma_budget_unavailable"})
                 self._warned = True
-            return 0.0
+            return None
         self._warned = False
         return max(0.0, float(row[0]))

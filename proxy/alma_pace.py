@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from enum import StrEnum
 
 from proxy import metrics
+from proxy.alma_errors import AlmaUnavailable
 
 
 class Priority(StrEnum):
@@ -36,6 +37,7 @@ class RateLimiter:
 
     MAX_GAP = 5.0
     PAGE_EVERY = 4  # while pages wait, at least one call in four is theirs
+    SHARED_RETRY = 0.5  # as the database pool's own wait while the database is down
 
     def __init__(self, per_second: int, *, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
@@ -49,8 +51,11 @@ class RateLimiter:
         self._postings_in_a_row = 0
         self._dispatcher: asyncio.Task[None] | None = None
         # Several instances on one PostgreSQL ledger: the shared schedule's wait for each call
-        # let through here (proxy/alma_budget.py); None for one process alone.
-        self.shared: Callable[[], float] | None = None
+        # let through here, None while the schedule cannot be reached (proxy/alma_budget.py);
+        # no schedule at all for one process alone. A call that finds no slot within
+        # `shared_patience` seconds is not sent.
+        self.shared: Callable[[], float | None] | None = None
+        self.shared_patience = 5.0
 
     def spacing(self) -> float:
         return max(1.0 / self.per_second, self.gap)
@@ -58,10 +63,23 @@ class RateLimiter:
     async def acquire(self, priority: Priority = Priority.PAGE) -> None:
         """Wait for this call's turn (and its slot in the shared schedule, if any)."""
         await self._own_turn(priority)
-        # The shared schedule is a database round trip: off the event loop, so a slow or
-        # failing-over database stalls only this call, not notifications and pages.
-        if self.shared is not None and (wait := await asyncio.to_thread(self.shared)) > 0:
+        if self.shared is not None and (wait := await self._shared_slot()) > 0:
             await self.sleep(wait)
+
+    async def _shared_slot(self) -> float:
+        """Seconds to this call's slot in the shared schedule. While the schedule cannot be
+        reached no call goes without a slot (else the instances together would call at several
+        times the limit): ask again every SHARED_RETRY seconds, and after `shared_patience`
+        give up with AlmaUnavailable, before anything is sent to Alma."""
+        give_up = self.clock() + self.shared_patience
+        # A database round trip: off the event loop, so a slow or failing-over database
+        # stalls only this call, not notifications and pages.
+        while (wait := await asyncio.to_thread(self.shared)) is None:
+            if self.clock() >= give_up:
+                raise AlmaUnavailable("Alma call not sent: the shared call schedule "
+                                      "cannot be reached")
+            await self.sleep(self.SHARED_RETRY)
+        return wait
 
     async def _own_turn(self, priority: Priority) -> None:
         now = self.clock()
