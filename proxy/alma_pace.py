@@ -63,23 +63,33 @@ class RateLimiter:
     async def acquire(self, priority: Priority = Priority.PAGE) -> None:
         """Wait for this call's turn (and its slot in the shared schedule, if any)."""
         await self._own_turn(priority)
-        if self.shared is not None and (wait := await self._shared_slot()) > 0:
-            await self.sleep(wait)
+        if self.shared is not None:
+            await self._shared_slot()
 
-    async def _shared_slot(self) -> float:
-        """Seconds to this call's slot in the shared schedule. While the schedule cannot be
+    async def _shared_slot(self) -> None:
+        """Wait for this call's slot in the shared schedule. While the schedule cannot be
         reached no call goes without a slot (else the instances together would call at several
-        times the limit): ask again every SHARED_RETRY seconds, and after `shared_patience`
-        give up with AlmaUnavailable, before anything is sent to Alma."""
+        times the limit): ask again every SHARED_RETRY seconds. A slot woken up for more than
+        one spacing late (the event loop was held up, as by a database call waiting for a
+        restarted server) is let go and a new one taken: otherwise every call whose slot passed
+        meanwhile would go at once. After `shared_patience` seconds without a slot, give up
+        with AlmaUnavailable, before anything is sent to Alma."""
         give_up = self.clock() + self.shared_patience
-        # A database round trip: off the event loop, so a slow or failing-over database
-        # stalls only this call, not notifications and pages.
-        while (wait := await asyncio.to_thread(self.shared)) is None:
+        while True:
+            asked = self.clock()
+            # A database round trip: off the event loop, so a slow or failing-over database
+            # stalls only this call, not notifications and pages.
+            wait = await asyncio.to_thread(self.shared)
+            if wait is not None:
+                if wait > 0:
+                    await self.sleep(wait)
+                # The slot began no earlier than asked + wait: lateness is not underestimated.
+                if self.clock() - (asked + wait) <= 1.0 / self.per_second:
+                    return
             if self.clock() >= give_up:
-                raise AlmaUnavailable("Alma call not sent: the shared call schedule "
-                                      "cannot be reached")
-            await self.sleep(self.SHARED_RETRY)
-        return wait
+                raise AlmaUnavailable("Alma call not sent: no slot in the shared call schedule")
+            if wait is None:
+                await self.sleep(self.SHARED_RETRY)
 
     async def _own_turn(self, priority: Priority) -> None:
         now = self.clock()
