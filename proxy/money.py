@@ -22,9 +22,10 @@ class AmountError(ValueError):
 
 def cents(value: Decimal) -> Decimal:
     """The same value with exponent -2 (2 -> 2.00); refuses anything that would need rounding."""
-    if value != value.quantize(CENT):
+    exact = value.quantize(CENT)
+    if value != exact:
         raise AmountError(f"more than two decimal places: {value}")
-    return value.quantize(CENT)
+    return exact
 
 
 def from_alma(value: object) -> Decimal:

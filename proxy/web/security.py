@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from proxy.logs import redact_path
@@ -142,6 +142,9 @@ class SecurityHeaders:
         }
         if hsts:
             self.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+        # Encoded once, not on every response.
+        self._raw = [(name.lower().encode("latin-1"), value.encode("latin-1"))
+                     for name, value in self.headers.items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -152,14 +155,22 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in self.headers.items():
-                    headers.setdefault(name, value)
-                if no_store:
-                    headers["Cache-Control"] = "no-store"
+                message["headers"] = self._with_headers(message.get("headers", ()), no_store)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+    def _with_headers(self, headers: Iterable[tuple[bytes, bytes]],
+                      no_store: bool) -> list[tuple[bytes, bytes]]:
+        """The response's headers with ours added where the route set none of the same name,
+        and `Cache-Control: no-store` in place of any the route set, when asked."""
+        given = [(name, value) for name, value in headers
+                 if not (no_store and name.lower() == b"cache-control")]
+        present = {name.lower() for name, _ in given}
+        given.extend(header for header in self._raw if header[0] not in present)
+        if no_store:
+            given.append((b"cache-control", b"no-store"))
+        return given
 
 
 class AccessLog:
