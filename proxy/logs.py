@@ -52,6 +52,12 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Our lines name no source file, line, thread or process: skip looking them up for every
+    # record (the logging HOWTO's "Optimization"), a visible share of a fees page's CPU.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     # uvicorn's own access log prints raw paths and query strings; ours redacts them.
     logging.getLogger("uvicorn.access").disabled = True
     for name in ("uvicorn", "uvicorn.error"):
