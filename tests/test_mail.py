@@ -217,3 +217,20 @@ def test_a_payment_in_attention_alerts_staff(mail_deploy, smtp_server):
     body = alert.part("plain")
     assert payment_id in body and "amount mismatch" in body
     assert f"patronpay payments show {payment_id}" in body
+
+
+def test_a_payment_flagged_for_review_alerts_staff(mail_deploy, smtp_server):
+    d = mail_deploy(receipt_email="false")
+    payment_id, cid = d.checkout(amount="10.00")
+    d.cashnet.complete(cid)
+    d.wait_for_state(payment_id, "posted")
+    # The same hand-off checked out a second time: CashNet charges the patron twice.
+    d.cashnet.complete(d.hand_off(d.ledger.payment(payment_id).checkout))
+    assert "refund" in d.ledger.payment(payment_id).review
+    [alert] = wait_for_mail(smtp_server.mailbox, 1)
+    assert alert.subject == "patronpay: a payment needs review"
+    body = alert.part("plain")
+    assert payment_id in body and "second CashNet success" in body
+    assert f"patronpay payments show {payment_id}" in body
+    settled(d, "alert")
+    assert len(smtp_server.mailbox.messages()) == 1
