@@ -1,5 +1,6 @@
 """The README's demo command, run the way a newcomer runs it, serves the whole flow: a real
-`patronpay demo` process, driven in Chromium from sign-in to a posted receipt."""
+`patronpay demo` process, driven in Chromium from sign-in to a posted receipt, and that receipt
+e-mailed to the mail page the demo prints."""
 
 import os
 import re
@@ -9,9 +10,11 @@ import threading
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from browser_support import strings
 from playwright.sync_api import expect
+from support.waiting import wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -83,6 +86,18 @@ def test_the_demo_serves_the_whole_flow(demo, open_page):
     expect(page.locator("body")).to_have_attribute("data-state", "posted")
     expect(page.locator("#r-amount")).to_have_text("$5.00")
     expect(page.locator("#r-fees li")).to_have_text(["Card renewal: $5.00"])
+
+    # The demo says where its mail lands, and the receipt just paid for is there (issue 13).
+    mail = demo.url(r"e-mail: receipts")
+    wait_for(lambda: httpx.get(mail + "messages.json", timeout=5).json(),
+             "the receipt at the demo's mail page")
+    page.goto(mail)
+    received = page.locator("tbody tr")
+    expect(received).to_have_count(1)
+    expect(received).to_contain_text("jsmith@example.org")
+    expect(received).to_contain_text("Your payment to Example University Library: $5.00")
+    received.get_by_role("link").click()
+    expect(page.locator("pre")).to_contain_text("Card renewal: $5.00")
 
 
 def test_the_demo_offers_campus_sign_on(demo, open_page):
