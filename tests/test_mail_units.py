@@ -20,6 +20,7 @@ from proxy.mail.addresses import plain_address
 from proxy.mail.alerts import ALERT_MAILS_PER_HOUR, ALERT_WINDOW_SECONDS, next_mail_at
 from proxy.mail.compose import Letterhead, compose_receipt, receipt_facts, wire_bytes
 from proxy.mail.outbox import DeriveRules, Outbox
+from proxy.patrons import patron_from_alma
 from proxy.states import AllocationState, PaymentState
 from sandbox.mail_page import create_app as create_mail_page
 from sandbox.smtp import Mailbox, SmtpServer
@@ -89,6 +90,21 @@ def test_mail_settings_and_what_they_refuse(tmp_path):
                                   "ana@exámple.edu", "a@localhost"])
 def test_odd_addresses_from_alma_are_not_mailed(text):
     assert plain_address(text) is None
+
+
+def emails(*entries: tuple[str, bool]) -> dict:
+    return {"primary_id": "p1", "contact_info": {"email": [
+        {"email_address": address, "preferred": preferred} for address, preferred in entries]}}
+
+
+def test_the_receipt_goes_to_the_address_alma_marks_preferred():
+    chosen = patron_from_alma(emails(("old@example.edu", False), ("new@example.edu", True)))
+    assert chosen.email == "new@example.edu"
+    # None marked preferred (Alma allows it): the first, rather than no receipt at all.
+    assert patron_from_alma(emails(("a@example.edu", False), ("b@example.edu", False))).email \
+        == "a@example.edu"
+    assert patron_from_alma(emails()).email == ""
+    assert patron_from_alma({"primary_id": "p1", "contact_info": {}}).email == ""
 
 
 # --- the alert rate bound ---
