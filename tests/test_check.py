@@ -10,16 +10,22 @@ import json
 import os
 import re
 import secrets
+import shutil
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
 
 from patronpay.demo import point_store_at, sandbox_environment
 from patronpay.serving import ServerThread
@@ -394,3 +400,140 @@ def test_values_from_outside_cannot_drive_the_terminal(env, sandbox):
     assert "LOCKER\\x1b[2J\\u202eKEY" in text
     document = render_json(results)
     assert "\x1b" not in document and json.loads(document)["ok"] is True
+
+
+# -- every other failure line, each with the fault that causes it ------------------------------
+
+
+def test_a_ledger_of_an_older_schema_says_migrate(env, tmp_path):
+    path = tmp_path / "ledger.sqlite3"
+    Database(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
+    ledger = lines(run_checks(env))["ledger"]
+    assert (ledger.status, ledger.message) == (
+        "fail", f"{path} has schema {SCHEMA_VERSION - 1}; this patronpay uses {SCHEMA_VERSION}")
+    assert "patronpay migrate" in ledger.action
+
+
+def test_a_postgresql_ledger_that_cannot_be_reached(env):
+    url = closed_port_url().replace("http://", "postgresql://patronpay:s3cret@") + "/patronpay"
+    ledger = lines(run_checks(env | {"PATRONPAY_DATABASE": url}))["ledger"]
+    assert ledger.status == "fail" and "cannot be used" in ledger.message
+    assert "s3cret" not in ledger.message  # the URL is shown without its password
+
+
+def run_as_another_user(env: dict[str, str]) -> dict[str, Result]:
+    """`patronpay check --json` as a user who is not the folder's owner (root may write
+    anywhere, so as root the check runs as nobody, the way a service user would see it)."""
+    command = [sys.executable, "-m", "patronpay", "check", "--json"]
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: cannot drop to another user")
+        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PATRONPAY_")}
+    done = subprocess.run(command, env=clean | env, capture_output=True, text=True,
+                          timeout=60, cwd=ROOT)
+    assert done.returncode == 1, done.stdout + done.stderr
+    return {c["check"]: Result(**c) for c in json.loads(done.stdout)["checks"]}
+
+
+def test_a_ledger_folder_the_service_may_not_write(env):
+    folder = Path(tempfile.mkdtemp(prefix="patronpay-check-"))  # not below pytest's 0700 folder
+    try:
+        Database(folder / "ledger.sqlite3").close()
+        (folder / "ledger.sqlite3").chmod(0o644)
+        folder.chmod(0o555)  # SQLite could not write its journal beside the ledger
+        existing = run_as_another_user(env | {"PATRONPAY_DATABASE":
+                                              str(folder / "ledger.sqlite3")})["ledger"]
+        assert existing.status == "fail"
+        assert existing.message == f"the folder {folder} is not writable (SQLite keeps its " \
+                                   "journal beside the ledger)"
+        new = run_as_another_user(env | {"PATRONPAY_DATABASE": str(folder / "new.sqlite3")})
+        assert new["ledger"].status == "fail"
+        assert new["ledger"].message.endswith(f"cannot be created: {folder} is not writable")
+        assert not (folder / "new.sqlite3").exists()
+    finally:
+        folder.chmod(0o755)
+        shutil.rmtree(folder)
+
+
+def test_alma_throttling_the_institution(env, sandbox):
+    alma(sandbox).set_faults({"daily_limit": 0})  # the day's API calls are used up
+    results = run_checks(env)
+    assert failed(results) == {"alma.api": "Alma is throttling this institution's calls (HTTP "
+                                           "429)"}
+    assert "run the check again later" in lines(results)["alma.api"].action
+
+
+def test_an_alma_error_the_check_does_not_know(env, sandbox):
+    alma(sandbox).set_faults({"rules": [{"match": {"path": "/almaws/v1/users/*"},
+                                         "mode": "alma_error", "code": "401129",
+                                         "status": 400}]})
+    results = run_checks(env)
+    assert failed(results).keys() == {"alma.key"}
+    assert failed(results)["alma.key"].startswith("Alma answered 401129: ")
+    assert "Alma's API documentation" in lines(results)["alma.key"].action
+
+
+def test_the_test_patrons_fees_cannot_be_read(env, sandbox):
+    alma(sandbox).set_faults({"rules": [{"match": {"method": "GET",
+                                                   "path": "/almaws/v1/users/*/fees"},
+                                         "mode": "http_5xx", "status": 503}]})
+    results = run_checks(env)
+    assert failed(results) == {"alma.patron": "mkowalski's fees cannot be read: Alma answered "
+                                              "503"}
+    assert "cashnet.item_codes" not in lines(results)
+
+
+def test_a_cashnet_url_that_is_no_store_page_or_a_disabled_store(env, sandbox):
+    missing = run_checks(env | {"PATRONPAY_CASHNET_CHECKOUT_URL": sandbox.url + "/no-such-page"})
+    assert failed(missing) == {"cashnet.checkout": f"{sandbox.url}/no-such-page answers HTTP 404"}
+    cashnet = sandbox.app.state.cashnet  # type: ignore[attr-defined]
+    store = env["PATRONPAY_CASHNET_CHECKOUT_URL"].rsplit("/", 1)[1]
+    cashnet.configure_store(store, enabled=False)
+    try:
+        disabled = run_checks(env)
+    finally:
+        cashnet.configure_store(store, enabled=True)
+    assert failed(disabled)["cashnet.checkout"].startswith(
+        "CashNet has this store disabled (701)")
+
+
+@pytest.fixture(scope="module")
+def campus_portal() -> Iterator[ServerThread]:
+    """A web page that answers 200 to every path: what a CAS or key-set setting pointing at
+    the campus portal instead of the service finds."""
+    async def page(request: Request) -> HTMLResponse:
+        return HTMLResponse("<!doctype html><title>Campus portal</title><h1>Welcome</h1>")
+
+    with ServerThread(Starlette(routes=[Route("/{path:path}", page)])) as running:
+        yield running
+
+
+def test_a_cas_url_that_is_not_a_cas_server(env, campus_portal):
+    results = run_checks(env | {"PATRONPAY_CAS_URL": campus_portal.url + "/cas"})
+    assert failed(results) == {"signin.cas": f"{campus_portal.url}/cas/p3/serviceValidate does "
+                                             "not answer as CAS 3.0 does"}
+
+
+def test_a_primo_key_set_unreachable_or_not_a_key_set(env, campus_portal):
+    gone = run_checks(env | {"PATRONPAY_PRIMO_JWKS_URL": closed_port_url("/jwks.json")})
+    assert failed(gone)["signin.primo"].startswith("Primo's key set cannot be fetched (")
+    page = run_checks(env | {"PATRONPAY_PRIMO_JWKS_URL": campus_portal.url + "/jwks.json"})
+    assert failed(page) == {"signin.primo": f"{campus_portal.url}/jwks.json is not a key set "
+                                            "(JSON with `keys`)"}
+
+
+def test_an_sso_login_page_that_is_not_there(env, sandbox):
+    results = run_checks(env | {"PATRONPAY_SSO_LOGIN_URL": sandbox.url + "/sso/no-such-login"})
+    assert failed(results) == {"signin.sso": "the single sign-on login page answers HTTP 404"}
+
+
+def test_warnings_alone_exit_0(env):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PATRONPAY_")}
+    unset = {k: v for k, v in env.items() if k != "PATRONPAY_CHECK_PATRON"}
+    done = subprocess.run([sys.executable, "-m", "patronpay", "check"], env=clean | unset,
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[-1] == "ready to take payments: 15 ok, 1 warnings, 0 failed"
