@@ -12,6 +12,7 @@ import asyncio
 import logging
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -31,7 +32,13 @@ from proxy.bursar.fines import Fines, fines_from_report
 from proxy.bursar.holds import HoldsError, ids_csv, work_out_holds
 from proxy.bursar.import_file import FileRefused, PaidsFile, parse_paids
 from proxy.bursar.import_report import printable, rejects_csv, report_text
-from proxy.bursar.importer import BursarImporter, ImportResult
+from proxy.bursar.importer import (
+    CHANNEL,
+    REFUSED_EVENT,
+    REJECTED_EVENT,
+    BursarImporter,
+    ImportResult,
+)
 from proxy.bursar.inbox import BUSY, DONE, LEFT, REJECTED, Handled, run_inbox
 from proxy.bursar.store import BursarStore
 from proxy.config import Settings, load_settings
@@ -249,11 +256,37 @@ async def import_one(context: Context, data: bytes, name: str,
             rows=[(r.line, r.patron, r.amount, r.transaction_id, r.payment_id, r.outcome,
                    r.detail) for r in result.rows])
         for row in result.rejected:
-            # Staff alerts by e-mail are not built yet: the log and the rejects file say it.
             log.warning("bursar row rejected", extra={
                 "event": "bursar_rejected", "file": paids.name, "line": row.line,
                 "reason": row.detail})
+        # An interrupted file is read again by the next run: it alerts then, once.
+        if result.rejected and not result.interrupted:
+            alert_staff(context, REJECTED_EVENT, {
+                "file": paids.name, "rejected": len(result.rejected),
+                "lines": _lines(row.line for row in result.rejected),
+                "reason": result.rejected[0].detail})
     return paids, result
+
+
+def alert_staff(context: Context, kind: str, detail: dict) -> None:
+    """One event in the ledger's trail per file (never per row: a bad file is one alert), which
+    the mail worker of `patronpay serve` turns into a staff alert (proxy/mail/alerts.py)."""
+    context.ledger.add_event(None, kind, CHANNEL, detail)
+
+
+def _lines(numbers: Iterable[int], shown: int = 20) -> str:
+    """`3, 4, 11` (the first `shown`, then how many more): bounded for a mail line."""
+    listed = list(numbers)
+    more = f" and {len(listed) - shown} more" if len(listed) > shown else ""
+    return ", ".join(str(n) for n in listed[:shown]) + more
+
+
+def refused(context: Context, name: str, exc: FileRefused, dry_run: bool) -> None:
+    """A file refused whole: logged, and (unless a dry run) an alert for staff."""
+    log.warning("bursar file refused", extra={"event": "bursar_refused", "file": name,
+                                              "reason": str(exc)})
+    if not dry_run:
+        alert_staff(context, REFUSED_EVENT, {"file": name, "reason": str(exc)})
 
 
 def _status(result: ImportResult) -> int:
@@ -271,8 +304,7 @@ async def _import_file(args: argparse.Namespace, context: Context) -> int:
     try:
         paids, result = await import_one(context, data, path.name, args.dry_run)
     except FileRefused as exc:
-        log.warning("bursar file refused", extra={"event": "bursar_refused",
-                                                  "file": path.name, "reason": str(exc)})
+        refused(context, path.name, exc, args.dry_run)
         print(f"patronpay: {printable(path.name)} refused whole: {printable(str(exc))}",
               file=sys.stderr)
         return EXIT_REFUSED
@@ -295,8 +327,7 @@ async def _import_inbox(args: argparse.Namespace, context: Context) -> int:
         try:
             paids, result = await import_one(context, data, path.name, args.dry_run)
         except FileRefused as exc:
-            log.warning("bursar file refused", extra={"event": "bursar_refused",
-                                                      "file": path.name, "reason": str(exc)})
+            refused(context, path.name, exc, args.dry_run)
             statuses.append(EXIT_REFUSED)
             return Handled(REJECTED, f"patronpay bursar import: {printable(path.name)} refused "
                            f"whole: {printable(str(exc))}\n")

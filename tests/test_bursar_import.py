@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from decimal import Decimal
 
 import httpx
@@ -17,6 +18,7 @@ from support.waiting import wait_for
 from proxy.bursar.store import BursarStore
 from proxy.db import Database
 from sandbox.app import urls
+from sandbox.smtp import Mailbox, SmtpServer
 
 D = Decimal
 
@@ -328,3 +330,42 @@ def test_post_applies_the_payments_when_no_service_runs(rig):
     assert (rgarcia.state, rgarcia.applied, rgarcia.unapplied) == (
         "attention", D("15.00"), D("6.00"))
     assert "API restricted" in rgarcia.reason
+
+
+# --- staff alerts ---
+
+
+def test_refused_files_and_rows_alert_staff_by_mail_once_per_file(rig):
+    smtp = SmtpServer(Mailbox()).start()
+    try:
+        r = rig(smtp_url=smtp.url, mail_from="Library fines <fines@library.example.edu>",
+                staff_email="bursar@example.edu", receipt_email="false")
+        # A dry run alerts nobody.
+        dry = r.drop("dry.csv", "patron_id,paid\nmkowalski,1.00\n")
+        assert r.cli("import", str(dry), "--dry-run")[0] == 1
+        dry.unlink()
+        r.drop("bad-header.csv", "patron_id,paid\nmkowalski,1.00\n")
+        status, _, _ = r.cli("import", "--inbox")
+        assert status == 1
+        messages = wait_for(lambda: smtp.mailbox.messages(), what="an alert mail")
+        assert [m.subject for m in messages] == [
+            "patronpay: a bursar payments file was refused whole"]
+        body = messages[0].part("plain")
+        assert "bad-header.csv" in body and "no 'amount' column" in body
+        assert "bursar@example.edu" in messages[0].rcpt_tos
+
+        rows = "".join(f"nobody{n},1.00,PS95{n:02d}\n" for n in range(25))
+        r.drop("rows.csv", "patron_id,amount,transaction_id\njsmith,1.00,PS9400\n" + rows)
+        assert r.cli("import", "--inbox")[0] == 1
+        # Within the minute the alert waits; a minute later (on the mail worker's clock) it goes.
+        worker = r.services.mail
+        worker.clock = worker.outbox.clock = lambda: time.time() + 61
+        messages = wait_for(lambda: len(smtp.mailbox.messages()) >= 2 and
+                            smtp.mailbox.messages(), what="a second alert mail")
+        assert messages[1].subject == "patronpay: rows of a bursar payments file were refused"
+        body = messages[1].part("plain")
+        assert "rows.csv" in body and "rejected: 25" in body
+        assert "3, 4, 5" in body and "and 5 more" in body and "no patron 'nobody0'" in body
+        assert len(smtp.mailbox.messages()) == 2  # one per file, never one per row
+    finally:
+        smtp.stop()

@@ -30,6 +30,9 @@ from proxy.states import OPEN_ALLOCATIONS, PaymentState
 log = logging.getLogger("patronpay.bursar")
 
 CHANNEL = "bursar"
+# Events in the ledger's trail (no payment) that alert staff by e-mail (proxy/mail/alerts.py).
+REFUSED_EVENT = "bursar_refused"  # a payments file refused whole
+REJECTED_EVENT = "bursar_rejected"  # rows of a payments file refused
 RECORDED, ALREADY, WOULD_POST, REJECTED = "recorded", "already", "would post", "rejected"
 
 

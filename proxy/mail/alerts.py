@@ -45,6 +45,9 @@ ALERT_RULES: dict[str, AlertRule] = {
     # Kiosk events carry no payment (proxy/web/kiosk.py, proxy/kiosk_fleet.py).
     "kiosk_cooldown": AlertRule("a kiosk paused card lookups after too many unknown cards"),
     "kiosk_offline": AlertRule("a kiosk has stopped reporting"),
+    # Bursar imports carry no payment either (proxy/bursar/importer.py), one event per file.
+    "bursar_refused": AlertRule("a bursar payments file was refused whole"),
+    "bursar_rejected": AlertRule("rows of a bursar payments file were refused"),
 }
 
 
