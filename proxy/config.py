@@ -570,10 +570,12 @@ class StaffPageSettings:
         _login_target, "Where the staff pages send staff to sign in with `sso`: "
         "`/staff/auth/sso` (protected by your web server), or your sign-on's own login URL that "
         "returns there.", "/staff/auth/sso")
+    # Shorter than a patron's (15 and 240): a staff session can move money, and signing in
+    # again through the campus sign-on is one redirect while its own session lasts.
     staff_session_idle_minutes: int = setting(
-        _positive_int, "Minutes without activity after which a staff session ends.", 30)
+        _positive_int, "Minutes without activity after which a staff session ends.", 10)
     staff_session_max_minutes: int = setting(
-        _positive_int, "Minutes after sign-in after which a staff session ends regardless.", 480)
+        _positive_int, "Minutes after sign-in after which a staff session ends regardless.", 120)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -388,6 +388,13 @@ def test_staff_settings_that_cannot_work_stop_start_up(extra, message):
     assert str(caught.value) == message
 
 
+def test_staff_sessions_are_shorter_than_patrons_by_default():
+    settings = load_settings(BASE | {"PATRONPAY_STAFF_SIGNIN": "sso",
+                                     "PATRONPAY_STAFF_USERS": "jdoe"})
+    assert settings.staff_session_idle_minutes < settings.session_idle_minutes
+    assert settings.staff_session_max_minutes < settings.session_max_minutes
+
+
 def test_who_is_let_in_and_for_how_long(tmp_path):
     settings = load_settings(BASE | {"PATRONPAY_STAFF_SIGNIN": "sso",
                                      "PATRONPAY_STAFF_USERS": "jdoe",
