@@ -27,7 +27,7 @@ from proxy.staff import (
     parse_day,
     summary,
 )
-from proxy.staffweb import auth, reports
+from proxy.staffweb import auth, kiosks, reports
 from proxy.staffweb.forms import FormRefused, read_form
 from proxy.staffweb.pages import STATIC, plain, render
 from proxy.staffweb.sessions import StaffSession
@@ -223,6 +223,7 @@ routes = [
     Route("/staff/reconcile", reports.reconcile_page, methods=["GET"]),
     Route("/staff/export", reports.export_page, methods=["GET"]),
     Route("/staff/export.csv", reports.export_csv, methods=["GET"]),
+    Route("/staff/kiosks", kiosks.kiosks_page, methods=["GET"]),
     Route("/staff/static/staff.css", stylesheet, methods=["GET"]),
     Route(auth.SSO_PATH, auth.sso, methods=["GET"]),
     Route(auth.CAS_PATH, auth.cas, methods=["GET"]),

@@ -1,12 +1,16 @@
 """The staff pages in Chromium (docs/operations.md#staff-pages): staff sign in through the
 sandbox's campus sign-on gateway, find a payment in attention, retry it and see it posted;
-reconcile and export; a patron who signs in there gets 403. axe-core checks every page."""
+reconcile and export; the kiosks, one offline; a patron who signs in there gets 403. axe-core
+checks every page."""
 
+import time
 from datetime import UTC, datetime
 
 import pytest
 from browser_support import off_the_loop
 from playwright.sync_api import Page, expect
+
+from proxy import kiosk_fleet
 
 pytestmark = pytest.mark.browser
 
@@ -116,3 +120,23 @@ def test_a_patron_gets_403_on_the_staff_pages(deploy, open_page, axe):
     expect(patron.get_by_text("mkowalski may not use the staff pages")).to_be_visible()
     expect(patron.get_by_role("navigation", name="Staff pages")).to_have_count(0)
     axe(patron, "403 for a patron")
+
+
+def test_staff_see_the_kiosks_and_which_is_offline(deploy, open_page, axe):
+    d = deploy(kiosk_keys=f"lobby={'k' * 40},stacks={'s' * 40}")
+    now = time.time()
+    for kiosk_id, heard_at, printer in (("lobby", now, "ready"), ("stacks", now - 600,
+                                                                   "paper_out")):
+        kiosk_fleet.record_report(d.services.db, kiosk_id, kiosk_fleet.parse_report(
+            {"version": "0.1.0", "reader": "connected", "printer": printer}), heard_at)
+    page = open_page(d.url, "en")
+    page.goto(d.url + "/staff/")
+    campus_sign_in(page, "tlee", "staff-pass")
+    menu(page, "Kiosks").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Kiosks")
+    table = page.get_by_role("table", name="Kiosks by id")
+    expect(table.locator("tbody tr")).to_have_count(2)
+    expect(table.get_by_role("row", name="stacks")).to_contain_text("offline")
+    expect(page.locator("#kiosk-summary")).to_have_text(
+        "1 of the configured kiosks is not online.")
+    axe(page, "kiosks, one offline")
