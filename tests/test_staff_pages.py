@@ -13,6 +13,7 @@ from html import unescape
 import httpx
 import pytest
 from support.alma import payments_carrying
+from support.waiting import wait_for
 
 from patronpay.serving import ServerThread
 from proxy.config import ConfigError, load_settings
@@ -305,6 +306,31 @@ def test_search_by_patron_transaction_state_and_date(deploy):
     assert bad.status_code == 400
     assert "“From” must be a date like 2025-03-14 (UTC), not '14/03/2025'" in text_of(bad.text)
     assert staff.get("/staff/payments/nope").status_code == 404
+
+
+def test_a_payment_flagged_for_review_is_listed_first_and_resolved_with_a_note(deploy):
+    d = deploy()
+    attention_id, _ = attention_payment(d)
+    payment_id, cid = d.checkout("tlee", amount="100.00")
+    d.cashnet.complete(cid)
+    d.wait_for_state(payment_id, "posted")
+    second = d.cashnet.complete(d.hand_off(d.ledger.payment(payment_id).checkout))["tx"]
+    wait_for(lambda: d.ledger.payment(payment_id).review, "the double charge flagged")
+    staff = staff_browser(d)
+    home = text_of(staff.get("/staff/").text)
+    assert home.index("Attention: money not in Alma (1)") < home.index("Needs review (1)") \
+        < home.index(payment_id)
+    assert attention_id in home and home.index(attention_id) < home.index("Needs review")
+    page = f"/staff/payments/{payment_id}"
+    shown = text_of(staff.get(page).text)
+    assert f"second CashNet success (transaction {second})" in shown
+    done = staff.post(f"{page}/resolve", data={"csrf_token": token_on(staff, page),
+                                                "note": "Refunded the second charge"})
+    assert done.status_code == 303
+    assert not d.ledger.payment(payment_id).review
+    assert "No payment is flagged for review." in text_of(staff.get("/staff/").text)
+    [(kind, source, detail)] = staff_events(d, payment_id)
+    assert (source, detail["note"]) == ("staff:tlee", "Refunded the second charge")
 
 
 # --- reports ---
