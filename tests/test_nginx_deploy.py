@@ -1,8 +1,8 @@
 """The documented deployment behind a real web server (docs/deploy.md#nginx): Debian's nginx,
 run unprivileged on loopback ports with the server configuration copied verbatim from
 docs/deploy.md (only the documented placeholders substituted), in front of `patronpay serve`
-and the sandbox. A payment goes end to end through it; a spoofed SSO header and a spoofed
-X-Forwarded-For are refused; no token, ticket, jwt or receipt token reaches nginx's access or
+and the sandbox. A payment goes end to end through it; a CAS ticket of 8 KiB reaches
+patronpay; a spoofed SSO header and a spoofed X-Forwarded-For are refused; no token, ticket, jwt or receipt token reaches nginx's access or
 error log, also with patronpay down and with an oversized body."""
 
 from __future__ import annotations
@@ -317,6 +317,21 @@ def test_primo_and_cas_sign_ins_leave_no_jwt_or_ticket_in_the_logs(site):
     assert by_cas.get("/auth/cas", params={"ticket": ticket}).status_code == 303
     assert by_cas.get("/api/session").json()["method"] == "cas"
     assert '"GET /auth/primo" 303' in site.nginx.read("patronpay-access.log")
+    assert_no_secret_in_logs(site)
+
+
+def test_a_cas_ticket_of_8_kib_gets_through_nginx_to_cas(site):
+    """patronpay takes tickets up to 8 KiB (a Shibboleth IdP's encode state); nginx's default
+    request-line buffer (8k) would answer 414 before patronpay saw such a ticket."""
+    cas = site.sandbox_app.state.cas
+    browser = site.browser()
+    assert browser.get("/auth/cas", params={"next": "/"}).status_code == 303
+    ticket = site.remember("ST-" + secrets.token_urlsafe(6144)[:8192 - 3])
+    assert len(ticket) == 8192
+    answer = browser.get("/auth/cas", params={"ticket": ticket})
+    assert answer.status_code == 303, answer.status_code
+    assert answer.headers["location"] == "/?error=cas_failed"  # CAS never issued it
+    assert [v["ticket"] for v in cas.validations()] == [ticket]  # CAS was asked
     assert_no_secret_in_logs(site)
 
 
