@@ -2,15 +2,11 @@
 on — including answers no sandbox knob produces — over real loopback HTTP."""
 
 import asyncio
-import json
 from decimal import Decimal
 
 import pytest
-from starlette.applications import Starlette
-from starlette.responses import Response
-from starlette.routing import Route
+from support.alma import canned_alma, error_body
 
-from patronpay.serving import ServerThread
 from proxy.alma import (
     AlmaClient,
     AlmaConfigError,
@@ -19,14 +15,6 @@ from proxy.alma import (
     AlmaUnavailable,
     AlmaUserNotFound,
 )
-
-
-def server(status: int, body: bytes, headers: dict | None = None) -> ServerThread:
-    async def answer(request):
-        return Response(body, status, headers=headers or {"content-type": "application/json"})
-
-    app = Starlette(routes=[Route("/almaws/v1/{path:path}", answer, methods=["GET", "POST"])])
-    return ServerThread(app)
 
 
 def call(url: str, method: str):
@@ -42,34 +30,23 @@ def call(url: str, method: str):
     return asyncio.run(run())
 
 
-def error_body(code: str, shape: str = "A") -> bytes:
-    error = {"errorCode": code, "errorMessage": "m", "trackingId": "E01-1-ABCDE-AWAE1"}
-    if shape == "C":
-        body = {"errorsExist": True, "errorList": {"error": error}}
-    else:
-        body = {"errorsExist": True, "errorList": {"error": [error]}}
-    if shape == "B":
-        body = {"web_service_result": body}
-    return json.dumps(body).encode()
-
-
 @pytest.mark.parametrize("shape", ["A", "B", "C"])
 def test_error_shapes_all_map(shape):
-    with server(400, error_body("401861", shape)) as s, pytest.raises(AlmaUserNotFound):
+    with canned_alma(400, error_body("401861", shape)) as s, pytest.raises(AlmaUserNotFound):
         call(s.url, "list")
 
 
 def test_fee_not_found_and_unknown_key():
-    with server(400, error_body("401665")) as s, pytest.raises(AlmaFeeNotFound):
+    with canned_alma(400, error_body("401665")) as s, pytest.raises(AlmaFeeNotFound):
         call(s.url, "pay")
-    with server(400, b"Invalid API Key", {"content-type": "text/plain"}) as s, \
+    with canned_alma(400, b"Invalid API Key", {"content-type": "text/plain"}) as s, \
             pytest.raises(AlmaConfigError):
         call(s.url, "list")
 
 
 def test_corrupt_body_is_unavailable_for_a_read_and_unknown_for_a_payment():
     headers = {"content-type": "application/json", "content-encoding": "gzip"}
-    with server(200, b"this is not gzip", headers) as s:
+    with canned_alma(200, b"this is not gzip", headers) as s:
         with pytest.raises(AlmaUnavailable):
             call(s.url, "list")
         with pytest.raises(AlmaOutcomeUnknown) as unknown:
@@ -78,11 +55,11 @@ def test_corrupt_body_is_unavailable_for_a_read_and_unknown_for_a_payment():
 
 
 def test_payment_answered_with_5xx_or_garbage_is_an_unknown_outcome():
-    with server(502, b"bad gateway", {"content-type": "text/plain"}) as s, \
+    with canned_alma(502, b"bad gateway", {"content-type": "text/plain"}) as s, \
             pytest.raises(AlmaOutcomeUnknown) as caught:
         call(s.url, "pay")
     assert caught.value.in_flight is False
-    with server(200, b"<html>login page</html>", {"content-type": "text/html"}) as s, \
+    with canned_alma(200, b"<html>login page</html>", {"content-type": "text/html"}) as s, \
             pytest.raises(AlmaOutcomeUnknown):
         call(s.url, "pay")
 
@@ -125,7 +102,7 @@ def test_an_xml_body_declaring_entities_is_refused_not_expanded():
               b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
               b"<web_service_result><errorList><error><errorCode>&b;</errorCode>"
               b"</error></errorList></web_service_result>")
-    with (server(400, laughs, {"content-type": "application/xml"}) as s,
+    with (canned_alma(400, laughs, {"content-type": "application/xml"}) as s,
           pytest.raises(AlmaUnavailable, match="unexpected answer")):
         call(s.url, "list")
 

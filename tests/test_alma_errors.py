@@ -5,6 +5,7 @@ meanings both become "wrong user name or password"."""
 import asyncio
 
 import pytest
+from support.alma import canned_alma, error_body
 
 from proxy.alma import AlmaClient
 from proxy.alma_errors import (
@@ -19,7 +20,6 @@ from proxy.alma_errors import (
     AlmaUserNotFound,
     error_for,
 )
-from tests.test_alma_client import error_body, server
 
 
 @pytest.mark.parametrize("code, expected, meaning", [
@@ -78,6 +78,6 @@ def test_guest_sign_in_refusals_all_read_invalid_credentials(code):
         finally:
             await client.aclose()
 
-    with server(400, error_body(code)) as s, pytest.raises(AlmaInvalidCredentials) as caught:
+    with canned_alma(400, error_body(code)) as s, pytest.raises(AlmaInvalidCredentials) as caught:
         asyncio.run(authenticate(s.url))
     assert (str(caught.value), caught.value.code) == ("invalid credentials", code)

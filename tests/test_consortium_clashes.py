@@ -4,9 +4,9 @@ tables; and what an institution's name may hold. Each is one line naming both ta
 table) and the key, never the value."""
 
 import pytest
+from support.consortium_tables import CAMPUS_A, CAMPUS_B, DEFAULTS, refused, write
 
 from proxy.consortium.config import load_consortium
-from tests.test_consortium_config import CAMPUS_A, CAMPUS_B, DEFAULTS, refused, write
 
 SHARED_PG = DEFAULTS.replace('database = "{folder}/ledger.sqlite3"',
                              'database = "postgresql://patronpay@db.example.edu/patronpay"')

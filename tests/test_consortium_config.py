@@ -2,58 +2,11 @@
 tables, each a whole set of settings over the shared defaults, and one clear line naming the
 table and the key for every mistake."""
 
-from pathlib import Path
-
 import pytest
+from support.consortium_tables import CAMPUS_A, CAMPUS_B, DEFAULTS, VALUES, refused, write
 
 from proxy.config import ConfigError, load_settings
 from proxy.consortium.config import load_consortium
-
-DEFAULTS = """
-public_url = "https://pay.example.edu"
-secret_keys = "{key}"
-database = "{folder}/ledger.sqlite3"
-alma_api_url = "https://api-na.hosted.exlibrisgroup.com/almaws/v1"
-cashnet_item_code = "LIB-FINE"
-"""
-
-CAMPUS_A = """
-[institutions.campus-a]
-name = "Campus A Library"
-alma_api_key = "l7xx-campus-a"
-cashnet_checkout_url = "https://commerce.cashnet.com/AFINES"
-cashnet_postback_token = "{a_token}"
-cashnet_item_codes = "OVERDUEFINE=A-OVERDUE"
-min_payment = "5.00"
-accent = "#6a1b9a"
-"""
-
-CAMPUS_B = """
-[institutions.campus-b]
-name = "Campus B Libraries"
-alma_api_key = "l7xx-campus-b"
-cashnet_checkout_url = "https://commerce.cashnet.com/BFINES"
-cashnet_postback_token = "{b_token}"
-currency = "CAD"
-auth_methods = "alma"
-"""
-
-VALUES = {"key": "k" * 40, "a_token": "a" * 40, "b_token": "b" * 40}
-
-
-def write(tmp_path: Path, *parts: str, **values: str) -> dict[str, str]:
-    text = "\n".join(parts).format(folder=tmp_path, **(VALUES | values))
-    path = tmp_path / "patronpay.toml"
-    path.write_text(text, encoding="utf-8")
-    return {"PATRONPAY_CONFIG": str(path)}
-
-
-def refused(environ: dict[str, str]) -> str:
-    with pytest.raises(ConfigError) as caught:
-        load_consortium(environ)
-    message = str(caught.value)
-    assert "\n" not in message
-    return message
 
 
 def test_without_tables_there_is_no_consortium_and_settings_are_unchanged(tmp_path):

@@ -6,6 +6,7 @@ PostgreSQL database); outside a consortium nothing is recorded or checked."""
 from pathlib import Path
 
 import pytest
+from support.consortium_tables import CAMPUS_A, CAMPUS_B, DEFAULTS, write
 
 from proxy.app import create_app
 from proxy.config import ConfigError, load_settings
@@ -13,7 +14,6 @@ from proxy.consortium.app import create_consortium_app
 from proxy.consortium.config import load_consortium
 from proxy.consortium.ledger_owner import OWNER
 from proxy.db import Database
-from tests.test_consortium_config import CAMPUS_A, CAMPUS_B, DEFAULTS, write
 
 REFUSED = ("PATRONPAY_CONFIG [institutions.campus-b] database is the ledger of institution "
            "'campus-a', not 'campus-b': each institution needs its own database")
