@@ -15,6 +15,8 @@ import pytest
 from support.bursar import DAMAGED, LOST, OVERDUE, BursarRig
 from support.waiting import wait_for
 
+from proxy.bursar.columns import import_headers
+from proxy.bursar.import_file import MAX_CELL, MAX_FILE_BYTES, MAX_ROWS, FileRefused, parse_paids
 from proxy.bursar.store import BursarStore
 from proxy.db import Database
 from sandbox.app import urls
@@ -107,6 +109,13 @@ def test_the_same_file_again_and_an_overlapping_file_post_nothing_more(rig):
     assert len(r.pays()) == pays + 1
     assert r.in_alma("jsmith") == {"7730030010004146": [("PS1002", D("3.25"))]}
     assert r.in_alma("dokafor") == {"7730040020004146": [("PS1003", D("8.00"))]}
+    # A transaction id seen before with another amount or patron is refused, not posted.
+    changed = r.drop("paids-3.csv", "patron_id,amount,transaction_id\n"
+                     "jsmith,3.00,PS1002\nmkowalski,3.25,PS1002\n")
+    status, out, _ = r.cli("import", str(changed))
+    assert status == 1 and "0 recorded, 0 already imported, 0 would be posted, 2 rejected" in out
+    assert out.count("transaction PS1002 was imported before for jsmith, 3.25") == 2
+    assert len(r.bursar_payments()) == 3 and len(r.pays()) == pays + 1
 
 
 def test_a_file_without_transaction_ids_gets_stable_ids_from_name_line_and_content(rig):
@@ -266,6 +275,44 @@ def test_bad_rows_are_refused_with_their_line_numbers_and_the_good_rows_go_on(ri
     r.wait_settled()
     assert paid_in_alma(r) == {LOST: [D("4.75")]}
     assert r.in_alma("jsmith") == {"7730030010004146": [("PS6010", D("3.25"))]}
+
+
+def paids(text: str | bytes, name: str = "paids.csv", **columns: str):
+    headers = import_headers(columns)
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    return parse_paids(data, name, headers, "%Y-%m-%d", explicit=frozenset(columns))
+
+
+def test_the_file_limits_and_the_rows_judged_alone_without_alma():
+    header = "patron_id,amount,transaction_id\n"
+    with pytest.raises(FileRefused, match="larger than"):
+        paids(header.encode() + b"x" * MAX_FILE_BYTES)
+    with pytest.raises(FileRefused, match=f"more than {MAX_ROWS} rows"):
+        paids(header + "".join(f"p{n},1.00,T{n}\n" for n in range(MAX_ROWS + 1)))
+    # A column named in PATRONPAY_BURSAR_IMPORT_COLUMNS must be there, even an optional one.
+    with pytest.raises(FileRefused, match="no 'TXN' column"):
+        paids("EMPLID,AMOUNT\n900123456,1.00\n", patron_id="EMPLID", amount="AMOUNT",
+              transaction_id="TXN")
+    # A byte-order mark and headers in another case are fine; other columns are ignored.
+    read = paids("\ufeffPATRON_ID,Amount,Note\r\njsmith,2,hello\r\n"
+                 f"jsmith,1.00,{'x' * (MAX_CELL + 1)}\r\n"
+                 "j\u202esmith,1.00,\r\n"
+                 "jsmith,1.00,\r\n")
+    assert [(row.line, row.patron, row.amount) for row in read.rows] == [
+        (2, "jsmith", D("2.00")), (5, "jsmith", D("1.00"))]
+    assert [(row.line, row.reason) for row in read.rejects] == [
+        (3, f"a cell is longer than {MAX_CELL} characters"),
+        (4, "the patron id holds control characters")]
+    # Rows without a transaction id: stable ids from the name (not the folder), line, content.
+    assert read.rows[0].stable_id and read.rows[0].transaction_id.startswith("PPB-")
+    assert read.rows[0].transaction_id != read.rows[1].transaction_id
+    again = paids("patron_id,amount,transaction_id\njsmith,2,\n", name="/elsewhere/paids.csv")
+    other = paids("patron_id,amount,transaction_id\njsmith,2,\n", name="paids-2.csv")
+    assert again.rows[0].transaction_id == paids(
+        "patron_id,amount,transaction_id\njsmith,2,\n").rows[0].transaction_id
+    assert other.rows[0].transaction_id != again.rows[0].transaction_id
+    spaced = paids("patron_id,amount,transaction_id\njsmith,2,PS 1\n")
+    assert spaced.rejects[0].reason == "the transaction id holds spaces or control characters"
 
 
 # --- the drop folder ---
