@@ -1,7 +1,7 @@
 """Where the static site (web pages, kiosk pages, locales) is, for the proxy and the kiosk agent.
 
-The repository's `site/` folder is installed as the package `patronpay_site` (pyproject.toml
-maps the name onto the folder: `site` itself would shadow the standard library's `site`). An
+The repository's `site/` folder is installed as the package `patronpay_site` (setup.py maps
+the name onto the folder: `site` itself would shadow the standard library's `site`). An
 editable install finds it in the working tree, a wheel in site-packages; either way
 `importlib.resources` hands back a real folder, which is what Starlette's StaticFiles serves.
 """

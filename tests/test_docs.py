@@ -2,7 +2,8 @@
 
 - Every relative link in README.md and docs/*.md reaches a file of the repository and, when it
   has a `#fragment`, a heading of that file (GitHub's anchors).
-- Code (comments, docstrings, strings) in the project's folders cites the project's own pages,
+- Code (comments, docstrings, strings) in the project's folders, its build and CI files and
+  docs/'s example configurations cites the project's own pages,
   as `docs/<page>.md#<heading-anchor>`, and each citation exists. Design documents and specs
   that live outside the repository cannot be followed by whoever clones it, so citing them
   fails, as does a numbered section sign (a section number of a document nobody can see).
@@ -26,6 +27,10 @@ CODE_FOLDERS = ("proxy", "kiosk", "sandbox", "site", "patronpay", "bench", "tool
 CODE_SUFFIXES = {".py", ".js", ".html", ".css", ".toml", ".service", ".path", ".timer",
                  ".example", ".pam", ".sh"}
 SKIPPED_PARTS = {"node_modules", "__pycache__", ".venv"}
+# Outside those folders: the build and CI files at the top, and every file (whatever its
+# name) of the CI folder and of docs/'s example configurations, whose comments cite pages too.
+TOP_LEVEL_FILES = ("pyproject.toml", "setup.py", "constraints.txt")
+WHOLE_FOLDERS = (".ci", "docs/prometheus", "docs/grafana")
 
 SECTION_SIGN = "\u00a7"
 # Outside documents by name, and section numbers of documents that are not in the repository.
@@ -144,6 +149,9 @@ def code_files() -> list[Path]:
             if (path.is_file() and path.suffix in CODE_SUFFIXES
                     and not SKIPPED_PARTS.intersection(path.relative_to(ROOT).parts)):
                 files.append(path)
+    files += [ROOT / name for name in TOP_LEVEL_FILES]
+    for folder in WHOLE_FOLDERS:
+        files += [path for path in sorted((ROOT / folder).rglob("*")) if path.is_file()]
     return files
 
 
@@ -164,6 +172,12 @@ def citation_problems(path: Path, number: int, line: str) -> list[str]:
         elif fragment and fragment[1:] not in anchors(target):
             problems.append(f"{where}: docs/{page} has no heading with the anchor {fragment}")
     return problems
+
+
+def test_the_build_ci_and_example_files_are_read_too():
+    read = {str(path.relative_to(ROOT)) for path in code_files()}
+    assert {"pyproject.toml", "setup.py", ".ci/run", ".ci/wheel_smoke.py",
+            "docs/prometheus/alerts.yml", "docs/grafana/patronpay.json"} <= read
 
 
 def test_code_cites_only_existing_docs_pages_and_headings():
