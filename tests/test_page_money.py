@@ -212,3 +212,22 @@ def test_the_lines_under_the_fees():
          "inexact": ["in", {"count": "2"}]},
         {"owed": ["o", {"amount": "$0.00"}], "credit": None, "inexact": None},
     ]
+
+
+def test_the_pages_know_exactly_the_servers_payment_states():
+    """The pages' lists of states (payment_status.js for the receipts, payments.js for the
+    patron's payments) are proxy/states.py's, so a state added on the server is not shown as
+    "other" or polled for ever."""
+    from proxy.states import PaymentState
+
+    payments_js = json.dumps(str(SITE / "payments.js"))
+    paid, not_paid, worded = run_js(f"""
+        const MyPayments = require({payments_js});
+        const states = {json.dumps([str(state) for state in PaymentState])};
+        return [PaymentStatus.PAID, PaymentStatus.NOT_PAID,
+                states.filter((state) => MyPayments.stateText({{state}})[0] !== "payments.state.other")];
+    """)
+    assert sorted([PaymentState.PENDING, *paid, *not_paid]) == sorted(PaymentState)
+    assert worded == list(PaymentState)
+    english = strings("en")
+    assert all(f"payments.state.{state}" in english for state in PaymentState)
