@@ -11,10 +11,13 @@ from decimal import Decimal
 
 import httpx
 import pytest
+from aiosmtpd.controller import Controller
+from support.rig import free_port
 from support.waiting import wait_for
 
 from kiosk.signing import KioskAuth
 from proxy.mail.outbox import Outbox
+from proxy.mail.worker import GIVE_UP_SECONDS
 from sandbox.smtp import Mailbox, SmtpServer
 
 MAIL_FROM = "Library fines <fines@library.example.edu>"
@@ -234,3 +237,63 @@ def test_a_payment_flagged_for_review_alerts_staff(mail_deploy, smtp_server):
     assert f"patronpay payments show {payment_id}" in body
     settled(d, "alert")
     assert len(smtp_server.mailbox.messages()) == 1
+
+
+class Refusing:
+    """An SMTP server's handler that refuses some recipients for good (550) and keeps the
+    rest: a real mail server's answer to an address it has no mailbox for."""
+
+    def __init__(self, refused: set[str]) -> None:
+        self.refused = refused
+        self.kept: list[tuple[str, ...]] = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
+        if address in self.refused:
+            return "550 5.1.1 no such mailbox here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.kept.append(tuple(envelope.rcpt_tos))
+        return "250 kept"
+
+
+def test_a_receipt_the_server_refuses_for_good_fails_once_and_nothing_else(mail_deploy):
+    handler = Refusing({"mkowalski@example.edu"})
+    server = Controller(handler, hostname="127.0.0.1", port=free_port())
+    server.start()
+    try:
+        d = mail_deploy(smtp_url=f"smtp://127.0.0.1:{server.port}", staff_email="")
+        created, _ = d.pay(d.sign_in_sso("mkowalski"), amount="62.00")
+        payment = d.wait_for_state(created["payment"]["id"], "posted")
+        [row] = wait_for(lambda: [r for r in outbox(d).rows("receipt") if r.state == "failed"],
+                         "the refused receipt to be failed")
+        assert row.reason.startswith("refused: 550 5.1.1 no such mailbox") and row.attempts == 1
+        assert handler.kept == []
+        assert d.ledger.payment(payment.id).state == "posted"
+        assert "receipt_sent" not in [e["kind"] for e in d.ledger.events(payment.id)]
+    finally:
+        server.stop()
+
+
+def test_a_receipt_the_server_will_not_take_for_three_days_is_given_up(mail_deploy, smtp_server):
+    d = mail_deploy(staff_email="")
+    smtp_server.stop()
+    created, _ = d.pay(d.sign_in_sso("mkowalski"), amount="5.00")
+    d.wait_for_state(created["payment"]["id"], "posted")
+    wait_for(lambda: [r for r in outbox(d).rows("receipt") if r.attempts >= 1],
+             "the receipt to have been tried")
+    # Three days and a minute pass on the mail worker's clock, the server still down.
+    worker = d.services.mail
+    worker.clock = lambda: time.time() + GIVE_UP_SECONDS + 60
+    [row] = wait_for(lambda: [r for r in outbox(d).rows("receipt") if r.state == "failed"],
+                     "the receipt to be given up")
+    assert row.reason.startswith("gave up: ConnectionRefusedError")
+    smtp_server.start()  # back: the next receipt goes, the one given up stays given up
+    later, _ = d.pay(d.sign_in_sso("mkowalski"), amount="5.00")
+    d.wait_for_state(later["payment"]["id"], "posted")
+    [received] = wait_for_mail(smtp_server.mailbox, 1)
+    first, second = wait_for(lambda: (rows := outbox(d).rows("receipt"))[-1].state == "sent"
+                             and rows, "the second receipt recorded as sent")
+    assert first.state == "failed"
+    assert received.message_id == second.message_id
