@@ -14,9 +14,11 @@ Alma) -> `pending` -> `sending` (claimed with a lease by one worker) -> `sent`; 
 (nothing to send: no address) or `failed` (the server refused it for good). Only a crash
 between the server's `250` and `sent()` repeats a message, under the same Message-ID.
 
-The mark relies on SQLite's one writer at a time: an event with a lower id than the mark can
-never commit after the mark moved past it. (On a database with concurrent writers the trail
-would need reading by commit order instead.)
+The mark relies on one writer at a time: an event with a lower id than the mark can never
+commit after the mark moved past it. Every event is written inside the ledger's write
+transaction (SQLite's BEGIN IMMEDIATE; on PostgreSQL the transaction-wide write lock, held until
+commit), so ids are handed out in commit order on both backends. An event written outside that
+lock would break this: the trail would then need reading by commit order instead.
 """
 
 from __future__ import annotations
