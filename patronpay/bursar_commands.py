@@ -66,6 +66,8 @@ def add_bursar_commands(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--output", help="file to write, or - for standard output (default: "
                         "library-fines-DAY.csv in PATRONPAY_BURSAR_OUTBOX)")
     export.add_argument("--day", help="the day the file is for, YYYY-MM-DD (default: today)")
+    export.add_argument("--allow-empty", action="store_true",
+                        help="write a file without rows even though the last file had some")
     export.set_defaults(handler=cmd_export)
 
     imports = actions.add_parser("import", help="post the bursar's payments file to Alma")
@@ -186,6 +188,8 @@ async def _export(args: argparse.Namespace, settings: Settings) -> int:
     context = Context.open(settings)
     try:
         fines, pages = await read_fines(settings)
+        if not fines.fees and not args.allow_empty:
+            fines, pages = await _not_empty_by_mistake(settings, context.store, fines, pages)
         shape = layout(settings)
         export = build_export(fines, shape, day)
         save_export(export, store=context.store, output=output, day=day,
@@ -198,6 +202,25 @@ async def _export(args: argparse.Namespace, settings: Settings) -> int:
     notes = summary_lines(export, str(output or "standard output"), pages, fines)
     print("\n".join(notes), file=sys.stderr if output is None else sys.stdout)
     return 0
+
+
+async def _not_empty_by_mistake(settings: Settings, store: BursarStore, fines: Fines,
+                                pages: int) -> tuple[Fines, int]:
+    """An empty report when the last file billed someone. Analytics has been seen to answer
+    "finished, no rows" by mistake, and a file without rows would clear every balance where the
+    bursar loads the file as the balance: ask once more, then refuse (exit 75, as for a report
+    that cannot be read) unless staff say it is right (--allow-empty)."""
+    last = store.exports(limit=1)
+    if not last or not last[0]["rows"]:
+        return fines, pages
+    await asyncio.sleep(float(settings.bursar_report_wait_seconds))
+    fines, pages = await read_fines(settings)
+    if fines.fees:
+        return fines, pages
+    raise AnalyticsError(
+        f"the report lists no fee owed, twice, and the last file ({last[0]['day']}) billed "
+        f"{last[0]['rows']}: refusing to write a file without rows (run again later, or use "
+        "--allow-empty if it is right)")
 
 
 def _export_path(option: str | None, settings: Settings, day: date) -> Path | None:

@@ -92,7 +92,7 @@ class BursarDemo:
         if not self._wait_for(sandbox_url):
             return
         self._run("export", bursar_commands._export, settings,
-                  argparse.Namespace(output=None, day=None))
+                  argparse.Namespace(output=None, day=None, allow_empty=False))
         while not self._stop.wait(WATCH_SECONDS):
             if waiting_files(self.inbox, SETTLE_SECONDS, time.time()):
                 self._run("import --inbox", bursar_commands._import, settings,

@@ -126,3 +126,25 @@ def test_a_missing_report_path_is_a_configuration_error(rig):
     r = rig(bursar_report_path="")
     status, _, err = r.cli("export")
     assert status == 2 and "PATRONPAY_BURSAR_REPORT_PATH" in err
+
+
+def test_an_empty_report_after_a_file_with_rows_is_asked_again_then_refused(rig):
+    # Analytics has answered "finished, no rows" by mistake: a file without rows would clear
+    # every balance a bursar loads as the balance.
+    r = rig()
+    assert r.cli("export", "--day", DAY)[0] == 0
+    for user in r.alma.all_users():
+        for fee in user["fees"]:
+            r.alma.set_fee(user["primary_id"], fee["id"], balance="0.00", status="CLOSED")
+    r.alma.clear_requests()
+    status, _, err = r.cli("export", "--day", "2025-03-15")
+    assert status == 75 and "refusing to write a file without rows" in err
+    assert "the last file (2025-03-14) billed 14" in err
+    assert not (r.outbox / "library-fines-2025-03-15.csv").exists()
+    assert len([q for q in r.alma.requests() if q["path"].endswith("/analytics/reports")]) == 2
+    status, out, _ = r.cli("export", "--day", "2025-03-15", "--allow-empty")
+    assert status == 0 and "0 rows, 0 patrons, 0.00 owed" in out
+    assert (r.outbox / "library-fines-2025-03-15.csv").read_text().splitlines() == [
+        "campus_id,name,amount,item_code,description,date,term"]
+    # After a file without rows, an empty report is nothing unusual.
+    assert r.cli("export", "--day", "2025-03-16")[0] == 0
