@@ -106,3 +106,20 @@ def test_the_fees_page_gets_the_network_script_only_where_allowed(d, tmp_path):
                             json={}).status_code in (404, 405)
     finally:
         closed.stop()
+
+
+def test_the_fees_at_sisters_are_held_to_the_sessions_pace(tmp_path):
+    """Each answer reads the sister's Alma, so a patron reloading it in a loop is held to the
+    fees page's buckets (issue 14 item 1): 429 with Retry-After, and no Alma call refused."""
+    deployment = start_consortium(tmp_path, tables=OPEN, session_burst="3",
+                                  session_requests_per_minute="1")
+    try:
+        browser = deployment.sign_in_sso("campus-a", "mkowalski")
+        before = len(deployment.alma_calls("campus-b"))
+        answers = [browser.get("/campus-a/consortium/network-fees") for _ in range(10)]
+        assert [a.status_code for a in answers] == [200] * 3 + [429] * 7
+        assert answers[-1].json()["error"]["code"] == "rate_limited"
+        assert int(answers[-1].headers["Retry-After"]) >= 1
+        assert len(deployment.alma_calls("campus-b")) - before == 3  # one read per answer
+    finally:
+        deployment.stop()

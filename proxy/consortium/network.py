@@ -34,6 +34,7 @@ from proxy.payments import read_fees
 from proxy.runtime import Services
 from proxy.signin.common import lookup_patron, start_session
 from proxy.spent_tokens import SpentTokens
+from proxy.web.api import keep_pace
 from proxy.web.common import redirect_with_error, require_session
 from proxy.web.errors import EXCEPTION_HANDLERS, ApiError
 
@@ -98,6 +99,9 @@ async def network_fees(request: Request, network: Network, code: str) -> Respons
     session = require_session(request)
     if not network.open_to(code):
         raise ApiError(404, "not_found", "Fees at other libraries are not shown here.")
+    # Each answer reads every sister's Alma: the same session and patron buckets as the fees
+    # page (docs/security.md#rate-limits), so reloading it cannot burn the sisters' quota.
+    keep_pace(request, session)
     patron_id = session.patron.primary_id
     # All at once: a slow Alma at one sister delays only this list, by its own timeout.
     entries = await asyncio.gather(*(_fees_at(s, patron_id) for s in network.sisters(code)))
