@@ -86,6 +86,11 @@ def test_an_empty_cell_is_absent_from_its_row_and_read_as_empty(server, analytic
     fines = fines_from_report(report, report_headings({}))
     line = next(fee for fee in fines.fees if fee.fee_type == "CARDRENEWAL")
     assert (line.title, line.amount, line.name) == ("", D("10.00"), "Smith, Jordan")
+    # Sent as empty elements instead (the knob off), the cells read the same.
+    analytics.configure(omit_empty=False)
+    kept = read(server)
+    assert next(row for row in kept.rows if row["Fine Fee Type"] == "Card renewal")["Title"] == ""
+    assert fines_from_report(kept, report_headings({})) == fines
 
 
 def test_still_loading_pages_are_waited_out_with_the_same_token(server, analytics):
