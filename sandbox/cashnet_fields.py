@@ -32,7 +32,7 @@ CANCEL_MESSAGE = "Customer cancelled before payment was processed"
 
 # Faults that change the field set; the rest act on the wire and only touch the notification.
 FIELD_FAULTS = ("ref_slot", "missing_refs", "tamper_amount", "uppercase_names", "omit_itemcnt",
-                "typed_fields", "custcode_echo", "amount_format")
+                "typed_fields", "custcode_echo", "amount_format", "tamper_itemcode")
 
 # What a payer types on the card form, echoed beside our own `lname`/`email` under upper-case
 # names, as real stores do (`typed_fields: true`).
@@ -74,7 +74,8 @@ def faults_for(target: str, faults: dict[str, Any]) -> dict[str, Any]:
 def result_fields(config: dict[str, Any], handoff: Handoff, outcome: Outcome,
                   faults: dict[str, Any]) -> Pairs:
     """Build the fields in the order of the store's `fields` list, then apply field faults."""
-    lines = _tampered(handoff.lines, faults.get("tamper_amount"))
+    lines = _recoded(_tampered(handoff.lines, faults.get("tamper_amount")),
+                     faults.get("tamper_itemcode"))
     refs = [] if faults.get("missing_refs") else _moved(handoff.refs, faults.get("ref_slot"))
     txn_refs = [] if faults.get("missing_refs") else handoff.txn_refs
     pairs: Pairs = []
@@ -169,6 +170,14 @@ def _tampered(lines: list[dict], tamper: dict[str, Any] | None) -> list[dict]:
             amount = Decimal(line["amount"]) + delta if text[0] in "+-" else delta
             line["amount"] = format(amount.quantize(CENT), "f")
     return changed
+
+
+def _recoded(lines: list[dict], recode: dict[str, Any] | None) -> list[dict]:
+    """The line's item code replaced, as a store echoing another item would."""
+    if not recode:
+        return lines
+    return [dict(line, itemcode=recode["code"]) if line["n"] == recode["line"] else line
+            for line in lines]
 
 
 def _moved(refs: list[dict], ref_slot: str | None) -> list[dict]:

@@ -69,12 +69,13 @@ FAULT_KEYS = (
     "duplicate", "duplicate_delay_s", "hold", "delay_s", "drop", "ref_slot", "missing_refs",
     "tamper_amount", "leading_ampersand", "uppercase_names", "omit_itemcnt", "charset",
     "source_address", "url_token", "apply_to", "status", "typed_fields", "custcode_echo",
-    "amount_format", "signout_appends_query",
+    "amount_format", "signout_appends_query", "tamper_itemcode",
 )
 AMOUNT_FORMATS = ("plain", "thousands", "dollar", "dollar_thousands")
 CUSTCODE_ECHOES = ("upper", "lower", "padded")
 _REF_SLOT = re.compile(r"^ref([1-9][0-9]*)val([1-9][0-9]*)$", re.IGNORECASE)
 _TAMPER = re.compile(r"^[+-]?[0-9]+(\.[0-9]{1,2})?$")
+_ITEM_CODE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 
 
 class StoreConfigError(ValueError):
@@ -220,6 +221,8 @@ def validate_faults(raw: Any, *, where: str = "faults") -> dict[str, Any]:
         faults["ref_slot"] = faults["ref_slot"].lower()
     if "tamper_amount" in faults:
         faults["tamper_amount"] = _tamper(where, faults["tamper_amount"])
+    if "tamper_itemcode" in faults:
+        faults["tamper_itemcode"] = _recode(where, faults["tamper_itemcode"])
     if "charset" in faults:
         charset = str(faults["charset"]).lower().replace("windows-", "cp")
         _require(charset in ("cp1252", "utf-8"), f"{where}: charset is cp1252 or utf-8")
@@ -268,6 +271,19 @@ def _tamper(where: str, value: Any) -> dict[str, Any]:
     text = str(value).strip()
     _require(bool(_TAMPER.match(text)), f"{where}: tamper_amount is like +1.00, -0.50 or 0.01")
     return {"line": line, "amount": text}
+
+
+def _recode(where: str, value: Any) -> dict[str, Any]:
+    """`"LIB-OTHER"` (line 1) or `{line, code}`: the item code echoed for that line."""
+    line = 1
+    if isinstance(value, dict):
+        _require(set(value) <= {"line", "code"} and "code" in value,
+                 f"{where}: tamper_itemcode mapping is {{line, code}}")
+        line = _integer(where, "tamper_itemcode.line", value.get("line", 1), 1, 1000)
+        value = value["code"]
+    _require(isinstance(value, str) and bool(_ITEM_CODE.match(value)),
+             f"{where}: tamper_itemcode is an item code like LIB-OTHER")
+    return {"line": line, "code": value}
 
 
 def _loopback(where: str, value: Any) -> str:

@@ -175,6 +175,15 @@ def test_an_item_code_mismatch_is_not_called_an_amount_mismatch(deploy):
         "amount mismatch: line 3: amount 12.49, issued 12.50"
 
 
+def test_an_echoed_item_code_that_differs_is_called_an_item_code_mismatch(deploy):
+    d = deploy(cashnet_item_codes=LAW_RULES)
+    payment_id, cid = d.checkout("mkowalski")
+    d.cashnet.complete(cid, faults={"tamper_itemcode": {"line": 3, "code": "LIB-FINE"}})
+    assert d.wait_for_state(payment_id, "attention").reason == \
+        "item code mismatch: line 3: item code 'LIB-FINE', issued 'LAW-FINES'"
+    assert d.alma_calls("POST") == []
+
+
 # --- item 7: echo formats ---
 
 

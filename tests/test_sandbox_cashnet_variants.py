@@ -1,7 +1,7 @@
 """The sandbox CashNet's knobs for what real stores send that the well-behaved store does not
 (docs/sandbox.md#cashnet-fault-knobs): fields the payer typed beside our echo, an upper-cased
-custcode, amounts written for a person, windows-1252 bodies, and a sign-out URL that gets the
-result appended with a second `?`."""
+custcode, amounts written for a person, an item code other than the one handed off,
+windows-1252 bodies, and a sign-out URL that gets the result appended with a second `?`."""
 
 from __future__ import annotations
 
@@ -72,6 +72,18 @@ def test_a_windows_1252_body_percent_encodes_what_the_payer_typed(sandbox, recei
     assert ("LNAME", "Muñoz") in pairs(hit["body"], "cp1252")
 
 
+@pytest.mark.parametrize("recode, first, second", [
+    ("LIB-OTHER", "LIB-OTHER", "LIB-LOST"), ({"line": 2, "code": "LAW-FINES"}, "LIB-OVERDUE",
+                                             "LAW-FINES"),
+])
+def test_an_item_code_can_be_echoed_other_than_handed_off(sandbox, receiver, recode, first,
+                                                          second):
+    sandbox.complete(open_checkout(sandbox), faults={"tamper_itemcode": recode})
+    sent = dict(pairs(receiver.bodies()[0]))
+    assert (sent["itemcode1"], sent["itemcode2"]) == (first, second)
+    assert (sent["amount1"], sent["amount2"]) == ("12.50", "1080.00")
+
+
 @pytest.mark.parametrize("method", ["POST", "GET"])
 def test_the_sign_out_url_can_get_the_result_appended_with_a_second_question_mark(
         sandbox, method):
@@ -85,7 +97,8 @@ def test_the_sign_out_url_can_get_the_result_appended_with_a_second_question_mar
 @pytest.mark.parametrize("faults", [
     {"typed_fields": "yes"}, {"typed_fields": {"": "x"}}, {"custcode_echo": "shout"},
     {"custcode_echo": {"value": 1}}, {"amount_format": "euro"},
-    {"signout_appends_query": "true"},
+    {"signout_appends_query": "true"}, {"tamper_itemcode": "two words"},
+    {"tamper_itemcode": {"line": 0, "code": "X"}}, {"tamper_itemcode": {"item": "X"}},
 ])
 def test_bad_knobs_are_refused(sandbox, faults):
     with pytest.raises(StoreConfigError):
