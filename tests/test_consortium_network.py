@@ -5,6 +5,7 @@ Campus B's Alma; then Campus A's own fees through Campus A's store and Alma."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -123,3 +124,14 @@ def test_the_fees_at_sisters_are_held_to_the_sessions_pace(tmp_path):
         assert len(deployment.alma_calls("campus-b")) - before == 3  # one read per answer
     finally:
         deployment.stop()
+
+
+def test_a_hand_off_names_no_patron_in_the_log(d, caplog):
+    """A patron's id appears at INFO only where they sign in (issue 14 item 13): at the
+    sister, when the hand-off is used, not when it is made."""
+    caplog.set_level(logging.INFO)
+    browser = d.sign_in_sso("campus-a", "mkowalski")
+    hand_off(d, browser, "campus-b")
+    (line,) = [r for r in caplog.records if getattr(r, "event", "") == "network_handoff"]
+    assert (line.institution, line.to) == ("campus-a", "campus-b")
+    assert not hasattr(line, "patron_id") and "mkowalski" not in line.getMessage()

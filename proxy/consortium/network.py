@@ -139,9 +139,9 @@ async def handoff(request: Request, network: Network, code: str) -> Response:
     token = network.signer(to).dumps({"u": session.patron.primary_id, "from": code,
                                       "to": to, "n": secrets.token_urlsafe(16)})
     target = network.members[to].institution.settings.public_url
+    # No patron id: the sister's `signed_in` line names who arrived (docs/security.md#logs).
     log.info("hand-off to a sister institution", extra={
-        "event": "network_handoff", "institution": code, "to": to,
-        "patron_id": session.patron.primary_id})
+        "event": "network_handoff", "institution": code, "to": to})
     return JSONResponse({"url": f"{target}/consortium/enter?t={token}"},
                         headers={"Cache-Control": "no-store"})
 
