@@ -162,16 +162,19 @@ def run(handler, args: argparse.Namespace) -> int:
 
     settings = load_settings()
     configure_logging(settings.log_level)
+    # The errors quote Alma's own words (its errorMessage, a user id), so they are shown
+    # escaped like every other value on a staff terminal (docs/security.md#staff-terminals).
     try:
         return asyncio.run(handler(args, settings))
     except BursarError as exc:
-        print(f"patronpay: {exc}", file=sys.stderr)
+        print(f"patronpay: {printable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except AnalyticsError as exc:
-        print(f"patronpay: the Analytics report could not be read: {exc}", file=sys.stderr)
+        print(f"patronpay: the Analytics report could not be read: {printable(str(exc))}",
+              file=sys.stderr)
         return EXIT_TEMPORARY
     except HoldsError as exc:
-        print(f"patronpay: {exc}", file=sys.stderr)
+        print(f"patronpay: {printable(str(exc))}", file=sys.stderr)
         return EXIT_TEMPORARY
 
 

@@ -114,3 +114,37 @@ def test_every_terminal_control_is_shown_escaped(hostile):
     for text in (printable(hostile), shorten(hostile), table(["H"], [[hostile]])):
         assert all(ch.isprintable() or ch == "\n" for ch in text), repr(text)
         assert "\n" not in text.replace(table(["H"], [["x"]]).split("\n")[0] + "\n", "", 1)
+
+
+def test_bursar_commands_escape_the_words_alma_refused_with(tmp_path):
+    """`patronpay bursar export` quotes Alma's errorMessage when the Analytics report is
+    refused; an Alma (or a man in the middle) sending C1 controls, a right-to-left override or
+    a newline there cannot act on the terminal or forge a line."""
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+    from support.bursar import BursarRig
+
+    from patronpay.serving import ServerThread
+
+    hostile = "bad path\u009b2J\u202e\nwhat to do\n  patronpay payments resolve all"
+
+    async def refuse(request):
+        body = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?><web_service_result><errorsExist>"
+                "true</errorsExist><errorList><error><errorCode>INTERNAL_SERVER_ERROR"
+                f"</errorCode><errorMessage>{hostile}</errorMessage></error></errorList>"
+                "</web_service_result>")
+        return Response(body, status_code=400, media_type="application/xml")
+
+    alma = ServerThread(Starlette(routes=[Route("/almaws/v1/analytics/reports", refuse)])).start()
+    rig = BursarRig(tmp_path, run_worker=False)
+    try:
+        rig.env["PATRONPAY_ALMA_API_URL"] = alma.url + "/almaws/v1"
+        status, out, err = rig.cli("export", "--day", "2025-03-01")
+    finally:
+        rig.close()
+        alma.stop()
+    assert status == 75 and out == ""
+    assert "\u009b" not in err and "\u202e" not in err
+    assert err.count("\n") == 1  # one line: the forged block stays inside it, escaped
+    assert "Alma answered 400: INTERNAL_SERVER_ERROR: bad path\\x9b2J\\u202e\\nwhat to do\\n" in err
