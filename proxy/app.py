@@ -20,13 +20,7 @@ from proxy.signin import registry as signin_registry
 from proxy.staffweb.routes import routes as staff_routes
 from proxy.web import api, auth, cashnet, kiosk, kiosk_receipt_email, metrics
 from proxy.web.errors import EXCEPTION_HANDLERS
-from proxy.web.security import (
-    AccessLog,
-    BodyLimit,
-    OriginCheck,
-    SecurityHeaders,
-    content_security_policy,
-)
+from proxy.web.security import RequestGuards, content_security_policy
 from proxy.web.static import SiteFiles
 
 
@@ -101,13 +95,12 @@ def create_app(settings: Settings, services: Services | None = None,
         *staff_routes,  # /staff/ (docs/operations.md#staff-pages)
         Mount("/", SiteFiles(directory=settings.site_dir, html=True), name="site"),
     ]
+    # The access log, security headers, body limit, origin check and kiosk signatures, in
+    # that order, as one layer (proxy/web/security.py).
     middleware = [
-        Middleware(AccessLog),
-        Middleware(SecurityHeaders, csp=content_security_policy(settings.cashnet_checkout_url),
-                   hsts=settings.is_https()),
-        Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
-        Middleware(OriginCheck, public_origin=settings.public_origin()),
-        Middleware(kiosk.KioskSignature),
+        Middleware(RequestGuards, csp=content_security_policy(settings.cashnet_checkout_url),
+                   hsts=settings.is_https(), max_bytes=settings.max_body_bytes,
+                   public_origin=settings.public_origin(), kiosk_check=kiosk.check_signature),
     ]
     app = Starlette(routes=routes, middleware=middleware,
                     exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)

@@ -1,7 +1,8 @@
 """The kiosk API: a kiosk agent opens and ends a patron session for a scanned card.
 
 Every request under `/api/kiosk/`, and every request that carries `X-Kiosk-*` headers, is
-checked by `KioskSignature` before any route sees it (proxy/kiosk_auth.py does the checking).
+checked by `check_signature` (called by RequestGuards, proxy/web/security.py) before any route
+sees it (proxy/kiosk_auth.py does the checking).
 A request that passes carries the kiosk's id in its scope; the session guard in
 proxy/web/common.py lets a `kiosk:<id>` session be used only with that kiosk's signature.
 """
@@ -16,7 +17,7 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from proxy import kiosk_auth, kiosk_fleet
 from proxy.alma import AlmaError, AlmaUserNotFound
@@ -32,46 +33,36 @@ from proxy.web.security import client_address
 
 log = logging.getLogger("patronpay.kiosk")
 
-KIOSK_PREFIX = "/api/kiosk/"
 MAX_CREDENTIAL_LENGTH = 255
 MAX_KIND_LENGTH = 64
 NOT_RECOGNISED = "Card not recognised, please see staff."
 
 
-class KioskSignature:
-    """Verify kiosk signatures before routing. Needs the whole body (it is signed), so it
-    reads it here and hands it on unchanged; BodyLimit, outside this, bounds its size."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = Headers(scope=scope)
-        if not (scope["path"].startswith(KIOSK_PREFIX) or kiosk_auth.has_kiosk_headers(headers)):
-            await self.app(scope, receive, send)
-            return
-        body, receive = await _buffer_body(receive)
-        if body is None:  # the client went away before sending its body
-            return
-        svc = scope["app"].state.services
-        settings = svc.settings
-        try:
-            kiosk_id = kiosk_auth.verify_request(
-                keys=settings.kiosk_keys, headers=headers, method=scope["method"],
-                path_with_query=_path_with_query(scope), body=body, db=svc.db,
-                now=time.time(), max_skew=settings.kiosk_max_skew_seconds)
-        except kiosk_auth.KioskAuthError as exc:
-            log.warning("kiosk request refused", extra={
-                "event": "kiosk_refused", "reason": exc.reason, "kiosk_id": exc.kiosk_id,
-                "method": scope["method"], "path": redact_path(scope["path"]),
-                "peer": client_address(scope, settings.trusted_proxies)})
-            await error_response(401, exc.code, exc.message)(scope, receive, send)
-            return
-        kiosk_auth.mark_verified(scope, kiosk_id)
-        await self.app(scope, receive, send)
+async def check_signature(scope: Scope, receive: Receive, send: Send) -> Receive | None:
+    """Verify a kiosk request's signature before routing (RequestGuards in
+    proxy/web/security.py calls this for every path under /api/kiosk/ and every request with
+    `X-Kiosk-*` headers). Needs the whole body (it is signed), so it reads it here: returns the
+    receive that hands it on unchanged, or None when the request was refused here or its client
+    went away before sending its body. The body limit, outside this, bounds its size."""
+    body, receive = await _buffer_body(receive)
+    if body is None:  # the client went away before sending its body
+        return None
+    svc = scope["app"].state.services
+    settings = svc.settings
+    try:
+        kiosk_id = kiosk_auth.verify_request(
+            keys=settings.kiosk_keys, headers=Headers(scope=scope), method=scope["method"],
+            path_with_query=_path_with_query(scope), body=body, db=svc.db,
+            now=time.time(), max_skew=settings.kiosk_max_skew_seconds)
+    except kiosk_auth.KioskAuthError as exc:
+        log.warning("kiosk request refused", extra={
+            "event": "kiosk_refused", "reason": exc.reason, "kiosk_id": exc.kiosk_id,
+            "method": scope["method"], "path": redact_path(scope["path"]),
+            "peer": client_address(scope, settings.trusted_proxies)})
+        await error_response(401, exc.code, exc.message)(scope, receive, send)
+        return None
+    kiosk_auth.mark_verified(scope, kiosk_id)
+    return receive
 
 
 async def _buffer_body(receive: Receive) -> tuple[bytes | None, Receive]:
@@ -106,7 +97,7 @@ def _path_with_query(scope: Scope) -> str:
 
 def require_kiosk(request: Request) -> str:
     kiosk_id = kiosk_auth.verified_kiosk(request.scope)
-    if kiosk_id is None:  # KioskSignature runs on every /api/kiosk/ path; this is a backstop
+    if kiosk_id is None:  # check_signature runs on every /api/kiosk/ path; this is a backstop
         raise ApiError(401, "kiosk_unauthorized", "This kiosk request could not be "
                        "authenticated.")
     return kiosk_id

@@ -1,7 +1,7 @@
 """The kiosk's **E-mail receipt** (docs/kiosk.md#e-mailed-receipt): whether the receipt screen may
 offer it for the kiosk session's payment, and the patron's request for it.
 
-Both routes are kiosk requests (signed, checked by `KioskSignature` before they get here) made
+Both routes are kiosk requests (signed, checked by `check_signature` before they get here) made
 as the kiosk's patron session, and name one payment: it must be that session's own, started at
 that kiosk. The request is recorded once, as an event on the payment's trail; the mail worker
 sends the receipt when the payment is posted.

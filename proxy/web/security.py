@@ -4,7 +4,8 @@
 - unsafe methods need a same-origin `Origin`, except CashNet's cross-site routes and the
   kiosk API (server to server, authenticated by signature);
 - every response carries a strict Content-Security-Policy and friends;
-- one access-log line per request, with the notification token redacted and no query string.
+- one access-log line per request, with the notification token redacted and no query string;
+- kiosk requests are checked by their signature (proxy/web/kiosk.py) before any route.
 """
 
 from __future__ import annotations
@@ -13,19 +14,22 @@ import ipaddress
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from proxy import kiosk_auth
 from proxy.logs import redact_path
 
 log = logging.getLogger("patronpay.access")
 
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+KIOSK_PREFIX = "/api/kiosk/"
+KIOSK_HEADERS = frozenset(name.encode("latin-1") for name in kiosk_auth.HEADERS)
 # /auth/cas: a CAS server's single-logout POST (server to server; it only ends a session).
-CROSS_SITE_PREFIXES = ("/cashnet/postback/", "/cashnet/return", "/api/kiosk/", "/auth/cas")
+CROSS_SITE_PREFIXES = ("/cashnet/postback/", "/cashnet/return", KIOSK_PREFIX, "/auth/cas")
 NO_STORE_PREFIXES = ("/api/", "/auth/", "/pay/", "/cashnet/")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -45,68 +49,8 @@ async def _send_error(send: Send, status: int, code: str, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class BodyLimit:
-    """Refuse request bodies above `max_bytes`, whether announced or streamed."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        length = Headers(scope=scope).get("content-length", "")
-        if length.isdigit() and int(length) > self.max_bytes:
-            await _send_error(send, 413, "body_too_large",
-                              f"The request body is larger than {self.max_bytes} bytes.")
-            return
-        seen = 0
-        started = False
-
-        async def limited_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _BodyTooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _BodyTooLarge:
-            if not started:
-                await _send_error(send, 413, "body_too_large",
-                                  f"The request body is larger than {self.max_bytes} bytes.")
-
-
 class _BodyTooLarge(Exception):
     pass
-
-
-class OriginCheck:
-    """Unsafe methods must come from our own pages (a same-origin `Origin` header)."""
-
-    def __init__(self, app: ASGIApp, public_origin: str) -> None:
-        self.app = app
-        self.public_origin = public_origin
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] == "http" and scope["method"] in UNSAFE_METHODS
-                and not scope["path"].startswith(CROSS_SITE_PREFIXES)):
-            origin = Headers(scope=scope).get("origin", "")
-            if origin != self.public_origin:
-                await _send_error(send, 403, "bad_origin",
-                                  "This request must come from the payment site itself.")
-                return
-        await self.app(scope, receive, send)
 
 
 def content_security_policy(cashnet_url: str) -> str:
@@ -125,11 +69,25 @@ def content_security_policy(cashnet_url: str) -> str:
     ])
 
 
-class SecurityHeaders:
-    """Security headers on every response; `no-store` on everything about a patron."""
+# Checks a kiosk request's signature (proxy/web/kiosk.py): the receive to route it with (its
+# body replayed), or None when it was answered or its client went away.
+KioskCheck = Callable[[Scope, Receive, Send], Awaitable[Receive | None]]
 
-    def __init__(self, app: ASGIApp, csp: str, hsts: bool) -> None:
+
+class RequestGuards:
+    """Every guard and header of this module as one ASGI layer, in the order a request meets
+    them: the access log (outermost: it sees every answer, refusals included), the security
+    headers (on every answer), the body limit, the origin check, and the kiosk signature check
+    (`kiosk_check`, for every path under /api/kiosk/ and every request with `X-Kiosk-*`
+    headers). One layer, not five: each layer's call and `send` wrapper was a visible share of
+    a fees page's CPU (docs/performance.md#the-fees-pages-own-cpu)."""
+
+    def __init__(self, app: ASGIApp, *, csp: str, hsts: bool, max_bytes: int,
+                 public_origin: str, kiosk_check: KioskCheck) -> None:
         self.app = app
+        self.max_bytes = max_bytes
+        self.public_origin = public_origin
+        self.kiosk_check = kiosk_check
         self.headers = {
             "Content-Security-Policy": csp,
             "X-Content-Type-Options": "nosniff",
@@ -150,15 +108,69 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        no_store = scope["path"].startswith(NO_STORE_PREFIXES) or scope["path"].endswith(
-            (".html", "/"))
+        started_at = time.monotonic()
+        path = scope["path"]
+        no_store = path.startswith(NO_STORE_PREFIXES) or path.endswith((".html", "/"))
+        status = 500
+        started = False
 
-        async def send_with_headers(message: Message) -> None:
+        async def guarded_send(message: Message) -> None:
+            nonlocal status, started
             if message["type"] == "http.response.start":
+                started = True
+                status = message["status"]
                 message["headers"] = self._with_headers(message.get("headers", ()), no_store)
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self._guarded(scope, receive, guarded_send, path)
+        except _BodyTooLarge:
+            if not started:
+                await _send_error(guarded_send, 413, "body_too_large",
+                                  f"The request body is larger than {self.max_bytes} bytes.")
+        finally:
+            log.info("request", extra={
+                "event": "request", "method": scope["method"], "path": redact_path(path),
+                "status": status, "ms": round((time.monotonic() - started_at) * 1000)})
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        """The body limit, the origin check and the kiosk signature, then the app."""
+        # One pass over the request's headers for all three (names arrive in lower case).
+        length = origin = None
+        kiosk_headers = False
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                length = value if length is None else length
+            elif name == b"origin":
+                origin = value if origin is None else origin
+            elif name in KIOSK_HEADERS:
+                kiosk_headers = True
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            await _send_error(send, 413, "body_too_large",
+                              f"The request body is larger than {self.max_bytes} bytes.")
+            return
+        if (scope["method"] in UNSAFE_METHODS and not path.startswith(CROSS_SITE_PREFIXES)
+                and (origin or b"").decode("latin-1") != self.public_origin):
+            await _send_error(send, 403, "bad_origin",
+                              "This request must come from the payment site itself.")
+            return
+        seen = 0
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        routed: Receive | None = limited_receive
+        if kiosk_headers or path.startswith(KIOSK_PREFIX):
+            routed = await self.kiosk_check(scope, limited_receive, send)
+            if routed is None:
+                return
+        await self.app(scope, routed, send)
 
     def _with_headers(self, headers: Iterable[tuple[bytes, bytes]],
                       no_store: bool) -> list[tuple[bytes, bytes]]:
@@ -171,32 +183,6 @@ class SecurityHeaders:
         if no_store:
             given.append((b"cache-control", b"no-store"))
         return given
-
-
-class AccessLog:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.monotonic()
-        status = 500
-
-        async def recording_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, recording_send)
-        finally:
-            log.info("request", extra={
-                "event": "request", "method": scope["method"],
-                "path": redact_path(scope["path"]), "status": status,
-                "ms": round((time.monotonic() - started) * 1000)})
 
 
 def client_address(scope: Scope, trusted: Iterable[Network]) -> str:
