@@ -40,6 +40,9 @@ class PatronLimits:
         self.sessions = TokenBuckets(session_burst, session_per_minute / 60, clock=clock)
         # A patron may have two sessions going (a phone and a laptop, the web and a kiosk).
         self.patrons = TokenBuckets(2 * session_burst, patron_per_minute / 60, clock=clock)
+        # Sign-ins read Alma too (the patron's record) and a campus sign-on lets its user sign
+        # in again without a password, so one user id gets a session's pace of sign-ins.
+        self.sign_ins = TokenBuckets(session_burst, session_per_minute / 60, clock=clock)
         self._refused: OrderedDict[str, None] = OrderedDict()  # sessions being refused now
 
     def wait(self, session_id: str, patron_id: str) -> float:
@@ -47,6 +50,14 @@ class PatronLimits:
         wait = self._take(session_id, patron_id)
         if wait == 0:
             self._refused.pop(session_id, None)
+        return wait
+
+    def sign_in_wait(self, user_id: str) -> float:
+        """Take a sign-in's token for `user_id` (as the sign-in names them, before Alma says
+        whose account it is) and return 0.0, or the seconds until it could."""
+        wait = self._claim([(self.sign_ins, "signin", user_id)])
+        if wait == 0:
+            self._refused.pop("signin:" + user_id, None)
         return wait
 
     def first_refusal(self, session_id: str) -> bool:
@@ -60,12 +71,19 @@ class PatronLimits:
         return True
 
     def _take(self, session_id: str, patron_id: str) -> float:
+        return self._claim([(self.sessions, "session", session_id),
+                            (self.patrons, "patron", patron_id)])
+
+    def _claim(self, claims: list[tuple[TokenBuckets, str, str]]) -> float:
+        """One token from each (buckets, kind, key), or none from any."""
         if self.shared is not None:
             from proxy.shared_buckets import patron_key
 
+            # The table holds no patron identifiers; a session's key is already a hash.
+            named = [(buckets, f"{kind}:{key if kind == 'session' else patron_key(key)}")
+                     for buckets, kind, key in claims]
             try:
-                wait = self.shared.take_all([(self.sessions, "session:" + session_id),
-                                             (self.patrons, "patron:" + patron_key(patron_id))])
+                wait = self.shared.take_all(named)
                 self._shared_down = False
                 return wait
             except Unavailable:
@@ -73,4 +91,4 @@ class PatronLimits:
                     log.warning("shared request buckets unreachable: limiting in this process",
                                 extra={"event": "rate_buckets_unavailable"})
                     self._shared_down = True
-        return take_all([(self.sessions, session_id), (self.patrons, patron_id)])
+        return take_all([(buckets, key) for buckets, _, key in claims])

@@ -103,6 +103,21 @@ def test_parallel_requests_of_a_cold_session_share_one_alma_read(deploy):
     assert alma_kinds(d)[before:] == ["LIST"]
 
 
+def test_sign_ins_of_one_user_are_held_to_a_sessions_pace(deploy):
+    """Each sign-in reads the patron from Alma, and a campus sign-on signs its user in again
+    without a password: a loop of sign-ins is held to the session's burst and pace, per user."""
+    d = deploy(session_burst="3", session_requests_per_minute="1")
+    before = len(d.alma_calls())
+    with httpx.Client(base_url=d.url) as browser:
+        answers = [browser.get("/auth/sso", headers={"X-Remote-User": "mkowalski"})
+                   for _ in range(6)]
+    assert [a.status_code for a in answers] == [303] * 6
+    assert [a.headers["location"] for a in answers] == \
+        ["/"] * 3 + ["/?error=too_many_requests"] * 3
+    assert alma_kinds(d)[before:] == ["USER"] * 3  # the refused ones asked Alma nothing
+    assert d.sign_in_sso("jsmith").get("/api/fees").status_code == 200  # others sign in
+
+
 def test_the_kiosk_page_is_told_how_long_to_wait(kiosk):
     k = kiosk()
     k.d.services.patron_limits.sessions.per_second = 1 / 3600  # no refill during the test

@@ -10,6 +10,7 @@ from starlette.responses import RedirectResponse, Response
 
 from proxy.alma import AlmaError
 from proxy.patrons import Patron, patron_from_alma
+from proxy.rate_limit import retry_after
 from proxy.web.common import (
     alma_failure,
     current_session,
@@ -30,6 +31,18 @@ def require_offered(request: Request, method: str) -> None:
 
 
 async def lookup_patron(request: Request, user_id: str, id_type: str = "all_unique") -> Patron:
+    """The patron `user_id` names, read from Alma; first a token from that user id's sign-ins
+    (docs/security.md#rate-limits): a campus sign-on signs its user in again without a
+    password, and each sign-in reads Alma, so a loop of them would spend everyone's Alma."""
+    limits = services(request).patron_limits
+    wait = limits.sign_in_wait(user_id)
+    if wait > 0:
+        if limits.first_refusal("signin:" + user_id):
+            log.info("sign-ins rate limited", extra={"event": "rate_limited",
+                                                     "path": request.url.path})
+        seconds = retry_after(wait)
+        raise ApiError(429, "too_many_requests", f"Too many sign-ins in a short time. Please "
+                       f"wait {seconds} seconds and try again.", headers={"Retry-After": seconds})
     try:
         user = await services(request).alma.get_user(user_id, id_type)
     except AlmaError as exc:
