@@ -511,8 +511,9 @@ class LoadLimitSettings:
         "every time.", 30)
     session_burst: int = setting(
         _positive_int, "Requests one session may make in a row to the routes that read Alma "
-        "(`/api/fees`, `POST /api/payments`) before the pace below applies; a patron's "
-        "sessions together get twice this.", 10)
+        "(`/api/fees`, `POST /api/payments`, a consortium's fees at sister institutions) "
+        "before the pace below applies; a patron's sessions together get twice this, and the "
+        "sign-ins of one user id the same as a session.", 10)
     session_requests_per_minute: int = setting(
         _positive_int, "Pace of those requests for one session, after the burst; more get 429 "
         "with Retry-After.", 30)
