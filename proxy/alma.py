@@ -50,6 +50,7 @@ __all__ = [
 log = logging.getLogger("patronpay.alma")
 
 GET_RETRIES_ON_THROTTLE = 4
+_USER_SEGMENT = re.compile(r"^/users/[^/]+")
 
 
 def connection_limit(requests_per_second: int) -> int:
@@ -249,7 +250,7 @@ class AlmaClient:
 
 def _loggable(path: str) -> str:
     """The path without its user id: at a kiosk that segment is the scanned card number."""
-    return re.sub(r"^/users/[^/]+", "/users/{user}", path)
+    return _USER_SEGMENT.sub("/users/{user}", path)
 
 
 def _segment(value: str) -> str:

@@ -175,15 +175,15 @@ class FeeList:
         is owed, the credit, what paying every payable fee here charges under the policy, and
         how many fees are in no total."""
         listed = sorted((*self.fees, *self.inexact), key=oldest_first)
+        payable_total, credit_total = self.payable_total, self.credit_total
         return {
             "currency": currency,
             "total": format_amount(self.total),
-            "payable_total": format_amount(self.payable_total),
+            "payable_total": format_amount(payable_total),
             "owed_total": format_amount(self.owed_total),
-            "credit_total": format_amount(self.credit_total),
+            "credit_total": format_amount(credit_total),
             "credit_policy": str(policy),
-            "charge_total": format_amount(
-                charge_for(policy, self.credit_total, self.payable_total)),
+            "charge_total": format_amount(charge_for(policy, credit_total, payable_total)),
             "inexact_count": len(self.inexact),
             "fees": [fee.to_json() for fee in listed],
         }

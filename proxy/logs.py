@@ -16,6 +16,8 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message
 # Path segments that are secrets: the notification token, and receipt tokens (each opens a
 # receipt without a session).
 _SECRET_SEGMENT = re.compile(r"(/cashnet/postback/|/api/receipts/)[^/?]*")
+# `json.dumps(entry, default=str)`, with its encoder made once rather than for every line.
+_ENCODE = json.JSONEncoder(default=str).encode
 
 
 class JsonFormatter(logging.Formatter):
@@ -30,10 +32,12 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        for key, value in vars(record).items():
+            if key not in _STANDARD:
+                entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return _ENCODE(entry)
 
     def _timestamp(self, second: int) -> str:
         if self._second[0] != second:

@@ -64,13 +64,15 @@ PAID_TO_POSTED_SECONDS = Histogram(
     buckets=(1, 5, 15, 30, 60, 120, 300, 900, 1800, 3600, 4 * 3600, 24 * 3600, 72 * 3600),
     registry=COUNTED)
 
-# Every series exists from the start, at zero: rules and panels see a zero, not a gap.
+# Every series exists from the start, at zero: rules and panels see a zero, not a gap. The
+# Alma calls' series are kept by their labels too: `labels()` checks its arguments and takes a
+# lock every time, twice for each Alma call of a fees page.
 for _outcome in NOTIFICATION_OUTCOMES:
     NOTIFICATIONS.labels(outcome=_outcome)
-for _operation in ALMA_OPERATIONS:
-    ALMA_CALL_SECONDS.labels(operation=_operation)
-    for _outcome in ALMA_OUTCOMES:
-        ALMA_CALLS.labels(operation=_operation, outcome=_outcome)
+_ALMA_CALL_SECONDS = {_operation: ALMA_CALL_SECONDS.labels(operation=_operation)
+                      for _operation in ALMA_OPERATIONS}
+_ALMA_CALLS = {(_operation, _outcome): ALMA_CALLS.labels(operation=_operation, outcome=_outcome)
+               for _operation in ALMA_OPERATIONS for _outcome in ALMA_OUTCOMES}
 
 
 # --- what the instrumented modules call ---
@@ -81,9 +83,9 @@ def notification(outcome: str) -> None:
 
 def alma_call(method: str, path: str, op: str, status: int | None, seconds: float) -> None:
     operation = alma_operation(method, path, op)
-    ALMA_CALLS.labels(operation=operation, outcome=alma_outcome(status)).inc()
+    _ALMA_CALLS[operation, alma_outcome(status)].inc()
     if status is not None:
-        ALMA_CALL_SECONDS.labels(operation=operation).observe(seconds)
+        _ALMA_CALL_SECONDS[operation].observe(seconds)
 
 
 def rate_limit_wait(seconds: float) -> None:
