@@ -52,6 +52,8 @@ def without_held(fees: FeeList, held: Sequence[InProgress]) -> tuple[FeeList, se
     the ids of those fees."""
     holding = {fee_id for item in held for fee_id in item.fee_ids}
     taken = {fee.id for fee in fees.fees if fee.payable and fee.id in holding}
+    if not taken:  # the usual case: nothing to change
+        return fees, taken
     shown = tuple(dataclasses.replace(fee, payable=False) if fee.id in taken else fee
                   for fee in fees.fees)
     return dataclasses.replace(fees, fees=shown), taken

@@ -47,6 +47,8 @@ class JsonFormatter(logging.Formatter):
 
 def redact_path(path: str) -> str:
     """A request path fit for the log: tokens in it replaced."""
+    if "/cashnet/postback/" not in path and "/api/receipts/" not in path:
+        return path  # most paths: no pattern to run
     return _SECRET_SEGMENT.sub(r"\1***", path)
 
 
