@@ -114,7 +114,7 @@ class Context:
             raise BursarError(f"no ledger at {settings.database} (PATRONPAY_DATABASE): start "
                               "`patronpay serve` once, or check the setting")
         db = Database(settings.database)
-        ledger = Ledger(db)
+        ledger = Ledger(db, institution=settings.institution)  # the imported payments'
         return cls(settings, ledger, BursarStore(db, ledger.clock), alma_client(settings))
 
     async def aclose(self) -> None:

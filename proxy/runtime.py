@@ -101,7 +101,7 @@ def build_services(
     clock: Callable[[], float] = time.time,
 ) -> Services:
     db = Database(settings.database)
-    ledger = Ledger(db, clock)
+    ledger = Ledger(db, clock, settings.institution)
     alma = alma_client(settings, alma_transport)
     if db.dialect == "postgresql":  # several instances: Alma's limit is for all of them
         from proxy.alma_budget import SharedBudget

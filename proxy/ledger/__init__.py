@@ -55,8 +55,11 @@ __all__ = ["OPEN_ALLOCATIONS", "STATES", "UNSETTLED", "AllocationRecord", "HoldR
 
 
 class Ledger:
-    def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
-        self._store = Store(db, clock)
+    def __init__(self, db: Database, clock: Callable[[], float] = time.time,
+                 institution: str = "") -> None:
+        """`institution`: the consortium institution's code that every payment written here
+        records (PATRONPAY_INSTITUTION; '' outside a consortium)."""
+        self._store = Store(db, clock, institution)
         self._reads = Reads(self._store)
         self._changes = PatronChanges(self._store)
         self._entries = Entries(self._store, self._reads)

@@ -70,10 +70,11 @@ def insert_payment(
     now = tx.clock()
     tx.execute(
         "INSERT INTO payments (id, patron_id, patron_name, channel, session_id,"
-        " amount_cents, currency, state, custcode, checkout, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " amount_cents, currency, state, custcode, checkout, created_at, updated_at,"
+        " institution) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (payment_id, patron_id, patron_name, channel, session_id, to_cents(amount),
-         currency, PaymentState.PENDING, custcode, json.dumps(checkout), now, now))
+         currency, PaymentState.PENDING, custcode, json.dumps(checkout), now, now,
+         tx.institution))
     tx.executemany(
         "INSERT INTO lines (payment_id, number, item_code, amount_cents, description)"
         " VALUES (?, ?, ?, ?, ?)",

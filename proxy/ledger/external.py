@@ -102,10 +102,11 @@ class ExternalPayments:
         tx.execute(
             "INSERT INTO payments (id, patron_id, patron_name, channel, session_id,"
             " amount_cents, currency, state, custcode, checkout, cashnet_tx, created_at,"
-            " updated_at, paid_at) VALUES (?, ?, ?, ?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " updated_at, paid_at, institution)"
+            " VALUES (?, ?, ?, ?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (payment_id, patron_id, patron_name, channel, to_cents(amount), currency,
              PaymentState.PAID, custcode, json.dumps(source, sort_keys=True), transaction_id,
-             now, now, now))
+             now, now, now, tx.institution))
         tx.execute(
             "INSERT INTO lines (payment_id, number, item_code, amount_cents, description)"
             " VALUES (?, 1, ?, ?, ?)", (payment_id, item_code, to_cents(amount), description))

@@ -67,6 +67,9 @@ class PaymentRecord:
     posted_at: float | None
     lines: tuple[LineRecord, ...]
     allocations: tuple[AllocationRecord, ...]
+    # The consortium institution it was made for, by code ('' outside a consortium, and for a
+    # payment older than schema 6 in a ledger no institution has claimed yet).
+    institution: str = ""
 
     @property
     def applied(self) -> Decimal:
@@ -107,7 +110,7 @@ def payment_from(row: Row, conn: Connection) -> PaymentRecord:
         pmtcode=row["pmtcode"], custcode=row["custcode"],
         checkout=json.loads(row["checkout"]), created_at=row["created_at"],
         updated_at=row["updated_at"], paid_at=row["paid_at"], posted_at=row["posted_at"],
-        lines=lines, allocations=allocations)
+        lines=lines, allocations=allocations, institution=row["institution"])
 
 
 def _allocation_from(r: Row) -> AllocationRecord:

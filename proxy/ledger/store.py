@@ -19,9 +19,11 @@ from proxy.states import PaymentState
 class Transaction:
     """An open write transaction: statements, and the audit trail written alongside them."""
 
-    def __init__(self, conn: Connection, clock: Callable[[], float]) -> None:
+    def __init__(self, conn: Connection, clock: Callable[[], float],
+                 institution: str = "") -> None:
         self.conn = conn
         self.clock = clock
+        self.institution = institution
 
     def execute(self, sql: str, params: tuple = ()) -> Any:
         return self.conn.execute(sql, params)
@@ -46,11 +48,15 @@ class Transaction:
 
 
 class Store:
-    def __init__(self, db: Database, clock: Callable[[], float]) -> None:
+    """`institution`: the code a new payment records as the institution it was made for (a
+    consortium's, docs/consortium.md; '' outside one)."""
+
+    def __init__(self, db: Database, clock: Callable[[], float], institution: str = "") -> None:
         self.db = db
         self.clock = clock
+        self.institution = institution
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Transaction]:
         with self.db.write() as conn:
-            yield Transaction(conn, self.clock)
+            yield Transaction(conn, self.clock, self.institution)
