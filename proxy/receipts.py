@@ -98,9 +98,11 @@ class _Timed(URLSafeTimedSerializer):
 
 def receipt_json(payment: PaymentRecord, first_name: str = "", institution: str = "") -> dict:
     """The receipt: no patron id or e-mail (the link can be shared by accident). In a
-    consortium it names the `institution` (its code) whose payment it is."""
+    consortium it names the institution (its code) whose payment it is: the one the payment
+    records, else `institution`, the one whose ledger holds it."""
+    shown = payment.institution or institution
     return {
-        "payment": ({"institution": institution} if institution else {}) | {
+        "payment": ({"institution": shown} if shown else {}) | {
             "id": payment.id,
             "state": payment.state,
             "status": STATUS_TEXT.get(payment.state, payment.state),

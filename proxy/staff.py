@@ -64,8 +64,11 @@ def window(since: str | None, until: str | None) -> tuple[float | None, float | 
 
 
 def summary(payment: PaymentRecord, institution: str = "") -> dict:
-    """`institution`: the consortium institution whose ledger holds it (none outside one)."""
-    return ({"institution": institution} if institution else {}) | {
+    """`institution`: the consortium institution whose ledger holds it (none outside one),
+    named when the payment records none (one older than schema 6 in a ledger not yet
+    claimed); the code the payment records wins."""
+    shown = payment.institution or institution
+    return ({"institution": shown} if shown else {}) | {
         "id": payment.id,
         "created_at": iso(payment.created_at),
         "patron_id": payment.patron_id,
@@ -186,8 +189,11 @@ def render_list(payments: Sequence[PaymentRecord], institution: str = "") -> str
                      p.cashnet_tx or "-", shorten(note) if note else ""])
     headers = ["CREATED (UTC)", "PAYMENT", "PATRON", "STATE", "AMOUNT", "CASHNET TX", "NOTE"]
     right = [4]
-    if institution:  # a consortium: which institution's ledger, on every row
-        headers, rows, right = ["INSTITUTION", *headers], [[institution, *r] for r in rows], [5]
+    if institution or any(p.institution for p in payments):
+        # A consortium's: the institution each payment records, on every row.
+        headers, right = ["INSTITUTION", *headers], [5]
+        rows = [[p.institution or institution or "-", *r] for p, r in zip(payments, rows,
+                                                                           strict=True)]
     return table(headers, rows, right=right) + f"\n{len(payments)} payment(s)"
 
 
@@ -279,8 +285,9 @@ def _indent(text: str) -> str:
 
 
 def write_csv(payments: Sequence[PaymentRecord], handle: TextIO, institution: str = "") -> None:
-    """With `institution` (a consortium's), a last column names it on every row, so the
-    exports of several institutions can be put together."""
+    """With `institution` (a consortium's), a last column names on every row the institution
+    the payment records (else `institution`), so the exports of several institutions can be
+    put together. Without it the columns are the fixed ones of EXPORT_COLUMNS."""
     writer = csv.writer(handle, lineterminator="\r\n")
     writer.writerow(EXPORT_COLUMNS + (("institution",) if institution else ()))
     for p in payments:
@@ -288,7 +295,7 @@ def write_csv(payments: Sequence[PaymentRecord], handle: TextIO, institution: st
         writer.writerow([paid, p.id, p.patron_id, p.cashnet_tx, p.batchno,
                          format_amount(p.amount), p.currency, fees_cell(p),
                          format_amount(p.unapplied), p.state,
-                         *([institution] if institution else [])])
+                         *([p.institution or institution] if institution else [])])
 
 
 def write_lines_csv(payments: Sequence[PaymentRecord], handle: TextIO,
@@ -305,7 +312,8 @@ def write_lines_csv(payments: Sequence[PaymentRecord], handle: TextIO,
             for library, amount in _line_parts(p, line.number, format_amount(line.amount)):
                 writer.writerow([paid, p.id, p.patron_id, p.custcode, p.cashnet_tx, p.batchno,
                                  line.number, line.item_code, library, amount, p.currency,
-                                 p.state, *([institution] if institution else [])])
+                                 p.state,
+                                 *([p.institution or institution] if institution else [])])
 
 
 def _line_parts(payment: PaymentRecord, number: int, whole: str) -> list[tuple[str, str]]:

@@ -1,8 +1,9 @@
 """The institution on a consortium's payment records (docs/consortium.md#staff-commands): each
-institution has its own ledger, and what patrons and staff see of a payment names the
-institution whose it is (its code): the payment and receipt JSON, `patronpay payments` (list,
-show, --json, export), and the bursar's export file, in a folder of its own. Outside a
-consortium nothing changes (tests/test_staff_cli.py)."""
+institution has its own ledger, every payment row records the institution it was made for, and
+what patrons and staff see of a payment names it (its code): the answer that starts it, the
+payment and receipt JSON, `patronpay payments` (list, show, --json, export), the staff payment
+page, and the bursar's export file, in a folder of its own. Outside a consortium nothing
+changes (tests/test_staff_cli.py)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from support.consortium import ConsortiumDeployment, start_consortium
 
 from patronpay.bursar_commands import _export_path
 from patronpay.cli import main
+from proxy.db import Database
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +34,45 @@ def d(tmp_path_factory) -> Iterator[ConsortiumDeployment]:
 
 
 @pytest.fixture(scope="module")
-def paid(d) -> dict[str, str]:
-    """A posted payment at each institution, by code."""
-    ids = {}
+def started(d) -> dict[str, dict]:
+    """`POST /api/payments`'s answer for a payment at each institution, by code, each paid
+    and posted."""
+    answers = {}
     for code, patron in (("campus-a", "jsmith"), ("campus-b", "dokafor")):
         created, _ = d.pay(code, d.sign_in_sso(code, patron))
-        ids[code] = created["payment"]["id"]
-        d.wait_for_state(code, ids[code], "posted")
-    return ids
+        answers[code] = created
+        d.wait_for_state(code, created["payment"]["id"], "posted")
+    return answers
+
+
+@pytest.fixture(scope="module")
+def paid(started) -> dict[str, str]:
+    """A posted payment at each institution, by code."""
+    return {code: created["payment"]["id"] for code, created in started.items()}
+
+
+def test_each_payment_records_its_own_institution(d, started):
+    for code, created in started.items():
+        assert created["payment"]["institution"] == code
+        db = Database(d.settings(code).database)
+        try:
+            rows = db.read("SELECT id, institution FROM payments")
+        finally:
+            db.close()
+        # Each institution's ledger holds its own payments, each naming it.
+        assert (created["payment"]["id"], code) in {(r["id"], r["institution"]) for r in rows}
+        assert {r["institution"] for r in rows} == {code}
+        assert d.ledger(code).payment(created["payment"]["id"]).institution == code
+
+
+def test_the_staff_payment_page_names_the_institution(d, paid):
+    browser = d.browser()
+    signed_in = browser.get("/campus-b/staff/auth/sso?next=/staff/",
+                            headers={"X-Remote-User": "tlee"})
+    assert signed_in.status_code == 303
+    page = browser.get(f"/campus-b/staff/payments/{paid['campus-b']}")
+    assert page.status_code == 200
+    assert '<dt>Institution</dt><dd id="institution">campus-b</dd>' in page.text
 
 
 @pytest.fixture

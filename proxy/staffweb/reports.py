@@ -97,7 +97,9 @@ async def export_csv(request: Request, session: StaffSession) -> Response:
     payments = [p for p in services(request).ledger.find_payments(
         since=since, until=until, by="paid_at", limit=None) if p.cashnet_tx]
     out = io.StringIO()
-    (write_lines_csv if query["lines"] == "yes" else write_csv)(payments, out)
+    # In a consortium, the institution column of the command's export too.
+    (write_lines_csv if query["lines"] == "yes" else write_csv)(
+        payments, out, services(request).settings.institution)
     kind = "lines" if query["lines"] == "yes" else "payments"
     name = f"patronpay-{kind}-{query['since']}-to-{query['until']}.csv"
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers=NO_STORE | {

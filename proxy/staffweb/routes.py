@@ -110,7 +110,8 @@ def show(request: Request, session: StaffSession, payment: PaymentRecord, *, don
     """A payment's page; after a refused action, `failed` names it, with the error, the field
     to correct and what was typed."""
     ledger = services(request).ledger
-    info = detail(ledger, payment) | {"advice": advice(payment, button)}
+    info = detail(ledger, payment, services(request).settings.institution) | {
+        "advice": advice(payment, button)}
     for event in info["events"]:
         event["text"] = event_text(event["kind"], event["detail"])
     return render("payment.html", base(request, session, "payments") | {

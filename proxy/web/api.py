@@ -114,7 +114,8 @@ async def create_payment(request: Request) -> Response:
     log.info("payment created", extra={"event": "payment_created", "payment_id": payment.id,
                                        "channel": payment.channel})
     return JSONResponse({
-        "payment": {
+        # In a consortium, the institution the payment records, as its receipt names it.
+        "payment": ({"institution": payment.institution} if payment.institution else {}) | {
             "id": payment.id,
             "state": payment.state,
             "amount": format_amount(payment.amount),
