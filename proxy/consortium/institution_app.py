@@ -12,13 +12,16 @@ Under either routing the pages show the institution's name and colour: a small s
 `/consortium/institution.css` and the name in the page header (the staff pages' too, so staff
 see whose payments they are looking at); its help text under the fees page's lead; and only its
 languages in the language switch (the `<html data-languages>` the site's i18n.js reads, and the
-switch's links in the page as sent).
+switch's links in the page as sent). A kiosk's pages are served by its agent, not from here: the
+agent reads the same help text and languages from `/consortium/page.json` (public, as the pages
+show them anyway) and puts them in its pages the same way (kiosk/institution_page.py).
 """
 
 from __future__ import annotations
 
 import gzip
 import html
+import json
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -36,6 +39,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 STYLE_PATH = "/consortium/institution.css"
 SCRIPT_PATH = "/consortium/network.js"
 LOGO_PATH = "/consortium/logo"
+PAGE_PATH = "/consortium/page.json"  # what a kiosk agent needs to show: help text, languages
 # An SVG logo opened on its own runs nothing and loads nothing.
 LOGO_POLICY = b"default-src 'none'; style-src 'unsafe-inline'; sandbox"
 OWN_PATHS = "/consortium/"
@@ -70,6 +74,7 @@ class InstitutionApp:
         self._help = b"".join(_help_paragraph(language, text)
                               for language, text in institution.help_text)
         self._languages = " ".join(institution.languages).encode()
+        self._page_json = _page_json(institution)
         self._name = html.escape(institution.name).encode()
         logo = institution.logo
         self._logo = (logo.read_bytes(), LOGO_TYPES[logo.suffix.lower()].encode()) \
@@ -85,6 +90,9 @@ class InstitutionApp:
         scope = self._inner_scope(scope)
         if scope["path"] == STYLE_PATH and scope["type"] == "http":
             await _send_text(send, 200, self._style, b"text/css; charset=utf-8")
+            return
+        if scope["path"] == PAGE_PATH and scope["type"] == "http":
+            await _send_text(send, 200, self._page_json, b"application/json")
             return
         if scope["path"] == LOGO_PATH and self._logo is not None and scope["type"] == "http":
             await _send_text(send, 200, self._logo[0], self._logo[1],
@@ -185,6 +193,16 @@ class InstitutionApp:
 def _help_paragraph(language: str, text: str) -> bytes:
     lang = f' lang="{html.escape(language)}"' if language != ALL_LANGUAGES else ""
     return f'\n    <p class="institution-help"{lang}>{html.escape(text)}</p>'.encode()
+
+
+def _page_json(institution: Institution) -> bytes:
+    """What a kiosk agent shows of the institution: its languages ([] offers all the site's)
+    and its help text, one text for all (language "") or one in each of its languages."""
+    return json.dumps({
+        "languages": list(institution.languages),
+        "help_text": [{"language": language, "text": text}
+                      for language, text in institution.help_text],
+    }, ensure_ascii=False).encode()
 
 
 def _cookie_names_in(value: bytes) -> bytes:
