@@ -40,6 +40,7 @@ from kiosk import receipt_desk
 from kiosk.events import EventBus
 from kiosk.fleet import FleetReporter
 from kiosk.framing import framer_from_setting
+from kiosk.institution_page import InstitutionPage, rewrite, site_languages
 from kiosk.printer import ReceiptPrinter
 from kiosk.proxy_client import ProxyAnswer, ProxyClient, ProxyUnavailable
 from kiosk.serial_reader import SerialReader
@@ -399,6 +400,7 @@ def create_kiosk_app(settings: KioskSettings, *, reader: ReaderFactory | None = 
     printer = ReceiptPrinter(settings.printer) if settings.printer is not None else None
     receipts = receipt_desk.ReceiptDesk(service, printer)
     reporter = FleetReporter(service, client, lambda: receipts.state, settings.report_seconds)
+    institution = InstitutionPage(client, site_languages(settings.site_dir))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -413,7 +415,8 @@ def create_kiosk_app(settings: KioskSettings, *, reader: ReaderFactory | None = 
             card_reader.start()
         app.state.reader = card_reader
         timers = asyncio.create_task(service.run_timers())
-        watchers = [asyncio.create_task(receipts.run()), asyncio.create_task(reporter.run())]
+        watchers = [asyncio.create_task(receipts.run()), asyncio.create_task(reporter.run()),
+                    asyncio.create_task(institution.run())]
         try:
             yield
         finally:
@@ -445,8 +448,10 @@ def create_kiosk_app(settings: KioskSettings, *, reader: ReaderFactory | None = 
         Route("/api/payments/{payment_id}/resume", resume_payment, methods=["POST"]),
         Route("/api/payments/{payment_id}/cancel", cancel_payment, methods=["POST"]),
         *receipt_desk.routes,
-        Route("/kiosk/return", lambda request: FileResponse(kiosk_dir / "return.html"),
-              methods=["GET"]),
+        # The pages go out with the institution's languages and help text put in.
+        Route("/kiosk/", _page(kiosk_dir / "index.html"), methods=["GET"]),
+        Route("/kiosk/index.html", _page(kiosk_dir / "index.html"), methods=["GET"]),
+        Route("/kiosk/return", _page(kiosk_dir / "return.html"), methods=["GET"]),
         Mount("/kiosk", StaticFiles(directory=kiosk_dir, html=True), name="kiosk"),
         Mount("/locales", StaticFiles(directory=site_dir / "locales"), name="locales"),
         *[Route(f"/{name}", _asset(site_dir / name), methods=["GET"]) for name in SHARED_ASSETS],
@@ -459,6 +464,7 @@ def create_kiosk_app(settings: KioskSettings, *, reader: ReaderFactory | None = 
     app.state.kiosk = service
     app.state.receipts = receipts
     app.state.reporter = reporter
+    app.state.institution = institution
     app.state.reader = None
     return app
 
@@ -466,6 +472,15 @@ def create_kiosk_app(settings: KioskSettings, *, reader: ReaderFactory | None = 
 def _asset(path: Path) -> Callable[[Request], Response]:
     def serve(request: Request) -> Response:
         return FileResponse(path)
+    return serve
+
+
+def _page(path: Path) -> Callable[[Request], Response]:
+    """A kiosk page as its institution shows it (kiosk/institution_page.py). Read from disk
+    each time, as the static files are: a page loads once per patron."""
+    def serve(request: Request) -> Response:
+        body = rewrite(path.read_bytes(), request.app.state.institution.current)
+        return Response(body, media_type="text/html")
     return serve
 
 

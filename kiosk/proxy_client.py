@@ -86,6 +86,13 @@ class ProxyClient:
         """This kiosk's state for staff (kiosk/fleet.py)."""
         return await self._send("POST", "/api/kiosk/report", body=body)
 
+    async def institution_page(self) -> ProxyAnswer:
+        """A consortium institution's help text and languages for the kiosk's pages
+        (kiosk/institution_page.py); 404 outside a consortium. Not signed: it is what the
+        institution's public pages show, and a kiosk with a wrong key should be refused for
+        its patrons' calls, not for this."""
+        return await self._send("GET", "/consortium/page.json", signed=False)
+
     # -- the patron API, as this kiosk's session ------------------------------------------------
 
     async def fees(self, session: ProxySession) -> ProxyAnswer:
@@ -125,7 +132,7 @@ class ProxyClient:
     # -- plumbing -------------------------------------------------------------------------------
 
     async def _send(self, method: str, path: str, *, session: ProxySession | None = None,
-                    body: dict | None = None) -> ProxyAnswer:
+                    body: dict | None = None, signed: bool = True) -> ProxyAnswer:
         headers = {"Origin": self.origin}
         if session is not None:
             headers["X-CSRF-Token"] = session.csrf_token
@@ -135,7 +142,9 @@ class ProxyClient:
             headers["Content-Type"] = "application/json"
             content = json.dumps(body, default=_decimal_text).encode()
         try:
-            response = await self._http.request(method, path, headers=headers, content=content)
+            response = await self._http.request(
+                method, path, headers=headers, content=content,
+                **({} if signed else {"auth": None}))
         except httpx.HTTPError as exc:
             log.warning("proxy unreachable", extra={"event": "proxy_unreachable",
                                                      "error": type(exc).__name__, "path": path})
