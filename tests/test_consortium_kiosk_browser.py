@@ -34,6 +34,7 @@ from browser_support import (  # noqa: E402 - shared with tests/browser, which i
 pytestmark = pytest.mark.browser
 
 PORTRAIT = {"width": 1080, "height": 1920}
+LANDSCAPE = {"width": 1920, "height": 1080}
 KEYS = {"campus-a": ("a-kiosk", "campus-a-kiosk-secret-0123456789abcdef"),
         "campus-b": ("b-kiosk", "campus-b-kiosk-secret-0123456789abcdef")}
 CAMPUS_A_HELP = {"en": "Fines? Ask at <b>Desk 1</b> & call 555-0100.",
@@ -147,6 +148,10 @@ def test_campus_a_kiosk_shows_its_help_text_in_the_chosen_language(kiosk, browse
     expect(page.locator("#fee-list li").first).to_be_visible()
     expect(page.locator("#fees .institution-help:visible")).to_have_text(CAMPUS_A_HELP[lang])
     assert_accessible(page, f"campus-a fees, {lang}")
+    for size in (PORTRAIT, LANDSCAPE):  # with the help text, Pay still on screen, nothing wider
+        page.set_viewport_size(size)
+        expect(page.locator("#pay-all")).to_be_in_viewport()
+        assert page.evaluate("() => document.documentElement.scrollWidth <= innerWidth"), size
 
 
 def test_a_one_language_kiosk_has_no_language_switch(kiosk, browser_page, lang):
