@@ -50,6 +50,15 @@ def listen_for_work(services: Services, run_worker: bool) -> asyncio.Task | None
     return asyncio.create_task(signal.listen(services.worker.woken_elsewhere))
 
 
+def request_guards(settings: Settings) -> Middleware:
+    """The access log, security headers, body limit, origin check and kiosk signatures, in
+    that order, as one layer (proxy/web/security.py): around every app that answers a
+    patron's browser, the consortium's network routes included."""
+    return Middleware(RequestGuards, csp=content_security_policy(settings.cashnet_checkout_url),
+                      hsts=settings.is_https(), max_bytes=settings.max_body_bytes,
+                      public_origin=settings.public_origin(), kiosk_check=kiosk.check_signature)
+
+
 def create_app(settings: Settings, services: Services | None = None,
                run_worker: bool = True) -> Starlette:
     """The proxy app. Pass `services` to share or inspect them (tests); `run_worker=False`
@@ -95,14 +104,7 @@ def create_app(settings: Settings, services: Services | None = None,
         *staff_routes,  # /staff/ (docs/operations.md#staff-pages)
         Mount("/", SiteFiles(directory=settings.site_dir, html=True), name="site"),
     ]
-    # The access log, security headers, body limit, origin check and kiosk signatures, in
-    # that order, as one layer (proxy/web/security.py).
-    middleware = [
-        Middleware(RequestGuards, csp=content_security_policy(settings.cashnet_checkout_url),
-                   hsts=settings.is_https(), max_bytes=settings.max_body_bytes,
-                   public_origin=settings.public_origin(), kiosk_check=kiosk.check_signature),
-    ]
-    app = Starlette(routes=routes, middleware=middleware,
+    app = Starlette(routes=routes, middleware=[request_guards(settings)],
                     exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
     app.state.services = services
     return app

@@ -135,3 +135,22 @@ def test_a_hand_off_names_no_patron_in_the_log(d, caplog):
     (line,) = [r for r in caplog.records if getattr(r, "event", "") == "network_handoff"]
     assert (line.institution, line.to) == ("campus-a", "campus-b")
     assert not hasattr(line, "patron_id") and "mkowalski" not in line.getMessage()
+
+
+def test_the_network_routes_have_the_guards_of_every_page(d, caplog):
+    """The routes below /<code>/consortium/ answer a patron's browser like every other route:
+    the security headers and no-store, the origin check on a POST, one access-log line."""
+    caplog.set_level(logging.INFO)
+    browser = d.sign_in_sso("campus-a", "mkowalski")
+    answer = browser.get("/campus-a/consortium/network-fees")
+    assert answer.status_code == 200
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["cache-control"] == "no-store"
+    assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+    foreign = browser.post("/campus-a/consortium/handoff/campus-b", json={},
+                           headers={"Origin": "https://evil.example"})
+    assert foreign.status_code == 403 and foreign.json()["error"]["code"] == "bad_origin"
+    assert foreign.headers["x-frame-options"] == "DENY"
+    logged = [(r.method, r.status) for r in caplog.records if getattr(r, "event", "") == "request"
+              and r.path == "/consortium/handoff/campus-b"]
+    assert logged == [("POST", 403)]

@@ -28,6 +28,7 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from proxy.alma_errors import AlmaError, AlmaUserNotFound
+from proxy.app import request_guards
 from proxy.consortium.institutions import Institution
 from proxy.money import format_amount
 from proxy.payments import read_fees
@@ -83,7 +84,10 @@ def network_app(network: Network, code: str) -> Starlette:
         Route("/consortium/handoff/{to}", _bound(handoff, network, code), methods=["POST"]),
         Route("/consortium/enter", _bound(enter, network, code), methods=["GET"]),
         Route("/consortium/network.js", script, methods=["GET"]),
-    ], exception_handlers=EXCEPTION_HANDLERS)
+    ], exception_handlers=EXCEPTION_HANDLERS,
+        # The guards of every institution app (access log, security headers, body limit,
+        # origin check): these routes answer a patron's browser too.
+        middleware=[request_guards(member.services.settings)])
     app.state.services = member.services
     return app
 
