@@ -14,6 +14,7 @@ import dataclasses
 import difflib
 import ipaddress
 import os
+import ssl
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -209,6 +210,23 @@ def _custcode(value: Any) -> str:
 def _smtp_url(value: Any) -> str:
     text = _text(value)
     return parse_smtp_url(text).url if text else ""
+
+
+def _smtp_ca_file(value: Any) -> str:
+    """A PEM file of authorities, loaded now as the mail client will load it, so a missing,
+    unreadable or certificate-less file stops start-up instead of deferring every message."""
+    text = _text(value)
+    if not text:
+        return ""
+    path = str(Path(text).expanduser())
+    try:
+        ssl.create_default_context(cafile=path)
+    except ssl.SSLError as exc:  # before OSError: it is one
+        raise ValueError(f"holds no PEM certificate that can be loaded ({exc.reason or exc})"
+                         ) from None
+    except OSError as exc:
+        raise ValueError(f"cannot be read: {exc.strerror or exc}") from None
+    return path
 
 
 def _mailbox(value: Any) -> str:
@@ -661,6 +679,10 @@ class MailSettings:
         _smtp_url, "The mail server: `smtp+starttls://user@host:587`, `smtps://user@host:465`, "
         "or `smtp://127.0.0.1:25` (plain, loopback only); empty sends no mail.", "",
         secret=True)  # never echoed in an error: a password may have been put in it by mistake
+    smtp_ca_file: str = setting(
+        _smtp_ca_file, "A PEM file of the certificate authorities that may vouch for the mail "
+        "server (a campus CA), trusted instead of the system's; empty trusts the system's. "
+        "Read at start-up (a bad file stops it) and for each message.", "")
     smtp_password: str = setting(
         _text, "Password for the user in PATRONPAY_SMTP_URL (best from a file: "
         "PATRONPAY_SMTP_PASSWORD_FILE).", "", secret=True)

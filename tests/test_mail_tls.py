@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
 import ssl
 from pathlib import Path
 
@@ -173,3 +174,106 @@ def test_a_wrong_password_over_tls_is_deferred_not_refused(certificates, mail_se
     with pytest.raises(smtp.MailDeferred, match="535"):
         send(f"smtp+starttls://{USER}@127.0.0.1:{port}", password="wrong")
     assert keeper.received == []
+
+
+# PATRONPAY_SMTP_CA_FILE: a campus relay whose certificate a campus CA signed. The "untrusted"
+# authority plays the campus CA: not in the system's store (SSL_CERT_FILE), named by the file.
+
+def server_for(scheme: str, mail_server, paths: tuple[Path, Path, Path]) -> tuple[Keeper, int]:
+    context = server_context(paths)
+    return mail_server(**{"starttls" if scheme == "smtp+starttls" else "implicit": context})
+
+
+def send_with_ca(url: str, ca_file: Path) -> None:
+    smtp.send(smtp.parse_smtp_url(url, str(ca_file)), PASSWORD, "fines@library.example.edu",
+              ["a@example.edu"], MESSAGE)
+
+
+@pytest.mark.parametrize("scheme", ["smtp+starttls", "smtps"])
+def test_a_campus_ca_file_lets_the_message_go_over_tls(certificates, mail_server, scheme):
+    campus = certificates["untrusted"]
+    keeper, port = server_for(scheme, mail_server, campus)
+    url = f"{scheme}://{USER}@127.0.0.1:{port}"
+    # Without the file the system's store decides: deferred, no password sent.
+    with pytest.raises(smtp.MailDeferred, match="SSLCertVerificationError"):
+        send(url)
+    assert keeper.logins == [] and keeper.received == []
+    send_with_ca(url, campus[0])
+    assert keeper.logins == [(USER, PASSWORD, True)]
+    [(content, over_tls)] = keeper.received
+    assert over_tls and b"Hello." in content
+
+
+@pytest.mark.parametrize("scheme", ["smtp+starttls", "smtps"])
+def test_the_ca_file_is_trusted_instead_of_the_system_store(certificates, mail_server, scheme):
+    """A server whose certificate the system's store would accept is refused once a CA file
+    names other authorities: the file says exactly who may vouch for the relay."""
+    keeper, port = server_for(scheme, mail_server, certificates["trusted"])
+    with pytest.raises(smtp.MailDeferred, match="SSLCertVerificationError"):
+        send_with_ca(f"{scheme}://{USER}@127.0.0.1:{port}", certificates["untrusted"][0])
+    assert keeper.logins == [] and keeper.received == []
+
+
+def test_the_mail_worker_is_given_the_ca_file(certificates, tmp_path, monkeypatch):
+    from proxy.config import load_settings
+    from proxy.mail.worker import mail_policy
+
+    env = start_up_environment(tmp_path) | {
+        "PATRONPAY_SMTP_URL": f"smtps://{USER}@127.0.0.1:4650",
+        "PATRONPAY_MAIL_FROM": "fines@library.example.edu",
+        "PATRONPAY_SMTP_CA_FILE": str(certificates["untrusted"][0])}
+    policy = mail_policy(load_settings(env))
+    assert policy is not None and policy.target.ca_file == str(certificates["untrusted"][0])
+    assert policy.target.url == f"smtps://{USER}@127.0.0.1:4650"  # as logged: no file in it
+
+
+def start_up_environment(tmp_path: Path) -> dict[str, str]:
+    return {
+        "PATRONPAY_PUBLIC_URL": "https://pay.library.example.edu/",
+        "PATRONPAY_SECRET_KEYS": "k" * 32,
+        "PATRONPAY_ALMA_API_URL": "https://api-na.hosted.exlibrisgroup.com/almaws/v1",
+        "PATRONPAY_ALMA_API_KEY": "l7xx-test-key",
+        "PATRONPAY_CASHNET_CHECKOUT_URL": "https://commerce.cashnet.com/LIBFINES",
+        "PATRONPAY_CASHNET_ITEM_CODE": "LIB-FINE",
+        "PATRONPAY_CASHNET_POSTBACK_TOKEN": "t" * 40,
+        "PATRONPAY_DATABASE": str(tmp_path / "ledger.sqlite3"),
+    }
+
+
+@pytest.mark.parametrize(("content", "reason"), [
+    (None, "cannot be read: No such file or directory"),
+    (b"", "holds no PEM certificate that can be loaded"),
+    (b"-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n",
+     "holds no PEM certificate that can be loaded"),
+    ("directory", "cannot be read: Is a directory"),
+])
+def test_a_bad_ca_file_stops_start_up_with_one_line(tmp_path, monkeypatch, capsys, content,
+                                                    reason):
+    import uvicorn
+
+    from patronpay.cli import main
+
+    path = tmp_path / "campus-ca.pem"
+    if content == "directory":
+        path.mkdir()
+    elif content is not None:
+        path.write_bytes(content)
+    env = start_up_environment(tmp_path) | {
+        "PATRONPAY_SMTP_URL": f"smtp+starttls://{USER}@127.0.0.1:587",
+        "PATRONPAY_MAIL_FROM": "fines@library.example.edu",
+        "PATRONPAY_SMTP_CA_FILE": str(path)}
+    for name in [n for n in os.environ if n.startswith("PATRONPAY_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    def never(*args, **kwargs):
+        raise AssertionError("serve went on with a bad PATRONPAY_SMTP_CA_FILE")
+
+    monkeypatch.setattr(uvicorn, "run", never)
+    assert main(["serve"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert err.startswith("patronpay: configuration error: PATRONPAY_SMTP_CA_FILE is not "
+                          f"valid: {reason}")
+    assert str(path) in err

@@ -7,6 +7,8 @@ worker, so a slow server never holds the event loop).
     smtps://user@host[:465]           TLS from the first byte, certificate checked
 
 The password comes from `PATRONPAY_SMTP_PASSWORD` (usually its `_FILE` twin), never the URL.
+The server's certificate is checked against the system's authorities, or, when
+`PATRONPAY_SMTP_CA_FILE` names a PEM file (a campus CA), against that file's alone.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class SmtpTarget:
     host: str
     port: int
     username: str = ""
+    ca_file: str = ""  # PEM authorities to trust instead of the system's; "" = the system's
 
     @property
     def url(self) -> str:
@@ -37,8 +40,9 @@ class SmtpTarget:
         return f"{self.scheme}://{user}{host}:{self.port}"
 
 
-def parse_smtp_url(text: str) -> SmtpTarget:
-    """The mail server a `PATRONPAY_SMTP_URL` names; ValueError says what is wrong."""
+def parse_smtp_url(text: str, ca_file: str = "") -> SmtpTarget:
+    """The mail server a `PATRONPAY_SMTP_URL` names (its certificate checked against the
+    authorities in `ca_file` when one is given); ValueError says what is wrong."""
     parts = urlsplit(text.strip())
     if parts.scheme not in SCHEMES:
         raise ValueError("must start with smtp+starttls://, smtps:// or (loopback only) smtp://")
@@ -55,7 +59,18 @@ def parse_smtp_url(text: str) -> SmtpTarget:
     if parts.scheme == "smtp" and not _is_loopback(parts.hostname):
         raise ValueError("plain smtp:// is allowed only on a loopback host; use "
                          "smtp+starttls:// or smtps://")
-    return SmtpTarget(parts.scheme, parts.hostname, port, unquote(parts.username or ""))
+    return SmtpTarget(parts.scheme, parts.hostname, port, unquote(parts.username or ""),
+                      ca_file)
+
+
+def tls_context(ca_file: str = "") -> ssl.SSLContext:
+    """The client's TLS context: hostname and certificate checked as always, against the
+    system's authorities, or only those of `ca_file`. Only, not as well: the file then names
+    exactly who may vouch for the mail server, and a deployment that wants both can put the
+    system bundle in the file too (the other way round could not be expressed). The file is
+    read for each conversation, so a renewed campus CA needs no restart; an unreadable or
+    invalid one raises OSError (ssl.SSLError is one), which defers the message."""
+    return ssl.create_default_context(cafile=ca_file or None)
 
 
 def _is_loopback(host: str) -> bool:
@@ -105,7 +120,10 @@ def _classified(recipients: dict) -> Exception:
 
 
 def _connect(target: SmtpTarget) -> smtplib.SMTP:
-    context = ssl.create_default_context()
+    if target.scheme == "smtp":  # loopback only: no TLS, so no authorities to read
+        return smtplib.SMTP(target.host, target.port, timeout=TIMEOUT_SECONDS,
+                            local_hostname=_helo_name())
+    context = tls_context(target.ca_file)
     if target.scheme == "smtps":
         return smtplib.SMTP_SSL(target.host, target.port, timeout=TIMEOUT_SECONDS,
                                 context=context, local_hostname=_helo_name())

@@ -186,7 +186,7 @@ def mail_policy(settings: Settings) -> MailPolicy | None:
     if not settings.smtp_url:
         return None
     return MailPolicy(
-        target=smtp.parse_smtp_url(settings.smtp_url),
+        target=smtp.parse_smtp_url(settings.smtp_url, settings.smtp_ca_file),
         password=settings.smtp_password,
         letterhead=Letterhead(sender=settings.mail_from, library=settings.library_name,
                               site_locales=settings.site_dir / "locales"),
