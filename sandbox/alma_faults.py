@@ -5,7 +5,7 @@ throttling and rules.
 an error, so a typo cannot silently test nothing). `Gate` holds the moving parts: the sliding
 one-second window, the daily count, each rule's `next` countdown and the seeded RNGs.
 
-Besides the spec's knobs, four model what a go-live check must tell apart (the project's own
+Besides the spec's knobs, five model what a go-live check must tell apart (the project's own
 decisions, as Alma's exact answers are open questions):
   `key_refusal_status`  the HTTP status of a refused key: 400 (default), 401 or 403, with the
                         same bodies (`Invalid API Key` as text, `UNAUTHORIZED` as JSON);
@@ -13,6 +13,7 @@ decisions, as Alma's exact answers are open questions):
                         `UNAUTHORIZED` on every users call) or `other_institution` (a key of
                         another institution on this host: none of these patrons exist for it);
   `date_offset_seconds` the `Date` header sent N seconds off the real time (0: the server's own);
+  `date_text`           a `Date` header that is not a date: this text, sent verbatim instead;
   `jwks_es256`          false serves the key set without its ES256 (EC P-256) keys.
 Three model what real answers were seen to do, beside the well-behaved defaults:
   `throttle_status`     the HTTP status of a `PER_SECOND_THRESHOLD` refusal: 429 (default) or
@@ -45,13 +46,14 @@ MODES = ("http_5xx", "drop", "commit_then_500", "commit_then_drop", "alma_error"
 KNOBS = {
     "seed", "latency_ms", "latency_jitter_ms", "per_second_limit", "daily_limit", "rules",
     "error_style", "number_style", "zero_fee_currency",
-    "key_refusal_status", "api_keys", "date_offset_seconds", "jwks_es256",
+    "key_refusal_status", "api_keys", "date_offset_seconds", "date_text", "jwks_es256",
     "throttle_status", "omit_empty_keys", "date_style",
 }
 KEY_REFUSAL_STATUSES = (400, 401, 403)
 THROTTLE_STATUSES = (429, 400)
 API_KEY_KINDS = ("no_users", "other_institution")
 DEFAULT_PER_SECOND_LIMIT = 25
+MAX_DATE_TEXT = 100
 
 
 def _count(value: Any, name: str, *, allow_none: bool) -> int | None:
@@ -65,6 +67,16 @@ def _count(value: Any, name: str, *, allow_none: bool) -> int | None:
 def _whole(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{name} must be a whole number, got {value!r}")
+    return value
+
+
+def _date_text(value: Any) -> str | None:
+    """Printable ASCII only: anything else could not be sent as a header (or would split it)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_DATE_TEXT \
+            or not all(" " <= char <= "~" for char in value):
+        raise ValueError(f"date_text must be 1 to {MAX_DATE_TEXT} printable ASCII characters")
     return value
 
 
@@ -150,6 +162,7 @@ class FaultSettings:
     key_refusal_status: int = 400
     api_keys: dict[str, str] = field(default_factory=dict)
     date_offset_seconds: int = 0
+    date_text: str | None = None
     jwks_es256: bool = True
     throttle_status: int = 429
     omit_empty_keys: bool = False
@@ -185,6 +198,7 @@ class FaultSettings:
             key_refusal_status=data.get("key_refusal_status", 400),
             api_keys=_api_keys(data.get("api_keys") or {}),
             date_offset_seconds=_whole(data.get("date_offset_seconds", 0), "date_offset_seconds"),
+            date_text=_date_text(data.get("date_text")),
             jwks_es256=data.get("jwks_es256", True),
             throttle_status=data.get("throttle_status", 429),
             omit_empty_keys=data.get("omit_empty_keys", False),

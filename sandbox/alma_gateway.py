@@ -61,14 +61,15 @@ def error_response(
     return Response(dumps(document), status_code=status, media_type=JSON_TYPE)
 
 
-def _dated(send: Send, offset: int) -> Send:
+def _dated(send: Send, offset: int, text: str | None) -> Send:
     """Stamp each answer with a `Date` `offset` seconds off the real time (the
-    `date_offset_seconds` knob). The server may add its own `Date` too: run it with
-    `date_header=False` to send only this one."""
+    `date_offset_seconds` knob), or with `text` instead (`date_text`: not a date). The server
+    may add its own `Date` too: run it with `date_header=False` to send only this one."""
 
     async def stamped(message: Message) -> None:
         if message["type"] == "http.response.start":
-            date = formatdate(time.time() + offset, usegmt=True).encode()
+            date = (text if text is not None else
+                    formatdate(time.time() + offset, usegmt=True)).encode("ascii")
             headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
             message = {**message, "headers": [*headers, (b"date", date)]}
         await send(message)
@@ -89,8 +90,9 @@ class AlmaGateway:
             await self.app(scope, receive, send)
             return
         offset = self.sandbox.settings.date_offset_seconds
-        if offset:
-            send = _dated(send, offset)
+        text = self.sandbox.settings.date_text
+        if offset or text is not None:
+            send = _dated(send, offset, text)
         delay = self.sandbox.latency_seconds()
         if delay:
             # Not cancelled when the client gives up: the call is still applied afterwards.

@@ -24,6 +24,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from decimal import Decimal
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -155,6 +156,9 @@ async def _entry(request: Request, store: str | None) -> Response:
         if body is None:
             return _error_page(request, None, "Request too large", "", 413)
         sources.append(_parse_pairs(body))
+    outage = _sandbox(request).outage(store, sources)
+    if outage is not None:
+        return PlainTextResponse(f"{outage} {HTTPStatus(outage).phrase}", status_code=outage)
     checkout = _sandbox(request).open_checkout(
         store, sources, method=request.method, path=request.url.path)
     headers = {"X-Emulator-Checkout": checkout["cid"]}

@@ -163,6 +163,15 @@ class CashNetSandbox:
 
     # ----- entry ---------------------------------------------------------------------------
 
+    def outage(self, store: str | None, sources: Iterable[Iterable[tuple[str, str]]]) -> int | None:
+        """The HTTP status a store's `status: 5xx` fault makes its entry point answer (no page,
+        no checkout recorded: the server is down); None when it answers as usual."""
+        requested = merge_params(*sources).get("virtual", "") if store is None else store
+        with self._lock:
+            canonical = find_store(self._stores, requested.strip()) if requested.strip() else None
+            status = self._stores[canonical]["faults"].get("status") if canonical else None
+        return status if isinstance(status, int) and 500 <= status < 600 else None
+
     def open_checkout(self, store: str | None, sources: Iterable[Iterable[tuple[str, str]]], *,
                       method: str = "POST", path: str = "") -> dict[str, Any]:
         """Record a hand-off; `store=None` takes the store from `virtual` (pageredir entry)."""

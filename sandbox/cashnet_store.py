@@ -71,6 +71,9 @@ FAULT_KEYS = (
     "source_address", "url_token", "apply_to", "status", "typed_fields", "custcode_echo",
     "amount_format", "signout_appends_query", "tamper_itemcode",
 )
+# `status`: 703 is CashNet's own "down for maintenance" page (HTTP 200); a 5xx is the entry
+# point itself failing, with no page at all.
+STORE_STATUSES = (703, 500, 502, 503, 504)
 AMOUNT_FORMATS = ("plain", "thousands", "dollar", "dollar_thousands")
 CUSTCODE_ECHOES = ("upper", "lower", "padded")
 _REF_SLOT = re.compile(r"^ref([1-9][0-9]*)val([1-9][0-9]*)$", re.IGNORECASE)
@@ -245,8 +248,10 @@ def validate_faults(raw: Any, *, where: str = "faults") -> dict[str, Any]:
         _require(faults["amount_format"] in AMOUNT_FORMATS,
                  f"{where}: amount_format is one of {', '.join(AMOUNT_FORMATS)}")
     if "status" in faults:
-        _require(faults["status"] in (703, "703"), f"{where}: status can only be 703")
-        faults["status"] = 703
+        status = faults["status"]
+        _require(not isinstance(status, bool) and str(status) in map(str, STORE_STATUSES),
+                 f"{where}: status is one of {', '.join(map(str, STORE_STATUSES))}")
+        faults["status"] = int(status)
     return faults
 
 

@@ -246,6 +246,10 @@ def test_control_endpoints_are_neither_throttled_nor_logged(
     {"api_keys": {"k": "superuser"}},
     {"api_keys": ["k"]},
     {"date_offset_seconds": "90"},
+    {"date_text": ""},
+    {"date_text": "Thu\r\nX-Injected: 1"},
+    {"date_text": "x" * 101},
+    {"date_text": 1700000000},
     {"jwks_es256": "no"},
 ])
 def test_bad_fault_settings_are_refused(
@@ -322,6 +326,20 @@ def test_date_header_can_be_off_by_n_seconds() -> None:
     assert len(dates) == 1
     sent = parsedate_to_datetime(dates[0]).timestamp()
     assert before - 600 - 1 <= sent <= after - 600 + 1
+
+
+def test_date_header_that_is_not_a_date() -> None:
+    """`date_text` replaces the date, whatever the offset; without it and without the server's
+    own header, an answer carries no `Date` at all."""
+    app = create_app()
+    with ServerThread(app, date_header=False) as running, \
+            httpx.Client(base_url=running.url, headers=HEADERS, timeout=10) as http:
+        assert http.get(LIST_URL).headers.get_list("date") == []
+        app.state.alma.set_faults({"date_text": "yesterday, around noon",
+                                   "date_offset_seconds": 120})
+        response = http.get(LIST_URL)
+    assert response.status_code == 200
+    assert response.headers.get_list("date") == ["yesterday, around noon"]
 
 
 def test_key_set_without_es256_keys(client: httpx.Client, alma: AlmaSandbox) -> None:

@@ -184,6 +184,28 @@ def test_703_maintenance_fault(server, sandbox):
     assert "x-emulator-error" not in response.headers
 
 
+@pytest.mark.parametrize("status", [500, 503, "502"])
+def test_5xx_outage_fault(server, sandbox, status):
+    """The entry point itself fails: a bare 5xx (no page, no checkout), by either entry."""
+    sandbox.set_faults("libfinestest", {"status": status})
+    direct = httpx.get(f"{server.url}/LIBFINESTEST")
+    redirected = httpx.post(f"{server.url}/404Handler/pageredirpost.aspx?virtual=libfinestest",
+                            data=example())
+    for response in (direct, redirected):
+        assert response.status_code == int(status)
+        assert "x-emulator-checkout" not in response.headers
+    assert sandbox.checkouts() == []
+    assert httpx.get(f"{server.url}/OTHERSTORE").status_code == 200  # other stores answer
+    sandbox.set_faults("LIBFINESTEST", {})
+    assert httpx.post(f"{server.url}/LIBFINESTEST", data=example()).status_code == 200
+
+
+@pytest.mark.parametrize("status", [404, 200, 599, True, "x"])
+def test_status_fault_takes_only_703_or_a_5xx(sandbox, status):
+    with pytest.raises(StoreConfigError, match="status is one of 703, 500, 502, 503, 504"):
+        sandbox.set_faults("LIBFINESTEST", {"status": status})
+
+
 @pytest.mark.parametrize("changes", [
     {"itemcode2": "NOT-A-CODE"},
     {"itemcode2": "lib-lost"},  # codes are exact
