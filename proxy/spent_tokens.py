@@ -16,6 +16,13 @@ class SpentTokens:
         self.db = db
         self.clock = clock
 
+    def is_spent(self, token_id: str) -> bool:
+        """True when `token_id` was spent and is still remembered. Only a read, for refusing a
+        replay early (before it costs anything); `spend` alone decides who wins a race."""
+        row = self.db.read_one("SELECT 1 AS spent FROM spent_tokens WHERE token_id = ? AND "
+                               "until >= ?", (token_id, self.clock()))
+        return row is not None
+
     def spend(self, token_id: str, until: float) -> bool:
         """Mark `token_id` used until `until` (epoch seconds). False when it already was: the
         insert is the check, so two requests racing with one token cannot both win."""

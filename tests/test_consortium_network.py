@@ -154,3 +154,32 @@ def test_the_network_routes_have_the_guards_of_every_page(d, caplog):
     logged = [(r.method, r.status) for r in caplog.records if getattr(r, "event", "") == "request"
               and r.path == "/consortium/handoff/campus-b"]
     assert logged == [("POST", 403)]
+
+
+def test_a_hand_off_refused_for_pace_is_not_spent_and_works_once_the_bucket_refills(tmp_path):
+    """As for a Primo link: the sister's sign-in bucket for the user id is checked before the
+    hand-off is spent, so one refused for pace still works (within its minute) once the
+    bucket refills, and a used one is refused without taking a sign-in."""
+    deployment = start_consortium(tmp_path, tables=OPEN, session_burst="1",
+                                  session_requests_per_minute="1")
+    try:
+        now = [1_000.0]
+        limits = deployment.services["campus-b"].patron_limits
+        limits.sign_ins.clock = lambda: now[0]  # refills only when told
+        assert limits.sign_in_wait("mkowalski") == 0  # an earlier sign-in there took the one
+        browser = deployment.sign_in_sso("campus-a", "mkowalski")
+        url = hand_off(deployment, browser, "campus-b")
+        before = len(deployment.alma_calls("campus-b"))
+        refused = browser.get(url)
+        assert refused.headers["location"] == "/campus-b/?error=too_many_requests"
+        assert len(deployment.alma_calls("campus-b")) == before  # Alma not asked
+        assert browser.get("/campus-b/api/session").status_code == 401
+        now[0] += 60  # a minute: the bucket holds one sign-in again
+        assert browser.get(url).headers["location"] == "/campus-b/"
+        assert browser.get("/campus-b/api/session").json()["patron"]["id"] == "mkowalski"
+        now[0] += 60
+        again = deployment.browser().get(url)
+        assert again.headers["location"] == "/campus-b/?error=handoff_used"
+        assert limits.sign_in_wait("mkowalski") == 0  # the used one took no sign-in
+    finally:
+        deployment.stop()

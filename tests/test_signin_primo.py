@@ -102,3 +102,28 @@ def test_through_the_sandbox_primo_page_in_its_alma_summon_profile(deploy):
     browser = d.browser()
     assert location(browser.get(pay_link)) == "/"
     assert who(browser) == "tlee"
+
+
+def test_a_link_refused_for_pace_is_not_spent_and_works_once_the_bucket_refills(deploy):
+    """The patron's sign-in bucket is checked after the signature and before the `jti` is
+    spent: a sign-in refused for pace keeps the link. A forged token and a replay take no
+    token from the bucket (a replay is refused before it)."""
+    d = deploy(session_burst="1", session_requests_per_minute="1")
+    now = [1_000.0]
+    d.services.patron_limits.sign_ins.clock = lambda: now[0]  # refills only when told
+    first, url = d.browser(), link(d)
+    assert location(first.get(link(d))) == "/"  # takes the one sign-in there is
+    before = len(d.alma_calls())
+    refused = d.browser()
+    assert location(refused.get(url)) == "/?error=too_many_requests"
+    assert who(refused) is None and len(d.alma_calls()) == before  # Alma not asked
+    now[0] += 60  # a minute: the bucket holds one sign-in again
+    assert location(refused.get(url)) == "/"
+    assert who(refused) == "mkowalski"
+    assert location(d.browser().get(url)) == "/?error=primo_token_used"  # spent now
+
+    now[0] += 60
+    forged = url[:-8] + ("AAAAAAAA" if not url.endswith("AAAAAAAA") else "BBBBBBBB")
+    assert location(d.browser().get(forged)) == "/?error=primo_token_invalid"
+    assert location(d.browser().get(url)) == "/?error=primo_token_used"
+    assert location(d.browser().get(link(d))) == "/"  # neither took the sign-in

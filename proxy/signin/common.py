@@ -32,8 +32,16 @@ def require_offered(request: Request, method: str) -> None:
 
 async def lookup_patron(request: Request, user_id: str, id_type: str = "all_unique") -> Patron:
     """The patron `user_id` names, read from Alma; first a token from that user id's sign-ins
+    (keep_sign_in_pace)."""
+    keep_sign_in_pace(request, user_id)
+    return await read_patron(request, user_id, id_type)
+
+
+def keep_sign_in_pace(request: Request, user_id: str) -> None:
+    """Take a token from `user_id`'s sign-ins or raise a 429 ApiError
     (docs/security.md#rate-limits): a campus sign-on signs its user in again without a
-    password, and each sign-in reads Alma, so a loop of them would spend everyone's Alma."""
+    password, and each sign-in reads Alma, so a loop of them would spend everyone's Alma.
+    A sign-in by a one-use token calls this before it spends the token (see primo.py)."""
     limits = services(request).patron_limits
     wait = limits.sign_in_wait(user_id)
     if wait > 0:
@@ -43,6 +51,11 @@ async def lookup_patron(request: Request, user_id: str, id_type: str = "all_uniq
         seconds = retry_after(wait)
         raise ApiError(429, "too_many_requests", f"Too many sign-ins in a short time. Please "
                        f"wait {seconds} seconds and try again.", headers={"Retry-After": seconds})
+
+
+async def read_patron(request: Request, user_id: str, id_type: str = "all_unique") -> Patron:
+    """The patron `user_id` names, read from Alma, with no sign-in token taken: for a caller
+    that has called keep_sign_in_pace itself."""
     try:
         user = await services(request).alma.get_user(user_id, id_type)
     except AlmaError as exc:

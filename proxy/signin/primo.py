@@ -20,7 +20,7 @@ from proxy.config import Settings
 from proxy.patron_sessions import Session
 from proxy.patrons import Patron
 from proxy.primo import CLOCK_SKEW_SECONDS, KeySetUnavailable, PrimoTokenError
-from proxy.signin.common import lookup_patron, start_session
+from proxy.signin.common import keep_sign_in_pace, read_patron, start_session
 from proxy.signin.method import Offer, SignInMethod
 from proxy.spent_tokens import SpentTokens
 from proxy.web.common import (
@@ -40,8 +40,9 @@ SWITCH_PAGE = "/?switch=primo"
 
 
 async def primo(request: Request) -> Response:
-    """The token is verified and spent, then exchanged for our own session and a redirect to
-    a URL without it, so the 24-hour token does not linger in history, logs or Referer."""
+    """The token is verified, the patron's sign-in pace kept, the token spent, and then it is
+    exchanged for our own session and a redirect to a URL without it, so the 24-hour token
+    does not linger in history, logs or Referer."""
     svc = services(request)
     try:
         token = await svc.primo.verify(request.query_params.get("jwt", ""))
@@ -49,10 +50,25 @@ async def primo(request: Request) -> Response:
         return _refused(exc.reason, "primo_token_invalid")
     except KeySetUnavailable:
         return redirect_with_error("primo_unavailable")
-    if not SpentTokens(svc.db).spend(token.token_id, token.expires_at + CLOCK_SKEW_SECONDS):
+    # The order matters (issue 14). Signature and expiry first: a forged or made-up token
+    # touches nothing, so no one can drain a patron's sign-ins by naming them. A token already
+    # spent is refused next, by a read that takes nothing: a replayed link from a history or
+    # a log must not empty its patron's bucket either (it tells its holder only that the
+    # link was used, which using it would tell them anyway). Then the patron's sign-in
+    # bucket, before the token is spent: a sign-in refused for pace keeps the link, which
+    # works once the bucket refills. The spend comes last and alone decides a race of two
+    # requests with one token (the loser took a bucket token, and nothing else).
+    spent = SpentTokens(svc.db)
+    if spent.is_spent(token.token_id):
         return _refused("replayed", "primo_token_used")
     try:
-        patron = await lookup_patron(request, token.user_name)
+        keep_sign_in_pace(request, token.user_name)
+    except ApiError as exc:
+        return redirect_with_error(exc.code)
+    if not spent.spend(token.token_id, token.expires_at + CLOCK_SKEW_SECONDS):
+        return _refused("replayed", "primo_token_used")
+    try:
+        patron = await read_patron(request, token.user_name)
     except ApiError as exc:
         return redirect_with_error(exc.code)
     signed_in = current_session(request)
