@@ -4,6 +4,7 @@ with Alma's, and the test patron's fees can be read. Reads only (see readonly.py
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote, urlsplit
 
@@ -145,18 +146,31 @@ def _clock(transport: ReadOnlyTransport) -> Result:
               "requests and Primo tokens are refused on a wrong clock")
     if answer is None:
         return warn("alma.clock", "Alma sent no Date header: the clock is not compared", action)
-    try:
-        skews = [parsedate_to_datetime(date).timestamp() - answer.received_at
-                 for date in answer.dates]
-    except (TypeError, ValueError):
-        return warn("alma.clock", f"Alma's Date header is not a date: {answer.dates[0]!r}",
-                    action)
+    skews = []
+    for date in answer.dates:
+        sent = _http_date(date)
+        if sent is None:  # name the one that is not a date (a server may send two)
+            return warn("alma.clock", f"Alma's Date header is not a date: {date[:80]!r}",
+                        action)
+        skews.append(sent - answer.received_at)
     skew = max(skews, key=abs)  # should a server send two, the one further off counts
     seconds = round(abs(skew))
     if seconds > MAX_CLOCK_SKEW_SECONDS:
         side = "behind" if skew > 0 else "ahead of"
         return fail("alma.clock", f"this machine's clock is {seconds} s {side} Alma's", action)
     return ok("alma.clock", f"this machine's clock agrees with Alma's (within {seconds} s)")
+
+
+def _http_date(text: str) -> float | None:
+    """A `Date` header as a POSIX time, or None when it is not a date. `-0000` (no zone said)
+    is still UTC (RFC 5322), not this machine's local time."""
+    try:
+        sent = parsedate_to_datetime(text)
+        if sent.tzinfo is None:
+            sent = sent.replace(tzinfo=UTC)
+        return sent.timestamp()
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 async def _patron_fees(settings: Settings, alma: AlmaClient,

@@ -17,6 +17,9 @@ STORE_ERRORS = {
     "improper merchant code": "CashNet does not know this store (702)",
     "web site disabled": "CashNet has this store disabled (701)",
 }
+# Not the settings' fault: the store is there but not taking payments for now.
+MAINTENANCE = "site down for maintenance"
+LATER = "run the check again later; if it persists, ask your campus's Transact contact"
 
 
 async def check_checkout_url(settings: Settings, http: httpx.AsyncClient) -> Result:
@@ -28,12 +31,18 @@ async def check_checkout_url(settings: Settings, http: httpx.AsyncClient) -> Res
     if isinstance(answer, str):
         return fail("cashnet.checkout", f"{url} cannot be reached ({answer})",
                     "check the URL, DNS, and that this machine may connect out to CashNet")
-    if answer.status_code >= 500 or answer.status_code == 404:
+    if answer.status_code >= 500:  # CashNet's own trouble: the URL may well be right
+        return fail("cashnet.checkout", f"{url} answers HTTP {answer.status_code}: CashNet's "
+                    "checkout is failing", LATER)
+    if answer.status_code == 404:
         return fail("cashnet.checkout", f"{url} answers HTTP {answer.status_code}", action)
     page = answer.text.lower()
     for phrase, problem in STORE_ERRORS.items():
         if phrase in page:
             return fail("cashnet.checkout", f"{problem} at {url}", action)
+    if MAINTENANCE in page:
+        return fail("cashnet.checkout", f"CashNet has this store down for maintenance (703) "
+                    f"at {url}", LATER)
     return ok("cashnet.checkout", f"{url} answers (HTTP {answer.status_code})")
 
 
