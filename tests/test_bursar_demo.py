@@ -10,12 +10,12 @@ import re
 import shlex
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from support.demo_process import DemoProcess, running_demo
 from support.waiting import wait_for
 
 from sandbox.app import ALMA_API_KEY, urls
@@ -25,48 +25,11 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class Demo:
-    def __init__(self, process: subprocess.Popen) -> None:
-        self.process = process
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def printed(self) -> str:
-        return "\n".join(self.lines)
-
-    def after(self, pattern: str, what: str, timeout: float = 30.0) -> re.Match:
-        """The first match of `pattern` in what the demo printed (polled with a deadline)."""
-        return wait_for(lambda: re.search(pattern, self.printed(), re.M) or self._gone(),
-                        what,
-                        timeout=timeout)
-
-    def _gone(self) -> None:
-        if self.process.poll() is not None:
-            raise AssertionError(f"the demo exited: {self.printed()}")
-
-
 @pytest.fixture
-def demo() -> Iterator[Demo]:
+def demo() -> Iterator[DemoProcess]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PATRONPAY_")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "patronpay", "demo", "--bursar", "--port", "0"], cwd=ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env=env | {"PYTHONUNBUFFERED": "1"})
-    running = Demo(process)
-    try:
+    with running_demo("--bursar", env=env) as running:
         yield running
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def settings_of(env_file: Path) -> dict[str, str]:

@@ -5,58 +5,18 @@ Campus A's guest account works, and Campus A's fees come from Campus A's own Alm
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-
-DEADLINE = 30.0
-
-
-class Demo:
-    def __init__(self, process: subprocess.Popen) -> None:
-        self.process = process
-        self.lines: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def printed_until(self, last: str) -> list[str]:
-        """The lines printed up to the one starting with `last` (polled with a deadline)."""
-        deadline = time.monotonic() + DEADLINE
-        while time.monotonic() < deadline:
-            lines = list(self.lines)
-            if any(line.startswith(last) for line in lines):
-                return lines
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"the demo printed no {last!r} line: {self.lines}")
+from support.demo_process import DemoProcess, running_demo
 
 
 @pytest.fixture
-def demo() -> Iterator[Demo]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "patronpay", "demo", "--consortium", "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        yield Demo(process)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=20)
+def demo() -> Iterator[DemoProcess]:
+    with running_demo("--consortium") as running:
+        yield running
 
 
 def test_the_consortium_demo_serves_both_institutions_by_path_and_says_how_to_sign_in(demo):

@@ -2,65 +2,22 @@
 `patronpay demo` process, driven in Chromium from sign-in to a posted receipt, and that receipt
 e-mailed to the mail page the demo prints."""
 
-import os
-import re
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 from browser_support import strings
 from playwright.sync_api import expect
+from support.demo_process import DemoProcess, running_demo
 from support.waiting import wait_for
 
 pytestmark = pytest.mark.browser
 
 
-class Demo:
-    def __init__(self, process: subprocess.Popen) -> None:
-        self.process = process
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def url(self, pattern: str, timeout: float = 30.0) -> str:
-        """The first URL printed on a line matching `pattern` (polled with a deadline)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if re.search(pattern, line) and (found := re.search(r"http://[\d.:]+[^\s)]*", line)):
-                    return found.group(0)
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"the demo printed no {pattern!r} line: {self.lines}")
-
-    def printed(self) -> str:
-        return "\n".join(self.lines)
-
-
 @pytest.fixture
-def demo() -> Iterator[Demo]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "patronpay", "demo", "--port", "0"], stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    demo = Demo(process)
-    try:
-        yield demo
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+def demo() -> Iterator[DemoProcess]:
+    with running_demo() as running:
+        yield running
 
 
 def test_the_demo_serves_the_whole_flow(demo, open_page):
