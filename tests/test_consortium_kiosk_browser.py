@@ -24,10 +24,10 @@ from patronpay.serving import ServerThread, bind
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "browser"))
 from browser_support import (  # noqa: E402 - shared with tests/browser, which is not a package
-    AXE_JS,
     INTL,
     LANGS,
     WAIT_MS,
+    assert_kiosk_accessible,
     launched_chromium,
 )
 
@@ -107,19 +107,6 @@ def browser_page(chromium) -> Iterator:
     assert problems == [], problems
 
 
-def assert_accessible(page: Page, state: str) -> None:
-    """As tests/test_kiosk_browser.py: AAA rules included, no serious or critical violation."""
-    page.evaluate("() => Promise.all(document.getAnimations().map((a) => a.finished))")
-    if not page.evaluate("() => typeof window.axe === 'object'"):
-        page.evaluate(AXE_JS.read_text(encoding="utf-8") + "\n;0")
-    violations = page.evaluate("""async () => (await axe.run(document, { resultTypes: ["violations"],
-        runOnly: ["wcag2a", "wcag2aa", "wcag2aaa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"] }))
-        .violations.filter((v) => ["serious", "critical"].includes(v.impact))
-        .map((v) => ({ id: v.id, nodes: v.nodes.map((n) =>
-            `${n.target.join(" ")} ${JSON.stringify(n.any.map((check) => check.data))}`) }))""")
-    assert violations == [], f"axe, {state}: {violations}"
-
-
 def scan(url: str, card: str) -> None:
     """A card at the scanner (the wedge's own post to the agent; the page follows its event)."""
     answer = httpx.post(url + "/api/read", json={"source": "wedge", "data": card},
@@ -141,13 +128,13 @@ def test_campus_a_kiosk_shows_its_help_text_in_the_chosen_language(kiosk, browse
     page.locator(f'.language-switch a[data-lang="{lang}"]').click()
     expect(page.locator("html")).to_have_attribute("lang", lang)
     expect(help_text).to_have_text(CAMPUS_A_HELP[lang])
-    assert_accessible(page, f"campus-a idle, {lang}")
+    assert_kiosk_accessible(page, f"campus-a idle, {lang}")
 
     scan(url, MARIA)
     expect(page.locator("#fees")).to_be_visible()
     expect(page.locator("#fee-list li").first).to_be_visible()
     expect(page.locator("#fees .institution-help:visible")).to_have_text(CAMPUS_A_HELP[lang])
-    assert_accessible(page, f"campus-a fees, {lang}")
+    assert_kiosk_accessible(page, f"campus-a fees, {lang}")
     for size in (PORTRAIT, LANDSCAPE):  # with the help text, Pay still on screen, nothing wider
         page.set_viewport_size(size)
         expect(page.locator("#pay-all")).to_be_in_viewport()
@@ -162,8 +149,8 @@ def test_a_one_language_kiosk_has_no_language_switch(kiosk, browser_page, lang):
     expect(page.locator("html")).to_have_attribute("lang", "en")
     expect(page.locator("[data-language-switch]")).to_be_hidden()
     expect(page.locator("#idle .institution-help")).to_have_text(HELP_TEXTS["campus-b"])
-    assert_accessible(page, "campus-b idle")
+    assert_kiosk_accessible(page, "campus-b idle")
     scan(url, MARIA)
     expect(page.locator("#fees")).to_be_visible()
     expect(page.locator("#fees .institution-help")).to_have_text(HELP_TEXTS["campus-b"])
-    assert_accessible(page, "campus-b fees")
+    assert_kiosk_accessible(page, "campus-b fees")

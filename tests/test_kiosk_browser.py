@@ -26,10 +26,10 @@ from support.waiting import wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "browser"))
 from browser_support import (  # noqa: E402 - shared with tests/browser, which is not a package
-    AXE_JS,
     INTL,
     LANGS,
     WAIT_MS,
+    assert_kiosk_accessible,
     launched_chromium,
     off_the_loop,
     strings,
@@ -144,21 +144,6 @@ def fee_label(L: dict[str, str], code: str) -> str:
     return L[f"feetype.{code}"]
 
 
-def assert_accessible(page: Page, state: str) -> None:
-    """axe-core on the kiosk as it is now, AAA rules included (7:1 contrast): no serious or
-    critical violation. Colour transitions (0.15 s on buttons) finish first: axe would measure
-    a colour half way."""
-    page.evaluate("() => Promise.all(document.getAnimations().map((a) => a.finished))")
-    if not page.evaluate("() => typeof window.axe === 'object'"):
-        page.evaluate(AXE_JS.read_text(encoding="utf-8") + "\n;0")
-    violations = page.evaluate("""async () => (await axe.run(document, { resultTypes: ["violations"],
-        runOnly: ["wcag2a", "wcag2aa", "wcag2aaa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"] }))
-        .violations.filter((v) => ["serious", "critical"].includes(v.impact))
-        .map((v) => ({ id: v.id, nodes: v.nodes.map((n) =>
-            `${n.target.join(" ")} ${JSON.stringify(n.any.map((check) => check.data))}`) }))""")
-    assert violations == [], f"axe, {state}: {violations}"
-
-
 # What does not fit the panel: the page scrolling sideways, anything reaching past its left or
 # right edge, a box whose content is wider or taller than it (cut text), and anything in the
 # fixed full-screen warning that is off screen (it cannot be scrolled to).
@@ -194,7 +179,7 @@ def assert_fits(page: Page, state: str) -> None:
 
 
 def check(page: Page, state: str) -> None:
-    assert_accessible(page, state)
+    assert_kiosk_accessible(page, state)
     assert_fits(page, state)
 
 

@@ -24,10 +24,10 @@ from sandbox.smtp import Mailbox, SmtpServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "browser"))
 from browser_support import (  # noqa: E402 - shared with tests/browser, which is not a package
-    AXE_JS,
     INTL,
     LANGS,
     WAIT_MS,
+    assert_kiosk_accessible,
     launched_chromium,
     strings,
     text,
@@ -95,18 +95,6 @@ def browser_page(chromium) -> Iterator:
     assert problems == [], problems
 
 
-def assert_accessible(page: Page, state: str) -> None:
-    """As tests/test_kiosk_browser.py: AAA rules included, no serious or critical violation."""
-    page.evaluate("() => Promise.all(document.getAnimations().map((a) => a.finished))")
-    if not page.evaluate("() => typeof window.axe === 'object'"):
-        page.evaluate(AXE_JS.read_text(encoding="utf-8") + "\n;0")
-    violations = page.evaluate("""async () => (await axe.run(document, { resultTypes: ["violations"],
-        runOnly: ["wcag2a", "wcag2aa", "wcag2aaa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"] }))
-        .violations.filter((v) => ["serious", "critical"].includes(v.impact))
-        .map((v) => ({ id: v.id, nodes: v.nodes.map((n) => n.target.join(" ")) }))""")
-    assert violations == [], f"axe, {state}: {violations}"
-
-
 def assert_fits(page: Page, state: str) -> None:
     for size in (PORTRAIT, LANDSCAPE):
         page.set_viewport_size(size)
@@ -139,7 +127,7 @@ def test_print_receipt_is_offered_and_prints_in_the_patrons_language(kiosk, brow
     expect(page.locator("#done")).to_be_visible()  # the patron may just leave
     assert button.bounding_box()["height"] >= 64
     assert printer.receipts == []  # nothing prints unless asked
-    assert_accessible(page, "receipt with Print receipt")
+    assert_kiosk_accessible(page, "receipt with Print receipt")
     assert_fits(page, "receipt with Print receipt")
 
     button.click()
@@ -149,7 +137,7 @@ def test_print_receipt_is_offered_and_prints_in_the_patrons_language(kiosk, brow
     assert receipt.texts[1] == L["slip.heading"]
     assert L["slip.fees"] in receipt.texts
     expect(page.locator("#print-trouble")).to_be_hidden()
-    assert_accessible(page, "receipt printed")
+    assert_kiosk_accessible(page, "receipt printed")
 
 
 def test_paper_out_is_said_plainly_with_the_web_receipt(kiosk, browser_page, printer, lang):
@@ -168,10 +156,10 @@ def test_paper_out_is_said_plainly_with_the_web_receipt(kiosk, browser_page, pri
     expect(page.locator("#web-receipt p")).to_have_text(L["kiosk.print.web_receipt"])
     expect(page.locator("#print-receipt")).to_be_enabled()  # try again once the paper is in
     assert printer.receipts == []
-    assert_accessible(page, "printer out of paper")
+    assert_kiosk_accessible(page, "printer out of paper")
     assert_fits(page, "printer out of paper")
     page.click("#contrast")
-    assert_accessible(page, "printer out of paper, high contrast")
+    assert_kiosk_accessible(page, "printer out of paper, high contrast")
 
     printer.set_state("ready")
     page.click("#print-receipt")
@@ -205,7 +193,7 @@ def test_email_receipt_beside_print_and_where_it_went(kiosk, browser_page, print
     expect(page.locator("#done")).to_be_visible()
     assert email.bounding_box()["height"] >= 64
     assert "mkowalski" not in page.content()  # never the address at a shared kiosk
-    assert_accessible(page, "receipt with Print and E-mail receipt")
+    assert_kiosk_accessible(page, "receipt with Print and E-mail receipt")
     assert_fits(page, "receipt with Print and E-mail receipt")
     k.d.wait_for_state(k.service.holder.current.payment.id, "posted")
     assert smtp_server.mailbox.messages() == []  # nothing is mailed unless chosen
@@ -216,9 +204,9 @@ def test_email_receipt_beside_print_and_where_it_went(kiosk, browser_page, print
     expect(page.locator("#print-receipt")).to_be_visible()  # printing is still a choice
     [received] = wait_for_mail(smtp_server)
     assert received.rcpt_tos == ("mkowalski@example.edu",)
-    assert_accessible(page, "receipt e-mailed")
+    assert_kiosk_accessible(page, "receipt e-mailed")
     page.click("#contrast")
-    assert_accessible(page, "receipt e-mailed, high contrast")
+    assert_kiosk_accessible(page, "receipt e-mailed, high contrast")
 
 
 def test_printer_trouble_offers_the_email(kiosk, browser_page, printer, smtp_server, lang):
@@ -232,13 +220,13 @@ def test_printer_trouble_offers_the_email(kiosk, browser_page, printer, smtp_ser
     instead = page.locator("#email-instead")
     expect(instead).to_have_text(text(L["kiosk.print.email_instead"], to=HINT))
     expect(page.locator("#web-receipt-code")).to_be_visible()
-    assert_accessible(page, "printer out of paper, e-mail offered")
+    assert_kiosk_accessible(page, "printer out of paper, e-mail offered")
     assert_fits(page, "printer out of paper, e-mail offered")
 
     page.click("#email-receipt")
     expect(page.locator("#email-status")).to_have_text(text(L["kiosk.email.done"], to=HINT))
     expect(instead).to_be_hidden()
-    assert_accessible(page, "printer out of paper, receipt e-mailed")
+    assert_kiosk_accessible(page, "printer out of paper, receipt e-mailed")
 
 
 def wait_for_mail(smtp_server: SmtpServer) -> list:
