@@ -19,7 +19,7 @@ from proxy import kiosk_fleet
 from proxy.config import Settings, load_settings
 from proxy.db import Database, ledger_exists
 from proxy.staff import StaffError
-from proxy.terminal import iso, table, when
+from proxy.terminal import gibibytes, heard, iso, table, when
 
 STATE_WORDS = {"online": "online", "offline": "OFFLINE", "never_heard": "never heard"}
 
@@ -87,25 +87,12 @@ def render(statuses: Sequence[kiosk_fleet.KioskStatus], now: float) -> str:
         report = status.report
         name = status.kiosk_id + ("" if status.configured else " (not configured)")
         rows.append([
-            name, STATE_WORDS[status.state], _heard(status.heard_at, now),
+            name, STATE_WORDS[status.state], heard(status.heard_at, now),
             report.reader if report else "-", report.printer if report else "-",
             report.version if report else "-",
             when(report.last_scan_at) if report else "-",
             when(report.last_payment_at) if report else "-",
-            _size(report.disk_free_bytes) if report else "-"])
+            gibibytes(report.disk_free_bytes) if report else "-"])
     headers = ["KIOSK", "STATE", "LAST HEARD (UTC)", "READER", "PRINTER", "VERSION",
                "LAST SCAN (UTC)", "LAST PAYMENT (UTC)", "FREE DISK"]
     return table(headers, rows, right=[8])
-
-
-def _heard(moment: float | None, now: float) -> str:
-    if moment is None:
-        return "never"
-    minutes = int(max(0.0, now - moment) // 60)
-    ago = "just now" if minutes == 0 else f"{minutes} min ago" if minutes < 120 else \
-        f"{minutes // 60} h ago"
-    return f"{when(moment)} ({ago})"
-
-
-def _size(size: int | None) -> str:
-    return "-" if size is None else f"{size / 2**30:.1f} GiB"

@@ -32,6 +32,22 @@ def when(moment: float | None) -> str:
     return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def heard(moment: float | None, now: float) -> str:
+    """When something (a kiosk) was last heard from, with how long ago: `2025-03-14 10:40:05
+    (3 min ago)`, or `never`. Times are epoch seconds."""
+    if moment is None:
+        return "never"
+    minutes = int(max(0.0, now - moment) // 60)
+    ago = ("just now" if minutes == 0 else f"{minutes} min ago" if minutes < 120
+           else f"{minutes // 60} h ago")
+    return f"{when(moment)} ({ago})"
+
+
+def gibibytes(size: int | None) -> str:
+    """A size in bytes as `12.3 GiB`, or `-`."""
+    return "-" if size is None else f"{size / 2**30:.1f} GiB"
+
+
 def iso(moment: float | None) -> str | None:
     """A ledger time for JSON output: ISO 8601 in UTC to the millisecond, or None."""
     if moment is None:

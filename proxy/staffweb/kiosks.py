@@ -17,34 +17,23 @@ from proxy import kiosk_fleet
 from proxy.staffweb import auth
 from proxy.staffweb.pages import render
 from proxy.staffweb.sessions import StaffSession
-from proxy.terminal import when
+from proxy.terminal import gibibytes, heard, when
 from proxy.web.common import services
 
 STATE_WORDS = {"online": "online", "offline": "offline", "never_heard": "never heard"}
-
-
-def heard_text(moment: float | None, now: float) -> str:
-    """When a kiosk was last heard from, with how long ago, as `patronpay kiosks` says it."""
-    if moment is None:
-        return "never"
-    minutes = int(max(0.0, now - moment) // 60)
-    ago = ("just now" if minutes == 0 else f"{minutes} min ago" if minutes < 120
-           else f"{minutes // 60} h ago")
-    return f"{when(moment)} ({ago})"
 
 
 def row(status: kiosk_fleet.KioskStatus, now: float) -> dict[str, object]:
     report = status.report
     return {
         "kiosk_id": status.kiosk_id, "configured": status.configured, "state": status.state,
-        "state_words": STATE_WORDS[status.state], "heard": heard_text(status.heard_at, now),
+        "state_words": STATE_WORDS[status.state], "heard": heard(status.heard_at, now),
         "reader": report.reader if report else "-",
         "printer": report.printer if report else "-",
         "version": report.version if report else "-",
         "last_scan": when(report.last_scan_at) if report else "-",
         "last_payment": when(report.last_payment_at) if report else "-",
-        "disk": ("-" if report is None or report.disk_free_bytes is None
-                 else f"{report.disk_free_bytes / 2**30:.1f} GiB"),
+        "disk": gibibytes(report.disk_free_bytes) if report else "-",
     }
 
 
