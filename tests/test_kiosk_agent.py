@@ -138,8 +138,12 @@ def test_bad_reads_are_refused_with_a_reason_and_never_logged(kiosk, caplog):
     finally:
         events.stop()
     assert k.session() is None and k.proxy_sessions() == []
-    lookups = [c["path"].rsplit("/", 1)[1] for c in k.d.alma_calls() if "/users/" in c["path"]]
-    assert lookups == [UNKNOWN, "23191000200014"]  # only well-formed cards reach the proxy
+    # Only well-formed cards reach the proxy. Its USER lookup may have a fees read running
+    # beside it (proxy/kiosk_fees.py), cancelled or not depending on which answers first, so
+    # the fees calls are checked for the cards they name, not counted.
+    users = [c["path"].split("/users/", 1)[1] for c in k.d.alma_calls() if "/users/" in c["path"]]
+    assert [u for u in users if "/" not in u] == [UNKNOWN, "23191000200014"]
+    assert {u.split("/")[0] for u in users} <= {UNKNOWN, "23191000200014"}
 
     for read, _ in BAD_READS:
         digits = "".join(c for c in read if c.isdigit())
