@@ -36,6 +36,7 @@ from proxy.alma_errors import (
     error_for,
     is_throttle,
 )
+from proxy.alma_http import AlmaHttp
 from proxy.alma_pace import Priority, RateLimiter
 from proxy.alma_xml import XmlRefused, first_error, looks_like_xml
 from proxy.money import format_amount
@@ -77,14 +78,12 @@ class AlmaClient:
         self._calls = [0]  # shared with for_posting()'s view
         self._priority = Priority.PAGE
         self._limiter = RateLimiter(requests_per_second)
-        connections = connection_limit(requests_per_second)
-        self._http = httpx.AsyncClient(
-            headers={"Authorization": f"apikey {api_key}", "Accept": "application/json"},
-            timeout=httpx.Timeout(connect=connect_timeout, read=read_timeout, write=10.0, pool=5.0),
-            limits=httpx.Limits(max_connections=connections,
-                                max_keepalive_connections=connections),
-            follow_redirects=False,
-            transport=transport,
+        self._http = AlmaHttp(
+            self.base_url,
+            {"Authorization": f"apikey {api_key}", "Accept": "application/json"},
+            httpx.Timeout(connect=connect_timeout, read=read_timeout, write=10.0, pool=5.0),
+            connection_limit(requests_per_second),
+            transport,
         )
 
     @property
@@ -224,8 +223,7 @@ class AlmaClient:
         started = time.monotonic()
         response = None
         try:
-            response = await self._http.request(
-                method, self.base_url + path, params=params, headers=headers)
+            response = await self._http.send(method, path, params, headers)
             if _throttled(response):
                 self._limiter.throttled()
             else:
