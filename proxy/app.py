@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from proxy import kiosk_fleet
@@ -20,6 +20,7 @@ from proxy.signin import registry as signin_registry
 from proxy.staffweb.routes import routes as staff_routes
 from proxy.web import api, auth, cashnet, kiosk, kiosk_receipt_email, metrics
 from proxy.web.errors import EXCEPTION_HANDLERS
+from proxy.web.responses import JSONResponse
 from proxy.web.security import RequestGuards, content_security_policy
 from proxy.web.static import SiteFiles
 

@@ -13,7 +13,7 @@ import hmac
 from collections.abc import Mapping
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse
+from starlette.responses import PlainTextResponse, RedirectResponse
 
 from proxy.app import create_app
 from proxy.config import ConfigError, Settings, load_settings
@@ -24,6 +24,7 @@ from proxy.consortium.ledger_owner import claim_ledger
 from proxy.consortium.listing import institutions_page
 from proxy.consortium.network import Member, Network, network_app
 from proxy.runtime import Services
+from proxy.web.responses import JSONResponse
 
 POSTBACK = "/cashnet/postback/"
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from proxy.alma_errors import AlmaError, AlmaUserNotFound
@@ -38,6 +38,7 @@ from proxy.spent_tokens import SpentTokens
 from proxy.web.api import keep_pace
 from proxy.web.common import redirect_with_error, require_session
 from proxy.web.errors import EXCEPTION_HANDLERS, ApiError
+from proxy.web.responses import JSONResponse
 
 log = logging.getLogger("patronpay.consortium")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from proxy.alma import AlmaError, AlmaInvalidCredentials, AlmaUserNotFound
@@ -22,6 +22,7 @@ from proxy.signin.common import MAX_ID_LENGTH, start_session
 from proxy.signin.method import Offer, SignInMethod
 from proxy.web.common import alma_failure, read_json_object, services
 from proxy.web.errors import ApiError
+from proxy.web.responses import JSONResponse
 from proxy.web.security import client_address
 
 log = logging.getLogger("patronpay.auth")

@@ -13,7 +13,7 @@ import logging
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from proxy.config import Settings
@@ -31,6 +31,7 @@ from proxy.web.common import (
     services,
 )
 from proxy.web.errors import ApiError
+from proxy.web.responses import JSONResponse
 
 log = logging.getLogger("patronpay.auth")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from proxy.allocation import PaymentRequestError
@@ -32,6 +32,7 @@ from proxy.web.common import (
 )
 from proxy.web.errors import ApiError, error_response
 from proxy.web.mail_language import remember_page_language
+from proxy.web.responses import JSONResponse
 
 log = logging.getLogger("patronpay.api")
 

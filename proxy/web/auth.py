@@ -4,7 +4,7 @@ sign-in methods' job (proxy/signin/)."""
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from proxy.cas import logout_url
@@ -15,6 +15,7 @@ from proxy.web.common import (
     services,
 )
 from proxy.web.errors import ApiError
+from proxy.web.responses import JSONResponse
 
 
 async def logout(request: Request) -> Response:

@@ -6,9 +6,10 @@ import logging
 
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from proxy.database.errors import UnavailableError
+from proxy.web.responses import JSONResponse
 
 log = logging.getLogger("patronpay.web")
 

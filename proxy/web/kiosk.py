@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
@@ -29,6 +29,7 @@ from proxy.rate_limit import retry_after
 from proxy.states import EventKind
 from proxy.web.common import alma_failure, current_session, read_json_object, services
 from proxy.web.errors import ApiError, error_response
+from proxy.web.responses import JSONResponse
 from proxy.web.security import client_address
 
 log = logging.getLogger("patronpay.kiosk")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from proxy import kiosk_auth
@@ -22,6 +22,7 @@ from proxy.patron_sessions import Session
 from proxy.web.common import require_session, services
 from proxy.web.errors import ApiError
 from proxy.web.kiosk import require_kiosk
+from proxy.web.responses import JSONResponse
 
 log = logging.getLogger("patronpay.kiosk")
 
