@@ -1,8 +1,10 @@
 """The baseline: the least a fees page could be. One Starlette route that forwards the Alma
 fees call with httpx and hands Alma's bytes back, nothing else (no session, no parsing, no
-middleware, no logging), through an httpx pool like the proxy's. The fees benchmark runs the
-same load against it and against the proxy; the ratio is the cost of everything the proxy
-adds.
+middleware, no logging), through `httpx.AsyncClient` as a plain forwarder would, with the
+proxy's pool size. The fees benchmark runs the same load against it and against the proxy.
+The proxy sends its Alma calls without the client's layers (proxy/alma_http.py), so the ratio
+is what the proxy costs against this plain forwarder, not its own work alone
+(docs/performance.md#the-fees-pages-own-cpu).
 
 Run by the harness as `python -m bench.baseline --port P --alma-url URL --api-key KEY`. The
 patron comes in the `X-Patron` header (the proxy takes it from the session).
