@@ -283,6 +283,19 @@ def _indent(text: str) -> str:
 
 # --- the bursar's export ---
 
+# A spreadsheet takes a cell that starts with one of these for a formula (CSV injection: a
+# patron id or a CashNet field of "=HYPERLINK(...)" would run as one on the bursar's screen).
+# Such a text cell gets a leading apostrophe, which spreadsheets show as text. Dates, amounts,
+# states and payment ids are ours and never start with one.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def text_cell(value: str | None) -> str:
+    """A cell of text from outside (Alma, CashNet, the configuration), safe in a spreadsheet."""
+    text = value or ""
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
 
 def write_csv(payments: Sequence[PaymentRecord], handle: TextIO, institution: str = "") -> None:
     """With `institution` (a consortium's), a last column names on every row the institution
@@ -292,8 +305,9 @@ def write_csv(payments: Sequence[PaymentRecord], handle: TextIO, institution: st
     writer.writerow(EXPORT_COLUMNS + (("institution",) if institution else ()))
     for p in payments:
         paid = datetime.fromtimestamp(p.paid_at or p.created_at, UTC).date().isoformat()
-        writer.writerow([paid, p.id, p.patron_id, p.cashnet_tx, p.batchno,
-                         format_amount(p.amount), p.currency, fees_cell(p),
+        writer.writerow([paid, p.id, text_cell(p.patron_id), text_cell(p.cashnet_tx),
+                         text_cell(p.batchno), format_amount(p.amount), p.currency,
+                         text_cell(fees_cell(p)),
                          format_amount(p.unapplied), p.state,
                          *([p.institution or institution] if institution else [])])
 
@@ -310,9 +324,10 @@ def write_lines_csv(payments: Sequence[PaymentRecord], handle: TextIO,
         paid = datetime.fromtimestamp(p.paid_at or p.created_at, UTC).date().isoformat()
         for line in p.lines:
             for library, amount in _line_parts(p, line.number, format_amount(line.amount)):
-                writer.writerow([paid, p.id, p.patron_id, p.custcode, p.cashnet_tx, p.batchno,
-                                 line.number, line.item_code, library, amount, p.currency,
-                                 p.state,
+                writer.writerow([paid, p.id, text_cell(p.patron_id), text_cell(p.custcode),
+                                 text_cell(p.cashnet_tx), text_cell(p.batchno), line.number,
+                                 text_cell(line.item_code), text_cell(library), amount,
+                                 p.currency, p.state,
                                  *([p.institution or institution] if institution else [])])
 
 

@@ -5,6 +5,8 @@ under the staff member's id; and values from Alma, CashNet and browsers shown, n
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -18,6 +20,7 @@ from support.waiting import wait_for
 from patronpay.serving import ServerThread
 from proxy.config import ConfigError, load_settings
 from proxy.db import Database
+from proxy.staff import text_cell
 from proxy.staffweb.auth import grant, groups_in_header, still_granted
 from proxy.staffweb.sessions import StaffSessionStore
 from sandbox.cas import create_app as create_cas_app
@@ -370,6 +373,37 @@ def test_bursar_csv_downloads(deploy):
     assert lines.text.splitlines()[0].startswith("date,payment_id,patron_id,custcode")
     assert len(lines.text.splitlines()) == 3  # two CashNet lines
     assert staff.get("/staff/export.csv?since=yesterday&until=today").status_code == 400
+
+
+FORMULA_LIBRARY = '=HYPERLINK("http://evil.example/","Open")'
+
+
+def test_bursar_csv_cells_from_outside_are_never_formulas(deploy):
+    """A library code from Alma that a spreadsheet would run as a formula is exported as
+    text, in the export by CashNet line where the library has its column."""
+    d = deploy()
+    d.alma.add_user({
+        "primary_id": "eformula", "first_name": "Eve", "last_name": "Formula",
+        "account_type": "EXTERNAL", "user_group": "UGRAD",
+        "emails": [{"address": "eve@example.edu", "preferred": True}],
+        "fees": [{"type": "OVERDUEFINE", "owner": FORMULA_LIBRARY, "original_amount": "10.00",
+                  "creation_time": "2025-01-01T00:00:00.000Z"}],
+    })
+    created, _ = d.pay(d.sign_in_sso("eformula"), amount="10.00")
+    d.wait_for_state(created["payment"]["id"], "posted")
+    staff = staff_browser(d)
+    day = datetime.now(UTC).date().isoformat()
+    rows = list(csv.DictReader(io.StringIO(
+        staff.get(f"/staff/export.csv?since={day}&until={day}&lines=yes").text)))
+    assert [(row["patron_id"], row["library"], row["amount"]) for row in rows] == [
+        ("eformula", "'" + FORMULA_LIBRARY, "10.00")]
+
+
+@pytest.mark.parametrize(("value", "cell"), [
+    ("mkowalski", "mkowalski"), (None, ""), ("", ""), ("=1+1", "'=1+1"), ("+1", "'+1"),
+    ("-5", "'-5"), ("@SUM(A1)", "'@SUM(A1)"), ("\t=1", "'\t=1"), ("a=b", "a=b")])
+def test_a_text_cell_that_a_spreadsheet_would_run(value, cell):
+    assert text_cell(value) == cell
 
 
 def test_every_staff_page_needs_a_staff_session(deploy):
