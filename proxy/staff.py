@@ -19,6 +19,7 @@ from proxy.ledger import Ledger, PaymentRecord, UnmatchedSuccess
 from proxy.ledger.unmatched import echoed_total
 from proxy.money import format_amount
 from proxy.notification import Message
+from proxy.spreadsheet import text_cell
 from proxy.states import EventKind, PaymentState
 from proxy.terminal import iso, printable, shorten, table, when
 
@@ -282,20 +283,6 @@ def _indent(text: str) -> str:
 
 
 # --- the bursar's export ---
-
-# A spreadsheet takes a cell that starts with one of these for a formula (CSV injection: a
-# patron id or a CashNet field of "=HYPERLINK(...)" would run as one on the bursar's screen).
-# Such a text cell gets a leading apostrophe, which spreadsheets show as text. Dates, amounts,
-# states and payment ids are ours and never start with one.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def text_cell(value: str | None) -> str:
-    """A cell of text from outside (Alma, CashNet, the configuration), safe in a spreadsheet."""
-    text = value or ""
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text
-
-
 
 def write_csv(payments: Sequence[PaymentRecord], handle: TextIO, institution: str = "") -> None:
     """With `institution` (a consortium's), a last column names on every row the institution

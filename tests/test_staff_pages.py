@@ -20,7 +20,7 @@ from support.waiting import wait_for
 from patronpay.serving import ServerThread
 from proxy.config import ConfigError, load_settings
 from proxy.db import Database
-from proxy.staff import text_cell
+from proxy.spreadsheet import text_cell
 from proxy.staffweb.auth import grant, groups_in_header, still_granted
 from proxy.staffweb.sessions import StaffSessionStore
 from sandbox.cas import create_app as create_cas_app

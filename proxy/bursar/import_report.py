@@ -13,9 +13,8 @@ import io
 from proxy.bursar.import_file import PaidsFile
 from proxy.bursar.importer import ALREADY, RECORDED, REJECTED, WOULD_POST, ImportResult
 from proxy.money import format_amount
+from proxy.spreadsheet import text_cell
 from proxy.terminal import printable  # noqa: F401 - bursar_commands imports it from here
-
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def report_text(result: ImportResult, *, dry_run: bool = False) -> str:
@@ -45,17 +44,13 @@ def report_text(result: ImportResult, *, dry_run: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _safe_cell(text: str) -> str:
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
-
-
 def rejects_csv(result: ImportResult, paids: PaidsFile) -> str:
     """`line,reason` and the original cells of every rejected row."""
     originals = {row.line: row.cells for row in (*paids.rows, *paids.rejects)}
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(["line", "reason", *map(_safe_cell, paids.header)])
+    writer.writerow(["line", "reason", *map(text_cell, paids.header)])
     for row in result.rejected:
         cells = originals.get(row.line, ())
-        writer.writerow([row.line, _safe_cell(row.detail), *map(_safe_cell, cells)])
+        writer.writerow([row.line, text_cell(row.detail), *map(text_cell, cells)])
     return buffer.getvalue()
