@@ -153,7 +153,10 @@ def test_the_network_routes_have_the_guards_of_every_page(d, caplog):
     assert foreign.headers["x-frame-options"] == "DENY"
     logged = [(r.method, r.status) for r in caplog.records if getattr(r, "event", "") == "request"
               and r.path == "/consortium/handoff/campus-b"]
-    assert logged == [("POST", 403)]
+    # The deployment is the module's: an earlier test's hand-off may log its line (written once
+    # its answer is sent) while this test has begun, so this request's line is counted, not the
+    # list compared.
+    assert logged.count(("POST", 403)) == 1, logged
 
 
 def test_a_hand_off_refused_for_pace_is_not_spent_and_works_once_the_bucket_refills(tmp_path):
