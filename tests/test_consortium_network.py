@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from support.consortium import ConsortiumDeployment, start_consortium
+from support.waiting import wait_for
 
 OPEN = {"campus-a": {"pay_network_fees": True}, "campus-b": {"pay_network_fees": True}}
 
@@ -151,12 +152,17 @@ def test_the_network_routes_have_the_guards_of_every_page(d, caplog):
                            headers={"Origin": "https://evil.example"})
     assert foreign.status_code == 403 and foreign.json()["error"]["code"] == "bad_origin"
     assert foreign.headers["x-frame-options"] == "DENY"
-    logged = [(r.method, r.status) for r in caplog.records if getattr(r, "event", "") == "request"
-              and r.path == "/consortium/handoff/campus-b"]
-    # The deployment is the module's: an earlier test's hand-off may log its line (written once
-    # its answer is sent) while this test has begun, so this request's line is counted, not the
-    # list compared.
-    assert logged.count(("POST", 403)) == 1, logged
+
+    def logged() -> list[tuple[str, int]]:
+        return [(r.method, r.status) for r in caplog.records
+                if getattr(r, "event", "") == "request"
+                and r.path == "/consortium/handoff/campus-b"]
+
+    # The server thread writes the access line once the answer is sent, so the test may read
+    # the capture before it is there: wait for it. The deployment is the module's, and an
+    # earlier test's hand-off line may land here too: this request's line is counted.
+    wait_for(lambda: ("POST", 403) in logged(), "the refused hand-off's access line")
+    assert logged().count(("POST", 403)) == 1, logged()
 
 
 def test_a_hand_off_refused_for_pace_is_not_spent_and_works_once_the_bucket_refills(tmp_path):
